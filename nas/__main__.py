@@ -1,0 +1,106 @@
+"""Command line: `python -m nas <command> [hydra overrides]` (also installed as `nas`).
+
+The command word is taken off the argument list first, then Hydra composes `conf/`
+with the remaining overrides and hands the config to the command's plain function.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from nas.errors import UsageError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+COMMANDS = {
+    "search": "run or resume a joint architecture + per-layer sparsity search; print its front",
+}
+USAGE = "usage: python -m nas <command> [hydra overrides]   (or: nas <command> ...)"
+
+
+def available_spaces() -> list[str]:
+    """Names of the search spaces in conf/space/."""
+    return sorted(path.stem for path in (CONF_DIR / "space").glob("*.yaml"))
+
+
+def main_help() -> str:
+    """The text of `python -m nas --help`."""
+    lines = [USAGE, "", "commands:"]
+    lines += [f"  {name:<10}{summary}" for name, summary in COMMANDS.items()]
+    lines += [
+        "",
+        f"search spaces (+space=NAME): {', '.join(available_spaces())}",
+        "`python -m nas <command> --help` shows the config groups and every option.",
+    ]
+    return "\n".join(lines)
+
+
+def normalise_space_override(overrides: list[str]) -> list[str]:
+    """Accept `space=X` as `+space=X`, and reject a space that conf/space/ lacks."""
+    result = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key.lstrip("+") == "space":
+            if value not in available_spaces():
+                raise UsageError(
+                    f"unknown search space {value!r}; available: {', '.join(available_spaces())}"
+                )
+            override = f"+space={value}"
+        result.append(override)
+    return result
+
+
+def run_command(command: str, cfg: DictConfig) -> None:
+    """Run `command` on the composed config."""
+    from nas.study import run_search
+
+    if command == "search":
+        if "space" not in cfg:
+            raise UsageError(
+                f"no search space given: add +space=NAME (available: {', '.join(available_spaces())})"
+            )
+        run_search(cfg, launch_dir=Path.cwd(), run_dir=Path(HydraConfig.get().runtime.output_dir))
+
+
+def fail(message: str) -> int:
+    """Print one error line and return the exit code for bad input."""
+    print(f"nas: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m nas` and the `nas` script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(main_help())
+        return 0 if args else 2
+    command, overrides = args[0], args[1:]
+    if command not in COMMANDS:
+        return fail(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        overrides = normalise_space_override(overrides)
+    except UsageError as error:
+        return fail(str(error))
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    def app(cfg: DictConfig) -> None:
+        try:
+            run_command(command, cfg)
+        except UsageError as error:
+            if full_error:
+                raise
+            sys.exit(fail(str(error)))
+
+    sys.argv = [f"nas {command}", *overrides]
+    app()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Per-layer unstructured magnitude pruning with masks held during fine-tuning.
+
+"Pruning" here means removing weights. Optuna's own *pruners* stop unpromising trials
+early; this module has nothing to do with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+
+def weights_to_remove(numel: int, ratio: float) -> int:
+    """How many of `numel` weights a sparsity `ratio` removes (nearest whole weight)."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"sparsity ratio must be in [0, 1), got {ratio!r}")
+    return round(ratio * numel)
+
+
+class MagnitudePruning:
+    """Zero the smallest-magnitude weights of each named layer, to that layer's own ratio."""
+
+    def apply(self, model: nn.Module, ratios: Mapping[str, float]) -> None:
+        """Attach a pruning mask to each layer in `ratios` (module path -> sparsity ratio)."""
+        for name, ratio in ratios.items():
+            layer = model.get_submodule(name)
+            prune.l1_unstructured(layer, "weight", amount=weights_to_remove(layer.weight.numel(), ratio))
+
+
+def make_permanent(model: nn.Module) -> None:
+    """Fold every attached pruning mask into its weight, leaving plain parameters with zeros."""
+    for module in model.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, prune.BasePruningMethod):
+                prune.remove(module, hook._tensor_name)
+
+
+def achieved_sparsity(model: nn.Module, names: list[str]) -> dict[str, float]:
+    """Share of zero weights in each named layer."""
+    result = {}
+    for name in names:
+        weight = model.get_submodule(name).weight
+        result[name] = 1.0 - int(torch.count_nonzero(weight)) / weight.numel()
+    return result

@@ -1,0 +1,62 @@
+"""The Pareto front of a study as rows, a terminal table, CSV and JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+FRONT_COLUMNS = (
+    "trial", "accuracy", "test_accuracy", "nonzero_params", "flops", "sparsity", "arch",
+)
+
+
+def front_rows(study: optuna.Study) -> list[dict]:
+    """One row per non-dominated finished trial, most accurate first.
+
+    `sparsity` is the share of the candidate's parameters that are zero.
+    """
+    rows = []
+    for trial in study.best_trials:
+        accuracy, nonzero, flops = trial.values
+        attrs = trial.user_attrs
+        rows.append(
+            {
+                "trial": trial.number,
+                "accuracy": accuracy,
+                "test_accuracy": attrs.get("test_accuracy"),
+                "nonzero_params": int(nonzero),
+                "flops": int(flops),
+                "sparsity": 1 - nonzero / attrs["dense_params"] if "dense_params" in attrs else None,
+                "arch": attrs.get("arch"),
+            }
+        )
+    return sorted(rows, key=lambda row: (-row["accuracy"], row["nonzero_params"]))
+
+
+def front_table(rows: list[dict]) -> str:
+    """The front as an aligned text table."""
+    if not rows:
+        return "(no finished trials yet)"
+    frame = pd.DataFrame(rows, columns=FRONT_COLUMNS)
+    return frame.to_string(
+        index=False,
+        formatters={
+            "accuracy": "{:.4f}".format,
+            "test_accuracy": "{:.4f}".format,
+            "nonzero_params": "{:,}".format,
+            "flops": "{:,}".format,
+            "sparsity": "{:.1%}".format,
+        },
+    )
+
+
+def write_front(rows: list[dict], folder: Path) -> tuple[Path, Path]:
+    """Write the front as `front.csv` and `front.json` in `folder`; returns both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=FRONT_COLUMNS)
+    csv_path, json_path = folder / "front.csv", folder / "front.json"
+    frame.to_csv(csv_path, index=False)
+    frame.to_json(json_path, orient="records", indent=2)
+    return csv_path, json_path

@@ -1,0 +1,107 @@
+"""Training, fine-tuning and evaluation loops over in-memory tensors; device and seeds."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How long and how each candidate is trained.
+
+    `epochs` dense passes over the training set, then `finetune_epochs` passes with the
+    pruning masks held. Adam with learning rate `lr` (the fine-tuning rate is `lr` times
+    `finetune_lr_scale`), mini-batches of `batch_size`.
+    """
+
+    epochs: int = 3
+    finetune_epochs: int = 2
+    batch_size: int = 64
+    lr: float = 2e-3
+    finetune_lr_scale: float = 0.5
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"train.epochs must be at least 1, got {self.epochs!r}")
+        if self.finetune_epochs < 0:
+            raise ValueError(f"train.finetune_epochs must be >= 0, got {self.finetune_epochs!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"train.batch_size must be at least 1, got {self.batch_size!r}")
+        if not self.lr > 0:
+            raise ValueError(f"train.lr must be positive, got {self.lr!r}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then Apple MPS, then CPU; any other name is passed to torch."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {name!r}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python and torch; returns a CPU generator for batch order."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def train_epochs(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+    generator: torch.Generator,
+) -> float:
+    """Train `model` for `epochs` passes with Adam; returns the last epoch's mean loss.
+
+    Raises FloatingPointError when the loss stops being finite.
+    """
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    mean_loss = math.nan
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        total, batches = 0.0, 0
+        for start in range(0, len(x), batch_size):
+            index = order[start : start + batch_size]
+            loss = loss_fn(model(x[index]), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            batches += 1
+        mean_loss = total / batches
+        if not math.isfinite(mean_loss):
+            raise FloatingPointError(f"training loss became {mean_loss}")
+    return mean_loss
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Share of samples whose top-1 prediction equals the label."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start : start + batch_size])
+        correct += int((logits.argmax(dim=1) == y[start : start + batch_size]).sum())
+    return correct / len(x)

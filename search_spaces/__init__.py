@@ -1,0 +1,1 @@
+"""Search spaces: one file per space, each a class with `sample`, `build` and `describe`."""
