@@ -61,9 +61,8 @@ def run_command(command: str, cfg: DictConfig) -> None:
 
     if command == "search":
         if "space" not in cfg:
-            raise UsageError(
-                f"no search space given: add +space=NAME (available: {', '.join(available_spaces())})"
-            )
+            spaces = ", ".join(available_spaces())
+            raise UsageError(f"no search space given: add +space=NAME (available: {spaces})")
         run_search(cfg, launch_dir=Path.cwd(), run_dir=Path(HydraConfig.get().runtime.output_dir))
 
 

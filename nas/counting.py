@@ -52,7 +52,7 @@ def layer_flops(model: nn.Module, in_shape: tuple[int, ...]) -> dict[str, int]:
             weight = layer.weight
             if isinstance(layer, nn.Linear):
                 macs = output.numel() * layer.in_features
-            else:  # weight (out, in / groups, *kernel): every output element sees in/groups * kernel
+            else:  # each output element sees in_channels / groups * kernel entries
                 macs = output.numel() * weight[0].numel()
             flops[name] = flops.get(name, 0) + 2 * macs
 
@@ -76,7 +76,10 @@ def sparse_flops(model: nn.Module, in_shape: tuple[int, ...]) -> int:
     """FLOPs for one sample with each conv/linear layer scaled by its weight density."""
     layers = prunable_layers(model)
     return round(
-        sum(flops * weight_density(layers[name]) for name, flops in layer_flops(model, in_shape).items())
+        sum(
+            flops * weight_density(layers[name])
+            for name, flops in layer_flops(model, in_shape).items()
+        )
     )
 
 

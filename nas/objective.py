@@ -66,8 +66,14 @@ def run_candidate(
 
     def fit(epochs: int, lr: float) -> None:
         train_epochs(
-            model, splits.train_x, splits.train_y, epochs, lr,
-            settings.batch_size, settings.weight_decay, generator,
+            model,
+            splits.train_x,
+            splits.train_y,
+            epochs,
+            lr,
+            settings.batch_size,
+            settings.weight_decay,
+            generator,
         )
 
     fit(settings.epochs, settings.lr)
@@ -107,7 +113,9 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> tuple[float, int, int]:
         candidate = space.sample(trial)
-        result = run_candidate(candidate, space, splits, pruning, settings, device, seed + trial.number)
+        result = run_candidate(
+            candidate, space, splits, pruning, settings, device, seed + trial.number
+        )
         for key, value in result.user_attrs().items():
             trial.set_user_attr(key, value)
         return result.values()

@@ -27,7 +27,9 @@ class MagnitudePruning:
         """Attach a pruning mask to each layer in `ratios` (module path -> sparsity ratio)."""
         for name, ratio in ratios.items():
             layer = model.get_submodule(name)
-            prune.l1_unstructured(layer, "weight", amount=weights_to_remove(layer.weight.numel(), ratio))
+            prune.l1_unstructured(
+                layer, "weight", amount=weights_to_remove(layer.weight.numel(), ratio)
+            )
 
 
 def make_permanent(model: nn.Module) -> None:

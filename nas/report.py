@@ -8,7 +8,13 @@ import optuna
 import pandas as pd
 
 FRONT_COLUMNS = (
-    "trial", "accuracy", "test_accuracy", "nonzero_params", "flops", "sparsity", "arch",
+    "trial",
+    "accuracy",
+    "test_accuracy",
+    "nonzero_params",
+    "flops",
+    "sparsity",
+    "arch",
 )
 
 
@@ -28,7 +34,9 @@ def front_rows(study: optuna.Study) -> list[dict]:
                 "test_accuracy": attrs.get("test_accuracy"),
                 "nonzero_params": int(nonzero),
                 "flops": int(flops),
-                "sparsity": 1 - nonzero / attrs["dense_params"] if "dense_params" in attrs else None,
+                "sparsity": 1 - nonzero / attrs["dense_params"]
+                if "dense_params" in attrs
+                else None,
                 "arch": attrs.get("arch"),
             }
         )

@@ -53,12 +53,18 @@ class SearchProgress:
     """Optuna callback: a progress bar over finished trials and one log line per trial."""
 
     def __init__(self, total: int, finished: int) -> None:
-        self.bar = tqdm(total=total, initial=finished, unit="trial", desc="search", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total, initial=finished, unit="trial", desc="search", dynamic_ncols=True
+        )
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.COMPLETE:
-            log.warning("trial %d %s: %s", trial.number, trial.state.name.lower(),
-                        trial.user_attrs.get("fail_reason", "see the log above"))
+            log.warning(
+                "trial %d %s: %s",
+                trial.number,
+                trial.state.name.lower(),
+                trial.user_attrs.get("fail_reason", "see the log above"),
+            )
             return
         self.bar.update(1)
         self.bar.set_postfix(front=len(study.best_trials))
@@ -66,8 +72,14 @@ class SearchProgress:
         attrs = trial.user_attrs
         log.info(
             "trial %d: accuracy %.4f (test %.4f), nonzero %s of %s, flops %s, %.1fs, %s",
-            trial.number, accuracy, attrs["test_accuracy"], f"{int(nonzero):,}",
-            f"{attrs['dense_params']:,}", f"{int(flops):,}", attrs["seconds"], attrs["arch"],
+            trial.number,
+            accuracy,
+            attrs["test_accuracy"],
+            f"{int(nonzero):,}",
+            f"{attrs['dense_params']:,}",
+            f"{int(flops):,}",
+            attrs["seconds"],
+            attrs["arch"],
         )
 
     def close(self) -> None:
@@ -105,8 +117,13 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     # the random draws of its first session.
     study.sampler = _instantiate(cfg.sampler, "sampler", seed=int(cfg.seed) + len(study.trials))
     if finished < n_trials:
-        log.info("study %r: %d of %d trials finished; device %s", study.study_name, finished,
-                 n_trials, device)
+        log.info(
+            "study %r: %d of %d trials finished; device %s",
+            study.study_name,
+            finished,
+            n_trials,
+            device,
+        )
         splits = splits_to(_instantiate(cfg.data, "data"), device)
         objective = make_objective(space, splits, pruning, settings, device, int(cfg.seed))
         progress = SearchProgress(n_trials, finished)
@@ -117,11 +134,17 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
         finally:
             progress.close()
     else:
-        log.info("study %r already holds %d finished trials (study.n_trials=%d)",
-                 study.study_name, finished, n_trials)
+        log.info(
+            "study %r already holds %d finished trials (study.n_trials=%d)",
+            study.study_name,
+            finished,
+            n_trials,
+        )
     rows = front_rows(study)
-    print(f"\nPareto front of study {study.study_name!r} ({len(rows)} of {finished_trials(study)} "
-          f"finished trials):\n{front_table(rows)}")
+    print(
+        f"\nPareto front of study {study.study_name!r} ({len(rows)} of {finished_trials(study)} "
+        f"finished trials):\n{front_table(rows)}"
+    )
     csv_path, json_path = write_front(rows, run_dir)
     print(f"front written to {csv_path} and {json_path}")
     return study

@@ -32,7 +32,9 @@ class CNNSpace:
         sparsity: dict | SparsityGrid | None = None,
     ) -> None:
         if len(blocks) != 2 or not 1 <= blocks[0] <= blocks[1]:
-            raise ValueError(f"space.blocks must be [min, max] with 1 <= min <= max, got {blocks!r}")
+            raise ValueError(
+                f"space.blocks must be [min, max] with 1 <= min <= max, got {blocks!r}"
+            )
         for name, choices in (("channels", channels), ("kernel_sizes", kernel_sizes)):
             if not choices or any(int(c) < 1 for c in choices):
                 raise ValueError(f"space.{name} must be positive integers, got {choices!r}")
@@ -42,7 +44,9 @@ class CNNSpace:
         self.channels = [int(c) for c in channels]
         self.kernel_sizes = [int(k) for k in kernel_sizes]
         self.hidden = [int(h) for h in hidden]
-        self.sparsity = sparsity if isinstance(sparsity, SparsityGrid) else SparsityGrid(**(sparsity or {}))
+        self.sparsity = (
+            sparsity if isinstance(sparsity, SparsityGrid) else SparsityGrid(**(sparsity or {}))
+        )
 
     def sample(self, trial: optuna.Trial) -> Candidate:
         """Suggest the architecture, then one sparsity ratio per prunable layer it has."""
