@@ -40,9 +40,14 @@ class SparsityGrid:
             raise ValueError(f"sparsity step must be positive, got {self.step!r}")
 
     def suggest(self, trial: optuna.Trial, layer_names: Iterable[str]) -> dict[str, float]:
-        """Sample `sparsity.<layer>` for each layer; returns layer path -> ratio."""
+        """Sample `sparsity.<layer>` for each layer; returns layer path -> ratio.
+
+        Ratios are rounded to 6 decimals, dropping the float noise of stepped grids.
+        """
         return {
-            name: trial.suggest_float(f"sparsity.{name}", self.low, self.high, step=self.step)
+            name: round(
+                trial.suggest_float(f"sparsity.{name}", self.low, self.high, step=self.step), 6
+            )
             for name in layer_names
         }
 

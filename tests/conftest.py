@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from nas.data import Splits, synthetic_images
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@pytest.fixture(scope="session")
+def tiny_splits() -> Splits:
+    """240 / 120 / 120 generated 12x12 images of 4 classes."""
+    return synthetic_images(
+        n_samples=480,
+        n_classes=4,
+        image_size=12,
+        noise=1.0,
+        val_fraction=0.25,
+        test_fraction=0.25,
+        split_seed=0,
+    )
+
+
+@pytest.fixture
+def compose_config():
+    """Compose conf/ with overrides, as the CLI would, without starting a process."""
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return _compose

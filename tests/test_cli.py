@@ -1,0 +1,105 @@
+"""The real command in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+
+def nas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nas", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.slow
+def test_search_end_to_end_then_rerun_only_reports(tmp_path):
+    result = nas("search", "+space=cnn", "+debug=smoke", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Pareto front of study 'cnn'" in result.stdout
+
+    study = optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
+    assert study.metric_names == ["accuracy", "nonzero_params", "flops"]
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 2
+    for trial in trials:
+        assert len(trial.values) == 3
+        assert 0.0 <= trial.values[0] <= 1.0
+        assert {
+            "arch",
+            "sparsity_target",
+            "sparsity_achieved",
+            "dense_params",
+            "dense_flops",
+            "dense_accuracy",
+            "test_accuracy",
+            "seconds",
+            "train_epochs",
+        } <= set(trial.user_attrs)
+        assert any(name.startswith("sparsity.") for name in trial.params)
+    assert len(list((tmp_path / "outputs" / "runs").glob("*/front.csv"))) == 1
+
+    again = nas("search", "space=cnn", "+debug=smoke", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already holds 2 finished trials" in again.stdout + again.stderr
+    assert len(optuna.load_study(study_name="cnn", storage=study._storage).trials) == 2
+
+
+def test_help_lists_the_commands_and_spaces(tmp_path):
+    result = nas("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "search" in result.stdout and "cnn" in result.stdout
+
+
+def test_search_help_shows_hydra_config_groups(tmp_path):
+    result = nas("search", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "== Configuration groups ==" in result.stdout
+    assert "space: cnn" in result.stdout
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path):
+    result = nas("search", "+space=cnn", "train.epochs=7", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "_target_: search_spaces.cnn.CNNSpace" in result.stdout
+    assert "epochs: 7" in result.stdout
+
+
+def test_console_script_is_installed(tmp_path):
+    script = shutil.which("nas")
+    assert script, "the `nas` console script is not on PATH"
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0 and "commands:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (("search",), ("no search space given", "+space=NAME", "cnn")),
+        (("search", "+space=nope"), ("unknown search space 'nope'", "available: cnn")),
+        (("train",), ("unknown command 'train'", "search")),
+        (("search", "+space=cnn", "study.n_trials=0"), ("study.n_trials must be at least 1",)),
+        (("search", "+space=cnn", "space.sparsity.high=1.5"), ("sparsity bounds", "1.5")),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, fragments):
+    assert_one_line_error(nas(*args, cwd=tmp_path), *fragments)
+    assert not (tmp_path / "outputs" / "nas.db").exists()

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+from hydra.utils import instantiate
+
+from nas.__main__ import available_spaces, normalise_space_override
+from nas.errors import UsageError
+from search_spaces.cnn import CNNSpace
+
+
+def test_defaults_compose_without_a_space(compose_config):
+    cfg = compose_config()
+    assert "space" not in cfg
+    assert cfg.study.n_trials == 20
+    assert cfg.data._target_ == "nas.data.load_mnist5k"
+
+
+def test_space_is_added_with_plus_and_instantiates(compose_config):
+    cfg = compose_config("+space=cnn", "space.blocks=[2,2]", "space.sparsity.high=0.5")
+    space = instantiate(cfg.space)
+    assert isinstance(space, CNNSpace)
+    assert space.blocks == (2, 2)
+    assert space.sparsity.high == 0.5
+
+
+def test_smoke_debug_switch_shrinks_the_run(compose_config):
+    cfg = compose_config("+space=cnn", "+debug=smoke")
+    assert cfg.data._target_ == "nas.data.synthetic_images"
+    assert (cfg.train.epochs, cfg.train.finetune_epochs, cfg.study.n_trials) == (1, 1, 2)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2"])
+def test_each_sampler_option_instantiates_with_a_seed(compose_config, sampler):
+    import optuna
+
+    cfg = compose_config(f"sampler={sampler}")
+    assert isinstance(instantiate(cfg.sampler, seed=1), optuna.samplers.BaseSampler)
+
+
+def test_space_override_without_plus_is_accepted():
+    assert normalise_space_override(["space=cnn", "seed=1"]) == ["+space=cnn", "seed=1"]
+    assert normalise_space_override(["+space=cnn"]) == ["+space=cnn"]
+    assert "cnn" in available_spaces()
+
+
+def test_unknown_space_names_the_available_ones():
+    with pytest.raises(UsageError, match="unknown search space 'nope'; available: .*cnn"):
+        normalise_space_override(["+space=nope"])

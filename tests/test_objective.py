@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+from optuna.trial import FixedTrial
+
+from nas.counting import dense_params
+from nas.objective import make_objective, run_candidate
+from nas.pruning import MagnitudePruning
+from nas.train import TrainSettings
+from search_spaces.cnn import CNNSpace
+
+SETTINGS = TrainSettings(epochs=1, finetune_epochs=1, batch_size=32)
+PARAMS = {
+    "arch.blocks": 2,
+    "arch.block1.channels": 8,
+    "arch.block2.channels": 8,
+    "arch.kernel_size": 3,
+    "arch.hidden": 32,
+    "sparsity.block1.conv": 0.25,
+    "sparsity.block2.conv": 0.5,
+    "sparsity.hidden": 0.9,
+    "sparsity.head": 0.35,
+}
+
+
+def run(tiny_splits, params=PARAMS, seed=0):
+    space = CNNSpace()
+    candidate = space.sample(FixedTrial(params))
+    result = run_candidate(
+        candidate, space, tiny_splits, MagnitudePruning(), SETTINGS, torch.device("cpu"), seed
+    )
+    return space, candidate, result
+
+
+def test_a_candidate_is_trained_pruned_to_its_ratios_and_measured(tiny_splits):
+    space, candidate, result = run(tiny_splits)
+    model = space.build(candidate, tiny_splits.in_shape, tiny_splits.n_classes)
+    assert result.dense_params == dense_params(model)
+    for name, target in candidate.sparsity.items():
+        numel = model.get_submodule(name).weight.numel()
+        assert abs(result.sparsity_achieved[name] - target) * numel <= 0.5 + 1e-9
+    assert result.nonzero_params < result.dense_params
+    assert result.flops < result.dense_flops
+    assert result.train_epochs == 2
+    assert 0.25 < result.dense_accuracy <= 1.0  # above chance for 4 classes
+    assert result.values() == (result.accuracy, result.nonzero_params, result.flops)
+    assert set(result.user_attrs()) == {
+        "arch",
+        "sparsity_target",
+        "sparsity_achieved",
+        "dense_params",
+        "dense_flops",
+        "dense_accuracy",
+        "test_accuracy",
+        "seconds",
+        "train_epochs",
+    }
+
+
+def test_same_seed_gives_the_same_result(tiny_splits):
+    first, second = run(tiny_splits, seed=3)[2], run(tiny_splits, seed=3)[2]
+    assert first.values() == second.values()
+    assert first.test_accuracy == second.test_accuracy
+
+
+def test_objective_records_values_and_user_attrs_in_a_study(tiny_splits):
+    objective = make_objective(
+        CNNSpace(), tiny_splits, MagnitudePruning(), SETTINGS, torch.device("cpu"), seed=0
+    )
+    study = optuna.create_study(
+        directions=["maximize", "minimize", "minimize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.optimize(objective, n_trials=2)
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 2
+    for trial in trials:
+        assert trial.values[1] <= trial.user_attrs["dense_params"]
+        assert trial.values[2] <= trial.user_attrs["dense_flops"]
+        assert trial.user_attrs["train_epochs"] == 2
+        assert trial.user_attrs["sparsity_target"] == {
+            k.removeprefix("sparsity."): pytest.approx(v)
+            for k, v in trial.params.items()
+            if k.startswith("sparsity.")
+        }

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from nas.errors import UsageError
+from nas.study import run_search, storage_url
+
+
+@pytest.fixture
+def search(compose_config, tmp_path):
+    """run_search on the smoke config, with a study in a temporary SQLite file."""
+
+    def _search(*overrides: str, db: str = "study.db"):
+        storage = f"sqlite:///{tmp_path / db}"
+        cfg = compose_config(
+            "+space=cnn", "+debug=smoke", "study.name=test", f"study.storage={storage}", *overrides
+        )
+        return run_search(cfg, launch_dir=tmp_path, run_dir=tmp_path / "run")
+
+    return _search
+
+
+def completed(study):
+    return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def test_a_search_stores_named_metrics_and_writes_its_front(search, tmp_path, capsys):
+    study = search()
+    assert study.metric_names == ["accuracy", "nonzero_params", "flops"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    assert len(completed(study)) == 2
+    front = json.loads((tmp_path / "run" / "front.json").read_text())
+    assert {row["trial"] for row in front} == {t.number for t in study.best_trials}
+    assert "Pareto front of study 'test'" in capsys.readouterr().out
+
+
+def test_n_trials_is_the_total_and_resuming_adds_only_the_missing_ones(search):
+    search("study.n_trials=2")
+    study = search("study.n_trials=3")
+    assert len(completed(study)) == 3
+    study = search("study.n_trials=3")
+    assert len(study.trials) == 3
+
+
+def test_a_resumed_study_does_not_replay_its_first_samples(search):
+    search("study.n_trials=2")
+    study = search("study.n_trials=4")
+    first, resumed = study.trials[:2], study.trials[2:]
+    assert [t.params for t in first] != [t.params for t in resumed]
+
+
+def test_the_same_seed_samples_the_same_parameters(search):
+    a = search("seed=5", db="a.db")
+    b = search("seed=5", db="b.db")
+    c = search("seed=6", db="c.db")
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [t.params for t in a.trials] != [t.params for t in c.trials]
+
+
+def test_default_storage_is_a_sqlite_file_under_outputs_of_the_launch_dir(tmp_path):
+    url = storage_url(None, tmp_path)
+    assert url == f"sqlite:///{tmp_path}/outputs/nas.db"
+    assert (tmp_path / "outputs").is_dir()
+    assert storage_url("postgresql://h/db", tmp_path) == "postgresql://h/db"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("study.n_trials=0", "study.n_trials"),
+        ("train.epochs=0", "train.epochs"),
+        ("space.sparsity.high=1.0", "sparsity bounds"),
+        ("device=tpu7", "device"),
+    ],
+)
+def test_bad_values_raise_one_usage_error(search, override, message, tmp_path):
+    with pytest.raises(UsageError, match=message):
+        search(override)
+    assert not (tmp_path / "run").exists()
