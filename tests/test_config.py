@@ -11,7 +11,7 @@ from search_spaces.cnn import CNNSpace
 def test_defaults_compose_without_a_space(compose_config):
     cfg = compose_config()
     assert "space" not in cfg
-    assert cfg.study.n_trials == 20
+    assert cfg.study.n_trials == 30
     assert cfg.data._target_ == "nas.data.load_mnist5k"
 
 
