@@ -35,9 +35,9 @@ class MagnitudePruning:
 def make_permanent(model: nn.Module) -> None:
     """Fold every attached pruning mask into its weight, leaving plain parameters with zeros."""
     for module in model.modules():
-        for hook in list(module._forward_pre_hooks.values()):
-            if isinstance(hook, prune.BasePruningMethod):
-                prune.remove(module, hook._tensor_name)
+        for name, _ in list(module.named_parameters(recurse=False)):
+            if name.endswith("_orig"):
+                prune.remove(module, name.removesuffix("_orig"))
 
 
 def achieved_sparsity(model: nn.Module, names: list[str]) -> dict[str, float]:

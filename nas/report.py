@@ -31,13 +31,11 @@ def front_rows(study: optuna.Study) -> list[dict]:
             {
                 "trial": trial.number,
                 "accuracy": accuracy,
-                "test_accuracy": attrs.get("test_accuracy"),
+                "test_accuracy": attrs["test_accuracy"],
                 "nonzero_params": int(nonzero),
                 "flops": int(flops),
-                "sparsity": 1 - nonzero / attrs["dense_params"]
-                if "dense_params" in attrs
-                else None,
-                "arch": attrs.get("arch"),
+                "sparsity": 1 - nonzero / attrs["dense_params"],
+                "arch": attrs["arch"],
             }
         )
     return sorted(rows, key=lambda row: (-row["accuracy"], row["nonzero_params"]))

@@ -59,12 +59,7 @@ class SearchProgress:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.COMPLETE:
-            log.warning(
-                "trial %d %s: %s",
-                trial.number,
-                trial.state.name.lower(),
-                trial.user_attrs.get("fail_reason", "see the log above"),
-            )
+            log.warning("trial %d ended %s", trial.number, trial.state.name.lower())
             return
         self.bar.update(1)
         self.bar.set_postfix(front=len(study.best_trials))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -27,6 +27,10 @@ class TrainSettings:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        for setting in fields(self):
+            value = getattr(self, setting.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"train.{setting.name} must be a number, got {value!r}")
         if self.epochs < 1:
             raise ValueError(f"train.epochs must be at least 1, got {self.epochs!r}")
         if self.finetune_epochs < 0:

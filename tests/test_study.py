@@ -72,6 +72,7 @@ def test_default_storage_is_a_sqlite_file_under_outputs_of_the_launch_dir(tmp_pa
     [
         ("study.n_trials=0", "study.n_trials"),
         ("train.epochs=0", "train.epochs"),
+        ("train.lr=fast", "train.lr must be a number, got 'fast'"),
         ("space.sparsity.high=1.0", "sparsity bounds"),
         ("device=tpu7", "device"),
     ],
