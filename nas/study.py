@@ -16,7 +16,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nas.data import splits_to
 from nas.errors import UsageError
-from nas.objective import DIRECTIONS, METRIC_NAMES, make_objective
+from nas.objective import DIRECTIONS, METRIC_NAMES, TrialPipeline
 from nas.report import front_rows, front_table, write_front
 from nas.train import TrainSettings, resolve_device
 
@@ -120,7 +120,7 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
             device,
         )
         splits = splits_to(_instantiate(cfg.data, "data"), device)
-        objective = make_objective(space, splits, pruning, settings, device, int(cfg.seed))
+        objective = TrialPipeline(space, splits, pruning, settings, device).objective(int(cfg.seed))
         progress = SearchProgress(n_trials, finished)
         stop_at_total = optuna.study.MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE,))
         try:

@@ -8,6 +8,18 @@ from hydra import compose, initialize_config_dir
 from nas.data import Splits, synthetic_images
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# The user attrs every finished trial carries: scripts and the dashboard rely on these names.
+TRIAL_USER_ATTRS = {
+    "arch",
+    "sparsity_target",
+    "sparsity_achieved",
+    "dense_params",
+    "dense_flops",
+    "dense_accuracy",
+    "test_accuracy",
+    "seconds",
+    "train_epochs",
+}
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from tests.conftest import TRIAL_USER_ATTRS
+
 
 def nas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -43,17 +45,7 @@ def test_search_end_to_end_then_rerun_only_reports(tmp_path):
     for trial in trials:
         assert len(trial.values) == 3
         assert 0.0 <= trial.values[0] <= 1.0
-        assert {
-            "arch",
-            "sparsity_target",
-            "sparsity_achieved",
-            "dense_params",
-            "dense_flops",
-            "dense_accuracy",
-            "test_accuracy",
-            "seconds",
-            "train_epochs",
-        } <= set(trial.user_attrs)
+        assert set(trial.user_attrs) == TRIAL_USER_ATTRS
         assert any(name.startswith("sparsity.") for name in trial.params)
     assert len(list((tmp_path / "outputs" / "runs").glob("*/front.csv"))) == 1
 

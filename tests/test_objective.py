@@ -6,10 +6,11 @@ import torch
 from optuna.trial import FixedTrial
 
 from nas.counting import dense_params
-from nas.objective import make_objective, run_candidate
+from nas.objective import TrialPipeline
 from nas.pruning import MagnitudePruning
 from nas.train import TrainSettings
 from search_spaces.cnn import CNNSpace
+from tests.conftest import TRIAL_USER_ATTRS
 
 SETTINGS = TrainSettings(epochs=1, finetune_epochs=1, batch_size=32)
 PARAMS = {
@@ -25,13 +26,14 @@ PARAMS = {
 }
 
 
+def pipeline(tiny_splits) -> TrialPipeline:
+    return TrialPipeline(CNNSpace(), tiny_splits, MagnitudePruning(), SETTINGS, torch.device("cpu"))
+
+
 def run(tiny_splits, params=PARAMS, seed=0):
     space = CNNSpace()
     candidate = space.sample(FixedTrial(params))
-    result = run_candidate(
-        candidate, space, tiny_splits, MagnitudePruning(), SETTINGS, torch.device("cpu"), seed
-    )
-    return space, candidate, result
+    return space, candidate, pipeline(tiny_splits).run(candidate, seed)
 
 
 def test_a_candidate_is_trained_pruned_to_its_ratios_and_measured(tiny_splits):
@@ -46,17 +48,7 @@ def test_a_candidate_is_trained_pruned_to_its_ratios_and_measured(tiny_splits):
     assert result.train_epochs == 2
     assert 0.25 < result.dense_accuracy <= 1.0  # above chance for 4 classes
     assert result.values() == (result.accuracy, result.nonzero_params, result.flops)
-    assert set(result.user_attrs()) == {
-        "arch",
-        "sparsity_target",
-        "sparsity_achieved",
-        "dense_params",
-        "dense_flops",
-        "dense_accuracy",
-        "test_accuracy",
-        "seconds",
-        "train_epochs",
-    }
+    assert set(result.user_attrs()) == TRIAL_USER_ATTRS
 
 
 def test_same_seed_gives_the_same_result(tiny_splits):
@@ -66,9 +58,7 @@ def test_same_seed_gives_the_same_result(tiny_splits):
 
 
 def test_objective_records_values_and_user_attrs_in_a_study(tiny_splits):
-    objective = make_objective(
-        CNNSpace(), tiny_splits, MagnitudePruning(), SETTINGS, torch.device("cpu"), seed=0
-    )
+    objective = pipeline(tiny_splits).objective(seed=0)
     study = optuna.create_study(
         directions=["maximize", "minimize", "minimize"],
         sampler=optuna.samplers.RandomSampler(seed=0),
