@@ -11,6 +11,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -106,7 +107,11 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     pruning = _instantiate(cfg.prune, "prune")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(str(cfg.study.name), storage_url(cfg.study.storage, launch_dir))
+    try:
+        study = open_study(str(cfg.study.name), storage_url(cfg.study.storage, launch_dir))
+    except (SQLAlchemyError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise UsageError(f"cannot open the study storage (study.storage): {reason}") from error
     finished = finished_trials(study)
     # Offset by the trials already stored so that a resumed study does not replay
     # the random draws of its first session.

@@ -90,6 +90,7 @@ def test_console_script_is_installed(tmp_path):
         (("train",), ("unknown command 'train'", "search")),
         (("search", "+space=cnn", "study.n_trials=0"), ("study.n_trials must be at least 1",)),
         (("search", "+space=cnn", "space.sparsity.high=1.5"), ("sparsity bounds", "1.5")),
+        (("search", "+space=cnn", "study.storage=nosuchdb://h/x"), ("study.storage", "nosuchdb")),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, fragments):

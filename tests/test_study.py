@@ -60,6 +60,14 @@ def test_the_same_seed_samples_the_same_parameters(search):
     assert [t.params for t in a.trials] != [t.params for t in c.trials]
 
 
+def test_a_file_that_is_not_sqlite_is_refused_and_left_as_it_was(search, tmp_path):
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("my notes, not a database\n")
+    with pytest.raises(UsageError, match="cannot open the study storage"):
+        search(db="notes.db")
+    assert not_a_database.read_text() == "my notes, not a database\n"
+
+
 def test_default_storage_is_a_sqlite_file_under_outputs_of_the_launch_dir(tmp_path):
     url = storage_url(None, tmp_path)
     assert url == f"sqlite:///{tmp_path}/outputs/nas.db"
@@ -75,6 +83,8 @@ def test_default_storage_is_a_sqlite_file_under_outputs_of_the_launch_dir(tmp_pa
         ("train.lr=fast", "train.lr must be a number, got 'fast'"),
         ("space.sparsity.high=1.0", "sparsity bounds"),
         ("device=tpu7", "device"),
+        ("study.storage=nosuchdb://host/x", "cannot open the study storage"),
+        ("study.storage=sqlite:////no/such/folder/x.db", "cannot open the study storage"),
     ],
 )
 def test_bad_values_raise_one_usage_error(search, override, message, tmp_path):
