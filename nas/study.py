@@ -92,10 +92,18 @@ def _instantiate(node: DictConfig, what: str, **kwargs):
         raise UsageError(f"{what}: {cause}") from error
 
 
+def _whole_number(value, name: str) -> int:
+    """`value` if it is an int (not a bool), else a UsageError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} must be a whole number, got {value!r}")
+    return value
+
+
 def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study:
     """Run (or resume) the study described by `cfg` until it holds `study.n_trials`
     finished trials; print its Pareto front and write it into `run_dir`. Returns the study."""
-    n_trials = int(cfg.study.n_trials)
+    n_trials = _whole_number(cfg.study.n_trials, "study.n_trials")
+    seed = _whole_number(cfg.seed, "seed")
     if n_trials < 1:
         raise UsageError(f"study.n_trials must be at least 1, got {n_trials}")
     try:
@@ -115,7 +123,7 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     finished = finished_trials(study)
     # Offset by the trials already stored so that a resumed study does not replay
     # the random draws of its first session.
-    study.sampler = _instantiate(cfg.sampler, "sampler", seed=int(cfg.seed) + len(study.trials))
+    study.sampler = _instantiate(cfg.sampler, "sampler", seed=seed + len(study.trials))
     if finished < n_trials:
         log.info(
             "study %r: %d of %d trials finished; device %s",
@@ -125,7 +133,7 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
             device,
         )
         splits = splits_to(_instantiate(cfg.data, "data"), device)
-        objective = TrialPipeline(space, splits, pruning, settings, device).objective(int(cfg.seed))
+        objective = TrialPipeline(space, splits, pruning, settings, device).objective(seed)
         progress = SearchProgress(n_trials, finished)
         stop_at_total = optuna.study.MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE,))
         try:

@@ -80,6 +80,8 @@ def test_default_storage_is_a_sqlite_file_under_outputs_of_the_launch_dir(tmp_pa
     [
         ("study.n_trials=0", "study.n_trials"),
         ("train.epochs=0", "train.epochs"),
+        ("study.n_trials=many", "study.n_trials must be a whole number, got 'many'"),
+        ("seed=1.5", "seed must be a whole number, got 1.5"),
         ("train.lr=fast", "train.lr must be a number, got 'fast'"),
         ("space.sparsity.high=1.0", "sparsity bounds"),
         ("device=tpu7", "device"),
