@@ -1,13 +1,5 @@
-"""Pruning-aware neural architecture search with Optuna, PyTorch and Hydra."""
+"""Pruning-aware neural architecture search with Optuna, PyTorch and Hydra.
 
-from nas.objective import METRIC_NAMES, TrialPipeline, TrialResult
-from nas.space import Candidate, SearchSpace, SparsityGrid
-
-__all__ = [
-    "METRIC_NAMES",
-    "Candidate",
-    "SearchSpace",
-    "SparsityGrid",
-    "TrialPipeline",
-    "TrialResult",
-]
+Search spaces build on `nas.space` (`Candidate`, `SparsityGrid`); one trial's pipeline is
+`nas.objective.TrialPipeline`; `nas.study.run_search` runs a whole study.
+"""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,9 +19,6 @@ from omegaconf import DictConfig
 from nas.errors import UsageError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-COMMANDS = {
-    "search": "run or resume a joint architecture + per-layer sparsity search; print its front",
-}
 USAGE = "usage: python -m nas <command> [hydra overrides]   (or: nas <command> ...)"
 
 
@@ -31,7 +30,7 @@ def available_spaces() -> list[str]:
 def main_help() -> str:
     """The text of `python -m nas --help`."""
     lines = [USAGE, "", "commands:"]
-    lines += [f"  {name:<10}{summary}" for name, summary in COMMANDS.items()]
+    lines += [f"  {name:<10}{command.summary}" for name, command in COMMANDS.items()]
     lines += [
         "",
         f"search spaces (+space=NAME): {', '.join(available_spaces())}",
@@ -55,15 +54,26 @@ def normalise_space_override(overrides: list[str]) -> list[str]:
     return result
 
 
-def run_command(command: str, cfg: DictConfig) -> None:
-    """Run `command` on the composed config."""
-    from nas.study import run_search
+def search(cfg: DictConfig) -> None:
+    """`search`: run or resume the study for the chosen space."""
+    from nas.study import run_search  # torch and optuna load only when a command runs
 
-    if command == "search":
-        if "space" not in cfg:
-            spaces = ", ".join(available_spaces())
-            raise UsageError(f"no search space given: add +space=NAME (available: {spaces})")
-        run_search(cfg, launch_dir=Path.cwd(), run_dir=Path(HydraConfig.get().runtime.output_dir))
+    if "space" not in cfg:
+        spaces = ", ".join(available_spaces())
+        raise UsageError(f"no search space given: add +space=NAME (available: {spaces})")
+    run_search(cfg, launch_dir=Path.cwd(), run_dir=Path(HydraConfig.get().runtime.output_dir))
+
+
+class Command(NamedTuple):
+    summary: str
+    run: Callable[[DictConfig], None]
+
+
+COMMANDS = {
+    "search": Command(
+        "run or resume a joint architecture + per-layer sparsity search; print its front", search
+    ),
+}
 
 
 def fail(message: str) -> int:
@@ -90,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def app(cfg: DictConfig) -> None:
         try:
-            run_command(command, cfg)
+            COMMANDS[command].run(cfg)
         except UsageError as error:
             if full_error:
                 raise
