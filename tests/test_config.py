@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import optuna
 import pytest
 from hydra.utils import instantiate
 
@@ -31,8 +32,6 @@ def test_smoke_debug_switch_shrinks_the_run(compose_config):
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2"])
 def test_each_sampler_option_instantiates_with_a_seed(compose_config, sampler):
-    import optuna
-
     cfg = compose_config(f"sampler={sampler}")
     assert isinstance(instantiate(cfg.sampler, seed=1), optuna.samplers.BaseSampler)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
+import torch
 from optuna.trial import FixedTrial
 
 from nas.counting import prunable_layers
@@ -95,6 +96,4 @@ def test_build_runs_on_inputs_too_small_to_pool_three_times():
     )
     space = CNNSpace()
     model = space.build(space.sample(FixedTrial(params)), (1, 4, 4), 3)
-    import torch
-
     assert model(torch.zeros(2, 1, 4, 4)).shape == (2, 3)
