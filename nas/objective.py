@@ -10,10 +10,18 @@ import optuna
 import torch
 
 from nas import counting
+from nas.checkpoint import NO_CHECKPOINTS, Checkpoints
 from nas.data import Splits
-from nas.pruning import MagnitudePruning, achieved_sparsity, make_permanent
+from nas.pruning import (
+    MagnitudePruning,
+    achieved_sparsity,
+    current_masks,
+    make_permanent,
+    restore_masks,
+)
+from nas.retry import retry_history
 from nas.space import Candidate, SearchSpace
-from nas.train import TrainSettings, accuracy, seed_everything, train_epochs
+from nas.train import TrainSettings, accuracy, make_optimizer, seed_everything, train_epoch
 
 METRIC_NAMES = ("accuracy", "nonzero_params", "flops")
 DIRECTIONS = ("maximize", "minimize", "minimize")
@@ -33,6 +41,7 @@ class TrialResult:
     sparsity_target: dict[str, float]
     sparsity_achieved: dict[str, float]
     train_epochs: int
+    resumed_from_epoch: int
     seconds: float
     arch: str
 
@@ -59,26 +68,60 @@ class TrialPipeline:
     settings: TrainSettings
     device: torch.device
 
-    def run(self, candidate: Candidate, seed: int) -> TrialResult:
-        """Train, prune, fine-tune and evaluate `candidate`, its weights seeded by `seed`."""
+    def run(
+        self, candidate: Candidate, seed: int, checkpoints: Checkpoints = NO_CHECKPOINTS
+    ) -> TrialResult:
+        """Train, prune, fine-tune and evaluate `candidate`, its weights seeded by `seed`.
+
+        After every epoch the training state goes to `checkpoints`; when `checkpoints`
+        already holds one (a retried trial), training resumes after that epoch.
+        """
         started = time.perf_counter()
         space, splits, settings = self.space, self.splits, self.settings
         generator = seed_everything(seed)
         model = space.build(candidate, splits.in_shape, splits.n_classes).to(self.device)
         dense_params = counting.dense_params(model)
         dense_flops = counting.dense_flops(model, splits.in_shape)
+        dense_epochs = settings.epochs
+        total_epochs = settings.epochs + settings.finetune_epochs
+        finetune_lr = settings.lr * settings.finetune_lr_scale
 
-        def fit(epochs: int, lr: float) -> None:
-            train_epochs(
-                model, splits.train_x, splits.train_y, epochs, lr,
-                settings.batch_size, settings.weight_decay, generator,
-            )  # fmt: skip
+        def fit(epochs: range, optimizer: torch.optim.Optimizer, dense_accuracy: float | None):
+            for epoch in epochs:
+                train_epoch(
+                    model, splits.train_x, splits.train_y, optimizer, settings.batch_size, generator
+                )
+                checkpoints.save(
+                    {
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "generator": generator.get_state(),
+                        "masks": current_masks(model),
+                        "dense_accuracy": dense_accuracy,
+                    }
+                )
 
-        fit(settings.epochs, settings.lr)
-        dense_accuracy = accuracy(model, splits.val_x, splits.val_y)
-        self.pruning.apply(model, candidate.sparsity)
-        if settings.finetune_epochs:
-            fit(settings.finetune_epochs, settings.lr * settings.finetune_lr_scale)
+        saved = checkpoints.latest()
+        done = saved["epoch"] if saved else 0
+        if saved:
+            restore_masks(model, saved["masks"])
+            model.load_state_dict(saved["model"])
+            generator.set_state(saved["generator"])
+        if done < dense_epochs:
+            optimizer = make_optimizer(model, settings.lr, settings.weight_decay)
+            if saved:
+                optimizer.load_state_dict(saved["optimizer"])
+            fit(range(done + 1, dense_epochs + 1), optimizer, None)
+        if done <= dense_epochs:
+            dense_accuracy = accuracy(model, splits.val_x, splits.val_y)
+            self.pruning.apply(model, candidate.sparsity)
+            optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
+        else:
+            dense_accuracy = saved["dense_accuracy"]
+            optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
+            optimizer.load_state_dict(saved["optimizer"])
+        fit(range(max(done, dense_epochs) + 1, total_epochs + 1), optimizer, dense_accuracy)
         make_permanent(model)
         return TrialResult(
             accuracy=accuracy(model, splits.val_x, splits.val_y),
@@ -90,17 +133,23 @@ class TrialPipeline:
             dense_flops=dense_flops,
             sparsity_target=dict(candidate.sparsity),
             sparsity_achieved=achieved_sparsity(model, list(candidate.sparsity)),
-            train_epochs=settings.epochs + settings.finetune_epochs,
+            train_epochs=total_epochs,
+            resumed_from_epoch=done,
             seconds=round(time.perf_counter() - started, 3),
             arch=space.describe(candidate),
         )
 
-    def objective(self, seed: int) -> Callable[[optuna.Trial], tuple[float, int, int]]:
-        """An Optuna objective: sample a candidate, `run` it with weights seeded by
-        `seed + trial.number`, store the user attrs and return the objectives."""
+    def objective(
+        self, seed: int, checkpoints_for: Callable[[optuna.Trial], Checkpoints] | None = None
+    ) -> Callable[[optuna.Trial], tuple[float, int, int]]:
+        """An Optuna objective: sample a candidate, `run` it with weights seeded by `seed`
+        plus the trial's number (a retry keeps its original trial's number), checkpointing
+        into `checkpoints_for(trial)`; store the user attrs and return the objectives."""
 
         def objective(trial: optuna.Trial) -> tuple[float, int, int]:
-            result = self.run(self.space.sample(trial), seed + trial.number)
+            checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
+            number = (retry_history(trial) or [trial.number])[0]
+            result = self.run(self.space.sample(trial), seed + number, checkpoints)
             for key, value in result.user_attrs().items():
                 trial.set_user_attr(key, value)
             return result.values()

@@ -32,6 +32,22 @@ class MagnitudePruning:
             )
 
 
+def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The attached weight masks, by module path (empty before pruning)."""
+    return {
+        name: module.weight_mask
+        for name, module in model.named_modules()
+        if hasattr(module, "weight_mask")
+    }
+
+
+def restore_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
+    """Attach saved `masks` (module path -> mask) as `current_masks` returned them."""
+    for name, mask in masks.items():
+        layer = model.get_submodule(name)
+        prune.custom_from_mask(layer, "weight", mask.to(layer.weight.device))
+
+
 def make_permanent(model: nn.Module) -> None:
     """Fold every attached pruning mask into its weight, leaving plain parameters with zeros."""
     for module in model.modules():

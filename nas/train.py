@@ -65,38 +65,38 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def train_epochs(
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The optimizer every training phase uses: Adam over the model's parameters."""
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def train_epoch(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    epochs: int,
-    lr: float,
+    optimizer: torch.optim.Optimizer,
     batch_size: int,
-    weight_decay: float,
     generator: torch.Generator,
 ) -> float:
-    """Train `model` for `epochs` passes with Adam; returns the last epoch's mean loss.
+    """One pass over (`x`, `y`) in an order drawn from `generator`; returns the mean loss.
 
-    Raises FloatingPointError when the loss stops being finite.
+    Raises FloatingPointError when the loss is not finite.
     """
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
-    mean_loss = math.nan
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(x.device)
-        total, batches = 0.0, 0
-        for start in range(0, len(x), batch_size):
-            index = order[start : start + batch_size]
-            loss = loss_fn(model(x[index]), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-            batches += 1
-        mean_loss = total / batches
-        if not math.isfinite(mean_loss):
-            raise FloatingPointError(f"training loss became {mean_loss}")
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    total, batches = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        index = order[start : start + batch_size]
+        loss = loss_fn(model(x[index]), y[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+        batches += 1
+    mean_loss = total / batches
+    if not math.isfinite(mean_loss):
+        raise FloatingPointError(f"training loss became {mean_loss}")
     return mean_loss
 
 

@@ -19,6 +19,7 @@ TRIAL_USER_ATTRS = {
     "test_accuracy",
     "seconds",
     "train_epochs",
+    "resumed_from_epoch",
 }
 
 

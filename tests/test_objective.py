@@ -75,3 +75,42 @@ def test_objective_records_values_and_user_attrs_in_a_study(tiny_splits):
             for k, v in trial.params.items()
             if k.startswith("sparsity.")
         }
+
+
+class Killed(Exception):
+    """Stands for the process dying right after a checkpoint was written."""
+
+
+class MemoryCheckpoints:
+    """Checkpoints kept in a list; `die_after` makes `save` fail after that epoch."""
+
+    def __init__(self, saved=(), die_after=None):
+        self.saved, self.die_after = list(saved), die_after
+
+    def latest(self):
+        return self.saved[-1] if self.saved else None
+
+    def save(self, state):
+        self.saved.append(state)
+        if state["epoch"] == self.die_after:
+            raise Killed
+
+
+@pytest.mark.parametrize("killed_after", [1, 2, 3])  # mid dense, at pruning, mid fine-tuning
+def test_a_run_resumed_from_a_checkpoint_ends_as_an_uninterrupted_run(tiny_splits, killed_after):
+    settings = TrainSettings(epochs=2, finetune_epochs=2, batch_size=32)
+    pipe = TrialPipeline(CNNSpace(), tiny_splits, MagnitudePruning(), settings, torch.device("cpu"))
+    candidate = CNNSpace().sample(FixedTrial(PARAMS))
+    whole = MemoryCheckpoints()
+    uninterrupted = pipe.run(candidate, seed=1, checkpoints=whole)
+    assert [state["epoch"] for state in whole.saved] == [1, 2, 3, 4]
+    assert uninterrupted.resumed_from_epoch == 0
+
+    first_try = MemoryCheckpoints(die_after=killed_after)
+    with pytest.raises(Killed):
+        pipe.run(candidate, seed=1, checkpoints=first_try)
+    resumed = pipe.run(candidate, seed=1, checkpoints=MemoryCheckpoints(first_try.saved))
+    assert resumed.resumed_from_epoch == killed_after
+    assert resumed.values() == uninterrupted.values()
+    assert resumed.test_accuracy == uninterrupted.test_accuracy
+    assert resumed.dense_accuracy == uninterrupted.dense_accuracy
