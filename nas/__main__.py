@@ -7,6 +7,7 @@ with the remaining overrides and hands the config to the command's plain functio
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +15,10 @@ from typing import NamedTuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from nas.errors import UsageError
+from nas.errors import NasError, UsageError
+from nas.secrets import move_password_to_env
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 USAGE = "usage: python -m nas <command> [hydra overrides]   (or: nas <command> ...)"
@@ -39,11 +41,14 @@ def main_help() -> str:
     return "\n".join(lines)
 
 
-def normalise_space_override(overrides: list[str]) -> list[str]:
-    """Accept `space=X` as `+space=X`, and reject a space that conf/space/ lacks."""
+def normalise_overrides(overrides: list[str]) -> list[str]:
+    """Accept `space=X` as `+space=X`, reject a space that conf/space/ lacks, and take the
+    password out of a `study.storage` URL (see `move_password_to_env`)."""
     result = []
     for override in overrides:
         key, sep, value = override.partition("=")
+        if sep and key.lstrip("+~") == "study.storage":
+            override = f"{key}={move_password_to_env(value)}"
         if sep and key.lstrip("+") == "space":
             if value not in available_spaces():
                 raise UsageError(
@@ -76,10 +81,10 @@ COMMANDS = {
 }
 
 
-def fail(message: str) -> int:
-    """Print one error line and return the exit code for bad input."""
+def fail(message: str, exit_code: int = 2) -> int:
+    """Print one error line; returns `exit_code` (2: bad input)."""
     print(f"nas: error: {message}", file=sys.stderr)
-    return 2
+    return exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
-        overrides = normalise_space_override(overrides)
+        overrides = normalise_overrides(overrides)
     except UsageError as error:
         return fail(str(error))
 
@@ -101,11 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     def app(cfg: DictConfig) -> None:
         try:
             COMMANDS[command].run(cfg)
-        except UsageError as error:
+        except NasError as error:
             if full_error:
                 raise
-            sys.exit(fail(str(error)))
+            sys.exit(fail(str(error), error.exit_code))
+        except KeyboardInterrupt:
+            if full_error:
+                raise
+            sys.exit(fail("interrupted", 128 + signal.SIGINT))
 
+    OmegaConf.register_new_resolver("pid", os.getpid, replace=True)  # used by hydra.run.dir
     sys.argv = [f"nas {command}", *overrides]
     app()
     return 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -109,3 +110,81 @@ def synthetic_images(
         n_samples, 1, image_size, image_size, generator=generator
     )
     return split_tensors(images, labels, val_fraction, test_fraction, split_seed)
+
+
+FOLDER_LAYOUT = "expected root/<class name>/<image files>"
+
+
+def load_image_folder(
+    root: str | None,
+    image_size: int,
+    channels: int,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+) -> Splits:
+    """The user's images in torchvision's ImageFolder layout, `root/<class name>/<images>`.
+
+    Classes are the sub-folder names in sorted order. Every image is converted to
+    `channels` (1 grayscale, 3 RGB), resized to `image_size` x `image_size` and loaded into
+    memory; each channel is then normalised to mean 0 / std 1 with the statistics of all the
+    loaded images (taken before the split, so validation and test images count too).
+    """
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    if root is None:
+        raise ValueError("data.root: no folder given; set data.root=/path/to/images")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"data.image_size must be a whole number >= 1, got {image_size!r}")
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    folder = Path(root).expanduser()
+    if not folder.exists():
+        raise ValueError(f"data.root: folder '{folder}' does not exist")
+    if not folder.is_dir():
+        raise ValueError(f"data.root: '{folder}' is not a folder; {FOLDER_LAYOUT}")
+
+    # The default loader opens every image as RGB; 1 channel needs an explicit grayscale step.
+    steps = [transforms.Grayscale(1)] if channels == 1 else []
+    transform = transforms.Compose(
+        [*steps, transforms.Resize((image_size, image_size)), transforms.ToTensor()]
+    )
+    try:
+        dataset = ImageFolder(str(folder), transform=transform, allow_empty=True)
+    except FileNotFoundError as error:  # torchvision: no class sub-folder
+        raise ValueError(
+            f"data.root: no class sub-folders in '{folder}'; {FOLDER_LAYOUT}"
+        ) from error
+    labels = torch.tensor(dataset.targets, dtype=torch.int64)
+    counts = torch.bincount(labels, minlength=len(dataset.classes)).tolist()
+    empty = [name for name, count in zip(dataset.classes, counts, strict=True) if count == 0]
+    if empty:
+        raise ValueError(
+            f"data.root: no images in class folder(s) {', '.join(map(repr, empty))} of '{folder}'; "
+            f"{FOLDER_LAYOUT} ({', '.join(dataset.extensions)})"
+        )
+    if len(dataset.classes) < 2:
+        raise ValueError(
+            f"data.root: only one class folder ({dataset.classes[0]!r}) in '{folder}'; "
+            f"need at least 2 classes, {FOLDER_LAYOUT}"
+        )
+
+    images = []
+    for index, (path, _) in enumerate(dataset.samples):
+        try:
+            images.append(dataset[index][0])
+        except OSError as error:  # PIL: not an image, truncated, unreadable
+            raise ValueError(
+                f"data.root: cannot read image '{path}' ({type(error).__name__})"
+            ) from error
+    pixels = torch.stack(images)
+    mean = pixels.mean(dim=(0, 2, 3), keepdim=True)
+    std = pixels.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)  # a constant channel stays 0
+    splits = split_tensors((pixels - mean) / std, labels, val_fraction, test_fraction, split_seed)
+    if min(len(splits.train_x), len(splits.val_x), len(splits.test_x)) == 0:
+        raise ValueError(
+            f"data.root: {len(labels)} images are too few to split with "
+            f"data.val_fraction={val_fraction!r} and data.test_fraction={test_fraction!r}"
+        )
+    return replace(splits, n_classes=len(dataset.classes))

@@ -1,48 +1,61 @@
-"""Create, resume and run a study: storage, sampler, callbacks, progress, the final front."""
+"""Run or resume a search: check the config, open the study, run trials that survive
+faults, signals and other workers, then report the front."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from optuna.trial import FrozenTrial, TrialState
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.exceptions import ExperimentalWarning, StorageInternalError
+from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from nas.callbacks import FailureStreak, SearchProgress, TrialBudget
+from nas.checkpoint import NO_CHECKPOINTS, ArtifactCheckpoints, Checkpoints
 from nas.data import splits_to
-from nas.errors import UsageError
-from nas.objective import DIRECTIONS, METRIC_NAMES, TrialPipeline
+from nas.errors import SearchInterrupted, SearchStopped, UsageError
+from nas.objective import TrialPipeline
 from nas.report import front_rows, front_table, write_front
+from nas.retry import RetryTrial
+from nas.secrets import hide_secret, without_password
+from nas.storage import artifact_dir, open_storage, open_study, storage_url
 from nas.train import TrainSettings, resolve_device
 
 log = logging.getLogger(__name__)
 
-
-def storage_url(storage: str | None, launch_dir: Path) -> str:
-    """`storage` as given, or the default SQLite file `outputs/nas.db` under `launch_dir`."""
-    if storage:
-        return storage
-    path = launch_dir / "outputs" / "nas.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+# What opening a storage raises for a bad URL, an unreachable server, a file that is not
+# a database, a missing driver, or a schema of another Optuna version.
+STORAGE_ERRORS = (SQLAlchemyError, StorageInternalError, ImportError, ValueError, RuntimeError)
 
 
-def open_study(name: str, storage: str) -> optuna.Study:
-    """Create the study `name` in `storage`, or load it if it exists, with named metrics."""
-    study = optuna.create_study(
-        study_name=name, storage=storage, directions=list(DIRECTIONS), load_if_exists=True
-    )
-    if study.metric_names is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(METRIC_NAMES))
-    return study
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that both stop a trial the same way."""
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises `Terminated` instead of killing the process."""
+
+    def handler(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -50,37 +63,35 @@ def finished_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
-class SearchProgress:
-    """Optuna callback: a progress bar over finished trials and one log line per trial."""
+def failure_reason(error: BaseException) -> str:
+    """`ErrorType: first line of the message`, at most 300 characters."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
 
-    def __init__(self, total: int, finished: int) -> None:
-        self.bar = tqdm(
-            total=total, initial=finished, unit="trial", desc="search", dynamic_ncols=True
-        )
 
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state != TrialState.COMPLETE:
-            log.warning("trial %d ended %s", trial.number, trial.state.name.lower())
-            return
-        self.bar.update(1)
-        self.bar.set_postfix(front=len(study.best_trials))
-        accuracy, nonzero, flops = trial.values
-        attrs = trial.user_attrs
-        log.info(
-            "trial %d: accuracy %.4f (test %.4f), nonzero %s of %s, flops %s, %.1fs, %s",
-            trial.number,
-            accuracy,
-            attrs["test_accuracy"],
-            f"{int(nonzero):,}",
-            f"{attrs['dense_params']:,}",
-            f"{int(flops):,}",
-            attrs["seconds"],
-            attrs["arch"],
-        )
+def guarded(
+    objective: Callable[[optuna.Trial], tuple],
+    budget: TrialBudget,
+    retry: RetryTrial,
+) -> Callable[[optuna.Trial], tuple]:
+    """`objective`, run only if `budget` admits the trial. An exception fails the trial
+    with `fail_reason` stored; Ctrl-C fails it and queues its parameters again."""
 
-    def close(self) -> None:
-        """Close the bar."""
-        self.bar.close()
+    def run(trial: optuna.Trial) -> tuple:
+        if not budget.admits(trial):
+            raise optuna.TrialPruned("the other workers' trials fill study.n_trials")
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            retry(trial.study, trial.study.get_trials(deepcopy=False)[trial.number])
+            raise
+        except Exception as error:
+            trial.set_user_attr("fail_reason", failure_reason(error))
+            log.debug("trial %d failed", trial.number, exc_info=True)
+            raise
+
+    return run
 
 
 def _instantiate(node: DictConfig, what: str, **kwargs):
@@ -92,39 +103,73 @@ def _instantiate(node: DictConfig, what: str, **kwargs):
         raise UsageError(f"{what}: {cause}") from error
 
 
-def _whole_number(value, name: str) -> int:
-    """`value` if it is an int (not a bool), else a UsageError naming `name`."""
+def _whole_number(value, name: str, minimum: int) -> int:
+    """`value` if it is an int (not a bool) of at least `minimum`, else a UsageError."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise UsageError(f"{name} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise UsageError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
 def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study:
     """Run (or resume) the study described by `cfg` until it holds `study.n_trials`
-    finished trials; print its Pareto front and write it into `run_dir`. Returns the study."""
-    n_trials = _whole_number(cfg.study.n_trials, "study.n_trials")
-    seed = _whole_number(cfg.seed, "seed")
-    if n_trials < 1:
-        raise UsageError(f"study.n_trials must be at least 1, got {n_trials}")
+    finished trials; print its Pareto front and write it into `run_dir`. Returns the study.
+
+    Every value is checked, and the data loaded, before the storage is touched.
+    """
+    opts = cfg.study
+    n_trials = _whole_number(opts.n_trials, "study.n_trials", 1)
+    seed = _whole_number(cfg.seed, "seed", 0)
+    heartbeat = _whole_number(opts.heartbeat_interval, "study.heartbeat_interval", 1)
+    grace = _whole_number(opts.grace_period, "study.grace_period", heartbeat + 1)
+    max_retry = _whole_number(opts.max_retry, "study.max_retry", 0)
+    max_failures = _whole_number(opts.max_consecutive_failures, "study.max_consecutive_failures", 1)
+    checkpoint_over = _whole_number(opts.checkpoint_over_epochs, "study.checkpoint_over_epochs", 0)
     try:
         settings = TrainSettings(**OmegaConf.to_container(cfg.train))
         device = resolve_device(str(cfg.device))
-    except (TypeError, ValueError) as error:
-        raise UsageError(str(error)) from error
+        url = storage_url(opts.storage, launch_dir)
+        store_dir = artifact_dir(url, opts.artifacts, launch_dir)
+    except (TypeError, ValueError) as error:  # sqlalchemy's ArgumentError is a ValueError
+        raise UsageError(hide_secret(str(error))) from error
     space = _instantiate(cfg.space, "space")
     pruning = _instantiate(cfg.prune, "prune")
+    _instantiate(cfg.sampler, "sampler", seed=seed)
+    splits = _instantiate(cfg.data, "data")
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged below
+    retry = RetryTrial(max_retry)
     try:
-        study = open_study(str(cfg.study.name), storage_url(cfg.study.storage, launch_dir))
-    except (SQLAlchemyError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0]
-        raise UsageError(f"cannot open the study storage (study.storage): {reason}") from error
-    finished = finished_trials(study)
+        storage = open_storage(url, heartbeat, grace, retry)
+        study = open_study(storage, str(opts.name), str(cfg.space._target_))
+    except UsageError:
+        raise
+    except STORAGE_ERRORS as error:
+        reason = hide_secret(str(error).strip().splitlines()[0] if str(error).strip() else "")
+        raise UsageError(
+            f"cannot open the study storage {without_password(url)} (study.storage): "
+            f"{type(error).__name__}: {reason}"
+        ) from error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     # Offset by the trials already stored so that a resumed study does not replay
     # the random draws of its first session.
     study.sampler = _instantiate(cfg.sampler, "sampler", seed=seed + len(study.trials))
-    if finished < n_trials:
+
+    budget = TrialBudget(n_trials)
+    streak = FailureStreak(max_failures)
+    interrupted_by = None
+    finished = finished_trials(study)
+    if finished >= n_trials:
+        log.info(
+            "study %r already holds %d finished trials (study.n_trials=%d)",
+            study.study_name,
+            finished,
+            n_trials,
+        )
+    elif budget.remaining(study) > 0:
         log.info(
             "study %r: %d of %d trials finished; device %s",
             study.study_name,
@@ -132,22 +177,47 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
             n_trials,
             device,
         )
-        splits = splits_to(_instantiate(cfg.data, "data"), device)
-        objective = TrialPipeline(space, splits, pruning, settings, device).objective(seed)
+        pipeline = TrialPipeline(space, splits_to(splits, device), pruning, settings, device)
+
+        def checkpoints_for(trial: optuna.Trial) -> Checkpoints:
+            if settings.epochs + settings.finetune_epochs <= checkpoint_over:
+                return NO_CHECKPOINTS
+            store_dir.mkdir(parents=True, exist_ok=True)
+            return ArtifactCheckpoints(FileSystemArtifactStore(store_dir), trial)
+
+        objective = guarded(pipeline.objective(seed, checkpoints_for), budget, retry)
         progress = SearchProgress(n_trials, finished)
-        stop_at_total = optuna.study.MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE,))
         try:
-            with logging_redirect_tqdm():
-                study.optimize(objective, callbacks=[stop_at_total, progress])
+            with logging_redirect_tqdm(), sigterm_as_interrupt():
+                study.optimize(objective, catch=(Exception,), callbacks=[budget, streak, progress])
+        except KeyboardInterrupt as interrupt:
+            interrupted_by = getattr(interrupt, "signum", signal.SIGINT)
         finally:
             progress.close()
-    else:
-        log.info(
-            "study %r already holds %d finished trials (study.n_trials=%d)",
-            study.study_name,
-            finished,
-            n_trials,
+    report_front(study, run_dir)
+
+    finished = finished_trials(study)
+    if interrupted_by is not None:
+        raise SearchInterrupted(
+            f"interrupted by {signal.Signals(interrupted_by).name}: the running trial is marked "
+            f"failed and queued again; {finished} of {n_trials} trials finished. Run the same "
+            f"command to continue.",
+            interrupted_by,
         )
+    if streak.tripped:
+        raise SearchStopped(streak.message())
+    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    if finished < n_trials and running:
+        log.info(
+            "%d trial(s) still running in other workers (or in a process that died less than "
+            "study.grace_period ago: run again later to retry them)",
+            running,
+        )
+    return study
+
+
+def report_front(study: optuna.Study, run_dir: Path) -> None:
+    """Print the study's Pareto front and write it as CSV and JSON into `run_dir`."""
     rows = front_rows(study)
     print(
         f"\nPareto front of study {study.study_name!r} ({len(rows)} of {finished_trials(study)} "
@@ -155,4 +225,3 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     )
     csv_path, json_path = write_front(rows, run_dir)
     print(f"front written to {csv_path} and {json_path}")
-    return study

@@ -4,7 +4,7 @@ import optuna
 import pytest
 from hydra.utils import instantiate
 
-from nas.__main__ import available_spaces, normalise_space_override
+from nas.__main__ import available_spaces, normalise_overrides
 from nas.errors import UsageError
 from search_spaces.cnn import CNNSpace
 
@@ -37,11 +37,11 @@ def test_each_sampler_option_instantiates_with_a_seed(compose_config, sampler):
 
 
 def test_space_override_without_plus_is_accepted():
-    assert normalise_space_override(["space=cnn", "seed=1"]) == ["+space=cnn", "seed=1"]
-    assert normalise_space_override(["+space=cnn"]) == ["+space=cnn"]
+    assert normalise_overrides(["space=cnn", "seed=1"]) == ["+space=cnn", "seed=1"]
+    assert normalise_overrides(["+space=cnn"]) == ["+space=cnn"]
     assert "cnn" in available_spaces()
 
 
 def test_unknown_space_names_the_available_ones():
     with pytest.raises(UsageError, match="unknown search space 'nope'; available: .*cnn"):
-        normalise_space_override(["+space=nope"])
+        normalise_overrides(["+space=nope"])

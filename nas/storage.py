@@ -1,0 +1,103 @@
+"""Where a study lives: the storage URL, its password, the RDB storage with heartbeats,
+the artifact folder, and opening a study only if it is one this search can continue."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.trial import FrozenTrial
+from sqlalchemy.engine import make_url
+
+from nas.errors import UsageError
+from nas.objective import DIRECTIONS, METRIC_NAMES
+from nas.secrets import with_password
+
+
+def storage_url(storage: str | None, launch_dir: Path) -> str:
+    """`storage` as given, with the password from $NAS_STORAGE_PASSWORD filled in when the
+    URL names a user but no password; by default the SQLite file `outputs/nas.db` under
+    `launch_dir`."""
+    if not storage:
+        path = launch_dir / "outputs" / "nas.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    return with_password(storage)
+
+
+def artifact_dir(storage: str, artifacts: str | None, launch_dir: Path) -> Path:
+    """The artifact store's folder: `artifacts` if given; else beside a SQLite file
+    (`nas.db` -> `nas-artifacts/`); else `outputs/artifacts` under `launch_dir`."""
+    if artifacts:
+        return Path(artifacts)
+    url = make_url(storage)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        database = Path(url.database)
+        return database.with_name(f"{database.stem}-artifacts")
+    return launch_dir / "outputs" / "artifacts"
+
+
+def open_storage(
+    url: str,
+    heartbeat_interval: int,
+    grace_period: int,
+    on_stale_trial: Callable[[optuna.Study, FrozenTrial], None],
+) -> optuna.storages.RDBStorage:
+    """An RDB storage whose running trials beat every `heartbeat_interval` seconds; a trial
+    silent for `grace_period` seconds is failed and handed to `on_stale_trial`."""
+    backend = make_url(url).get_backend_name()
+    # SQLite: several local workers wait for each other's writes instead of failing.
+    engine_kwargs = (
+        {"connect_args": {"timeout": 60}} if backend == "sqlite" else {"pool_pre_ping": True}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=on_stale_trial,
+        )
+
+
+def open_study(storage: optuna.storages.RDBStorage, name: str, space: str) -> optuna.Study:
+    """Load the study `name` if it exists and is a search of `space` with this search's
+    objectives; otherwise create it. A study of another kind raises UsageError, untouched."""
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        study = optuna.create_study(
+            study_name=name, storage=storage, directions=list(DIRECTIONS), load_if_exists=True
+        )
+    else:
+        study = optuna.load_study(study_name=name, storage=storage)
+        _check_compatible(study, space)
+    if study.metric_names is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names(list(METRIC_NAMES))
+    if "space" not in study.user_attrs:
+        study.set_user_attr("space", space)
+    return study
+
+
+def _check_compatible(study: optuna.Study, space: str) -> None:
+    """Raise UsageError unless `study` optimises our objectives over `space`."""
+    directions = tuple(direction.name.lower() for direction in study.directions)
+    names = tuple(study.metric_names or METRIC_NAMES)
+    if (directions, names) != (DIRECTIONS, METRIC_NAMES):
+        objectives = ", ".join(f"{n} ({d})" for n, d in zip(names, directions, strict=False))
+        raise UsageError(
+            f"study {study.study_name!r} already exists with other objectives ({objectives}); "
+            f"choose another study.name"
+        )
+    stored_space = study.user_attrs.get("space", space)
+    if stored_space != space:
+        raise UsageError(
+            f"study {study.study_name!r} already exists for space {stored_space!r}, not "
+            f"{space!r}; choose another study.name"
+        )
