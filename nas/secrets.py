@@ -43,7 +43,7 @@ def move_password_to_env(storage: str) -> str:
     if url.password is None:
         return storage
     os.environ[PASSWORD_ENV] = str(url.password)
-    return url.set(password=None).render_as_string(hide_password=False)
+    return url._replace(password=None).render_as_string(hide_password=False)  # set() keeps it
 
 
 def hide_secret(message: str) -> str:

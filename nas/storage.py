@@ -3,6 +3,8 @@ the artifact folder, and opening a study only if it is one this search can conti
 
 from __future__ import annotations
 
+import random
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from nas.errors import UsageError
 from nas.objective import DIRECTIONS, METRIC_NAMES
@@ -40,6 +43,9 @@ def artifact_dir(storage: str, artifacts: str | None, launch_dir: Path) -> Path:
     return launch_dir / "outputs" / "artifacts"
 
 
+TABLE_CREATION_ATTEMPTS = 5
+
+
 def open_storage(
     url: str,
     heartbeat_interval: int,
@@ -53,15 +59,28 @@ def open_storage(
     engine_kwargs = (
         {"connect_args": {"timeout": 60}} if backend == "sqlite" else {"pool_pre_ping": True}
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=on_stale_trial,
-        )
+
+    def connect() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=on_stale_trial,
+            )
+
+    for _ in range(TABLE_CREATION_ATTEMPTS - 1):
+        try:
+            return connect()
+        except (IntegrityError, OperationalError, ProgrammingError) as error:
+            # Workers that reach an empty database together race to create Optuna's
+            # tables (optuna/optuna#1092); the losers try again once the tables exist.
+            if not (isinstance(error, IntegrityError) or "already exists" in str(error)):
+                raise
+            time.sleep(random.uniform(0.2, 1.0))
+    return connect()
 
 
 def open_study(storage: optuna.storages.RDBStorage, name: str, space: str) -> optuna.Study:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,25 @@ def compose_config():
             return compose(config_name="config", overrides=list(overrides))
 
     return _compose
+
+
+def nas_command(*args: str) -> list[str]:
+    """argv of `python -m nas ARGS` with this interpreter."""
+    return [sys.executable, "-m", "nas", *args]
+
+
+def run_nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m nas ARGS` in `cwd` to its end, capturing its text output."""
+    return subprocess.run(
+        nas_command(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, code=2) -> None:
+    """`result` exited with `code` after one stderr line holding every fragment."""
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
