@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.exceptions import ExperimentalWarning, StorageInternalError
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nas.callbacks import FailureStreak, SearchProgress, TrialBudget
@@ -67,6 +67,13 @@ def failure_reason(error: BaseException) -> str:
     """`ErrorType: first line of the message`, at most 300 characters."""
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception `error` was raised from."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
 
 
 def guarded(
@@ -129,10 +136,16 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     try:
         settings = TrainSettings(**OmegaConf.to_container(cfg.train))
         device = resolve_device(str(cfg.device))
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from error
+    try:
         url = storage_url(opts.storage, launch_dir)
         store_dir = artifact_dir(url, opts.artifacts, launch_dir)
-    except (TypeError, ValueError) as error:  # sqlalchemy's ArgumentError is a ValueError
-        raise UsageError(hide_secret(str(error))) from error
+    except ArgumentError as error:
+        raise UsageError(
+            f"study.storage is not a database URL: {without_password(str(opts.storage))!r} "
+            f"(e.g. sqlite:///path/to/nas.db or postgresql+psycopg2://user@host/db)"
+        ) from error
     space = _instantiate(cfg.space, "space")
     pruning = _instantiate(cfg.prune, "prune")
     _instantiate(cfg.sampler, "sampler", seed=seed)
@@ -146,10 +159,9 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     except UsageError:
         raise
     except STORAGE_ERRORS as error:
-        reason = hide_secret(str(error).strip().splitlines()[0] if str(error).strip() else "")
         raise UsageError(
             f"cannot open the study storage {without_password(url)} (study.storage): "
-            f"{type(error).__name__}: {reason}"
+            f"{hide_secret(failure_reason(root_cause(error)))}"
         ) from error
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)

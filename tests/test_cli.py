@@ -8,7 +8,7 @@ import subprocess
 import optuna
 import pytest
 
-from tests.conftest import TRIAL_USER_ATTRS, assert_one_line_error
+from tests.conftest import TRIAL_USER_ATTRS
 from tests.conftest import run_nas as nas
 
 
@@ -60,19 +60,3 @@ def test_console_script_is_installed(tmp_path):
     assert script, "the `nas` console script is not on PATH"
     result = subprocess.run([script, "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0 and "commands:" in result.stdout
-
-
-@pytest.mark.parametrize(
-    "args, fragments",
-    [
-        (("search",), ("no search space given", "+space=NAME", "cnn")),
-        (("search", "+space=nope"), ("unknown search space 'nope'", "available: cnn")),
-        (("train",), ("unknown command 'train'", "search")),
-        (("search", "+space=cnn", "study.n_trials=0"), ("study.n_trials must be at least 1",)),
-        (("search", "+space=cnn", "space.sparsity.high=1.5"), ("sparsity bounds", "1.5")),
-        (("search", "+space=cnn", "study.storage=nosuchdb://h/x"), ("study.storage", "nosuchdb")),
-    ],
-)
-def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, fragments):
-    assert_one_line_error(nas(*args, cwd=tmp_path), *fragments)
-    assert not (tmp_path / "outputs" / "nas.db").exists()

@@ -1,0 +1,79 @@
+"""Bad input: one line on stderr, exit code 2, and the study database byte-for-byte as it was."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.conftest import assert_one_line_error, run_nas
+
+SECRET = "hunter2-secret"
+
+
+@pytest.fixture(scope="module")
+def existing_studies(tmp_path_factory) -> Path:
+    """outputs/nas.db holding a finished `cnn` study, a `single` study with one objective
+    and an `other` study made for another space."""
+    folder = tmp_path_factory.mktemp("existing")
+    result = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=1", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    storage = f"sqlite:///{folder}/outputs/nas.db"
+    optuna.create_study(study_name="single", storage=storage, direction="maximize")
+    other = optuna.create_study(
+        study_name="other", storage=storage, directions=["maximize", "minimize", "minimize"]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        other.set_metric_names(["accuracy", "nonzero_params", "flops"])
+    other.set_user_attr("space", "search_spaces.mlp.MLPSpace")
+    (folder / "notes.db").write_text("my notes, not a database\n")
+    corrupted = bytearray((folder / "outputs" / "nas.db").read_bytes())
+    corrupted[5000:9000] = b"x" * 4000
+    (folder / "corrupted.db").write_bytes(bytes(corrupted))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [
+        ((), ("no search space given", "+space=NAME")),
+        (("+space=nope",), ("unknown search space 'nope'", "available: cnn")),
+        (("+space=cnn", "space.sparsity.high=1.0"), ("sparsity bounds", "high=1.0")),
+        (("+space=cnn", "space.sparsity.low=-0.1"), ("sparsity bounds", "low=-0.1")),
+        (("+space=cnn", "train.epochs=0"), ("train.epochs must be at least 1",)),
+        (("+space=cnn", "train.finetune_epochs=-1"), ("train.finetune_epochs must be >= 0",)),
+        (("+space=cnn", "study.n_trials=0"), ("study.n_trials must be at least 1",)),
+        (("+space=cnn", "study.n_trials=-3"), ("study.n_trials must be at least 1",)),
+        (
+            ("+space=cnn", f"study.storage=postgresql+psycopg2://nas:{SECRET}@127.0.0.1:1/nas"),
+            ("cannot open the study storage", "nas:***@127.0.0.1:1"),
+        ),
+        (("+space=cnn", "study.storage=not a url"), ("study.storage is not a database URL",)),
+        (("+space=cnn", "study.storage=nosuchdb://h/x"), ("cannot open the study storage",)),
+        (("+space=cnn", "study.name=single"), ("'single' already exists with other objectives",)),
+        (("+space=cnn", "study.name=other"), ("'other' already exists for space", "MLPSpace")),
+        (("+space=cnn", "data=folder", "data.root=/no/such"), ("data.root", "does not exist")),
+        (("+space=cnn", "study.storage=sqlite:///corrupted.db"), ("malformed",)),
+        (("+space=cnn", "study.storage=sqlite:///notes.db"), ("file is not a database",)),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_leaves_every_file_as_it_was(
+    existing_studies, tmp_path, overrides, fragments
+):
+    launch = tmp_path / "launch"
+    shutil.copytree(existing_studies, launch)
+    before = {path: path.read_bytes() for path in launch.rglob("*.db")}
+    fronts = set(launch.rglob("front.csv"))
+
+    result = run_nas("search", "+debug=smoke", *overrides, cwd=launch)
+
+    assert_one_line_error(result, *fragments)
+    assert {path: path.read_bytes() for path in launch.rglob("*.db")} == before
+    assert set(launch.rglob("front.csv")) == fronts, "a front was written despite the error"
+    written = [path.read_bytes() for path in (launch / "outputs").rglob("*") if path.is_file()]
+    assert SECRET not in result.stdout + result.stderr
+    assert not any(SECRET.encode() in content for content in written)
