@@ -62,9 +62,9 @@ def run_nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
     )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, code=2) -> None:
-    """`result` exited with `code` after one stderr line holding every fragment."""
-    assert result.returncode == code, result.stderr
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """`result` exited with 2 after one stderr line holding every fragment."""
+    assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
