@@ -57,11 +57,16 @@ class FailureStreak:
         return len(self.reasons) >= self.limit
 
     def message(self) -> str:
-        """Why the search stopped, naming the most common failure reason."""
-        reason, count = Counter(self.reasons).most_common(1)[0]
+        """Why the search stopped: the most common kind of error, with its latest message.
+
+        Reasons are grouped by error type, since messages differ in details such as the
+        free memory an out-of-memory error reports."""
+        kinds = [reason.partition(":")[0] for reason in self.reasons]
+        kind, count = Counter(kinds).most_common(1)[0]
+        latest = next(r for r in reversed(self.reasons) if r.partition(":")[0] == kind)
         return (
             f"stopped after {len(self.reasons)} failed trials in a row "
-            f"(study.max_consecutive_failures); {count} of them failed with: {reason}"
+            f"(study.max_consecutive_failures); {count} of them failed with {latest}"
         )
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:

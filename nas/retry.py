@@ -52,4 +52,4 @@ class RetryTrial:
                 system_attrs={"failed_trial": original, "retry_history": history},
             )
         )
-        log.info("trial %d died; its parameters are queued again", trial.number)
+        log.info("trial %d did not finish; its parameters are queued again", trial.number)

@@ -10,6 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nas.callbacks import FailureStreak
 from nas.errors import SearchStopped
 from nas.study import run_search
 from tests.conftest import run_nas
@@ -59,7 +60,7 @@ def test_a_streak_of_failures_stops_the_search_naming_the_common_reason(faulty_s
         )
     assert str(stopped.value) == (
         "stopped after 4 failed trials in a row (study.max_consecutive_failures); "
-        "3 of them failed with: KeyError: 'block9'"
+        "3 of them failed with KeyError: 'block9'"
     )
 
 
@@ -82,3 +83,18 @@ def test_the_command_exits_1_with_one_line_when_every_trial_fails(tmp_path, monk
     last_line = result.stderr.strip().splitlines()[-1]  # after the progress bar
     assert last_line.startswith("nas: error: stopped after 2 failed trials in a row")
     assert "Pareto front of study 'cnn' (0 of 0 finished trials)" in result.stdout
+
+
+def test_the_stop_message_groups_reasons_by_error_type():
+    streak = FailureStreak(limit=10)
+    study = optuna.create_study()
+    for reason in [
+        "OutOfMemoryError: 73 GiB free",
+        "KeyError: 'x'",
+        "OutOfMemoryError: 56 GiB free",
+    ]:
+        streak(
+            study, optuna.create_trial(state=TrialState.FAIL, user_attrs={"fail_reason": reason})
+        )
+    assert streak.message().endswith("2 of them failed with OutOfMemoryError: 56 GiB free")
+    assert not streak.tripped
