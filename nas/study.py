@@ -28,6 +28,7 @@ from nas.objective import TrialPipeline
 from nas.report import front_rows, front_table, write_front
 from nas.retry import RetryTrial
 from nas.secrets import hide_secret, without_password
+from nas.settings import StudySettings
 from nas.storage import artifact_dir, open_storage, open_study, storage_url
 from nas.train import TrainSettings, resolve_device
 
@@ -110,13 +111,36 @@ def _instantiate(node: DictConfig, what: str, **kwargs):
         raise UsageError(f"{what}: {cause}") from error
 
 
-def _whole_number(value, name: str, minimum: int) -> int:
-    """`value` if it is an int (not a bool) of at least `minimum`, else a UsageError."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{name} must be a whole number, got {value!r}")
-    if value < minimum:
-        raise UsageError(f"{name} must be at least {minimum}, got {value}")
-    return value
+def _open(url: str, settings: StudySettings, space: str, retry: RetryTrial) -> optuna.Study:
+    """Open the study with heartbeats, fail its stale trials (queuing them again through
+    `retry`); any storage problem becomes a one-line UsageError."""
+    try:
+        storage = open_storage(url, settings.heartbeat_interval, settings.grace_period, retry)
+        study = open_study(storage, settings.name, space)
+    except UsageError:
+        raise
+    except STORAGE_ERRORS as error:
+        raise UsageError(
+            f"cannot open the study storage {without_password(url)} (study.storage): "
+            f"{hide_secret(failure_reason(root_cause(error)))}"
+        ) from error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return study
+
+
+def _optimize(
+    study: optuna.Study, objective: Callable[[optuna.Trial], tuple], callbacks: list
+) -> int | None:
+    """Run trials until a callback stops the study; returns the number of the signal
+    (SIGINT, SIGTERM) that interrupted it, or None."""
+    try:
+        with logging_redirect_tqdm(), sigterm_as_interrupt():
+            study.optimize(objective, catch=(Exception,), callbacks=callbacks)
+    except KeyboardInterrupt as interrupt:
+        return getattr(interrupt, "signum", signal.SIGINT)
+    return None
 
 
 def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study:
@@ -125,15 +149,11 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
 
     Every value is checked, and the data loaded, before the storage is touched.
     """
-    opts = cfg.study
-    n_trials = _whole_number(opts.n_trials, "study.n_trials", 1)
-    seed = _whole_number(cfg.seed, "seed", 0)
-    heartbeat = _whole_number(opts.heartbeat_interval, "study.heartbeat_interval", 1)
-    grace = _whole_number(opts.grace_period, "study.grace_period", heartbeat + 1)
-    max_retry = _whole_number(opts.max_retry, "study.max_retry", 0)
-    max_failures = _whole_number(opts.max_consecutive_failures, "study.max_consecutive_failures", 1)
-    checkpoint_over = _whole_number(opts.checkpoint_over_epochs, "study.checkpoint_over_epochs", 0)
+    seed = cfg.seed
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UsageError(f"seed must be a whole number, got {seed!r}")
     try:
+        opts = StudySettings(**{**OmegaConf.to_container(cfg.study), "name": str(cfg.study.name)})
         settings = TrainSettings(**OmegaConf.to_container(cfg.train))
         device = resolve_device(str(cfg.device))
     except (TypeError, ValueError) as error:
@@ -152,58 +172,43 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     splits = _instantiate(cfg.data, "data")
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged below
-    retry = RetryTrial(max_retry)
-    try:
-        storage = open_storage(url, heartbeat, grace, retry)
-        study = open_study(storage, str(opts.name), str(cfg.space._target_))
-    except UsageError:
-        raise
-    except STORAGE_ERRORS as error:
-        raise UsageError(
-            f"cannot open the study storage {without_password(url)} (study.storage): "
-            f"{hide_secret(failure_reason(root_cause(error)))}"
-        ) from error
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    retry = RetryTrial(opts.max_retry)
+    study = _open(url, opts, str(cfg.space._target_), retry)
     # Offset by the trials already stored so that a resumed study does not replay
     # the random draws of its first session.
     study.sampler = _instantiate(cfg.sampler, "sampler", seed=seed + len(study.trials))
 
-    budget = TrialBudget(n_trials)
-    streak = FailureStreak(max_failures)
+    budget = TrialBudget(opts.n_trials)
+    streak = FailureStreak(opts.max_consecutive_failures)
     interrupted_by = None
     finished = finished_trials(study)
-    if finished >= n_trials:
+    if finished >= opts.n_trials:
         log.info(
             "study %r already holds %d finished trials (study.n_trials=%d)",
             study.study_name,
             finished,
-            n_trials,
+            opts.n_trials,
         )
     elif budget.remaining(study) > 0:
         log.info(
             "study %r: %d of %d trials finished; device %s",
             study.study_name,
             finished,
-            n_trials,
+            opts.n_trials,
             device,
         )
         pipeline = TrialPipeline(space, splits_to(splits, device), pruning, settings, device)
 
         def checkpoints_for(trial: optuna.Trial) -> Checkpoints:
-            if settings.epochs + settings.finetune_epochs <= checkpoint_over:
+            if settings.epochs + settings.finetune_epochs <= opts.checkpoint_over_epochs:
                 return NO_CHECKPOINTS
             store_dir.mkdir(parents=True, exist_ok=True)
             return ArtifactCheckpoints(FileSystemArtifactStore(store_dir), trial)
 
         objective = guarded(pipeline.objective(seed, checkpoints_for), budget, retry)
-        progress = SearchProgress(n_trials, finished)
+        progress = SearchProgress(opts.n_trials, finished)
         try:
-            with logging_redirect_tqdm(), sigterm_as_interrupt():
-                study.optimize(objective, catch=(Exception,), callbacks=[budget, streak, progress])
-        except KeyboardInterrupt as interrupt:
-            interrupted_by = getattr(interrupt, "signum", signal.SIGINT)
+            interrupted_by = _optimize(study, objective, [budget, streak, progress])
         finally:
             progress.close()
     report_front(study, run_dir)
@@ -212,14 +217,14 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     if interrupted_by is not None:
         raise SearchInterrupted(
             f"interrupted by {signal.Signals(interrupted_by).name}: the running trial is marked "
-            f"failed and queued again; {finished} of {n_trials} trials finished. Run the same "
-            f"command to continue.",
+            f"failed and queued again; {finished} of {opts.n_trials} trials finished. Run the "
+            f"same command to continue.",
             interrupted_by,
         )
     if streak.tripped:
         raise SearchStopped(streak.message())
     running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-    if finished < n_trials and running:
+    if finished < opts.n_trials and running:
         log.info(
             "%d trial(s) still running in other workers (or in a process that died less than "
             "study.grace_period ago: run again later to retry them)",

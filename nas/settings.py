@@ -1,0 +1,39 @@
+"""The `study` config group as one checked value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _check_whole_number(name: str, value, minimum: int) -> None:
+    """Raise ValueError unless `value` is an int (not a bool) of at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Where the study lives, how many trials it needs, and how dead trials are handled.
+
+    See conf/study/default.yaml for what each setting means.
+    """
+
+    name: str
+    storage: str | None = None
+    artifacts: str | None = None
+    n_trials: int = 30
+    heartbeat_interval: int = 10
+    grace_period: int = 30
+    max_retry: int = 3
+    max_consecutive_failures: int = 5
+    checkpoint_over_epochs: int = 5
+
+    def __post_init__(self) -> None:
+        _check_whole_number("study.n_trials", self.n_trials, 1)
+        _check_whole_number("study.heartbeat_interval", self.heartbeat_interval, 1)
+        _check_whole_number("study.grace_period", self.grace_period, self.heartbeat_interval + 1)
+        _check_whole_number("study.max_retry", self.max_retry, 0)
+        _check_whole_number("study.max_consecutive_failures", self.max_consecutive_failures, 1)
+        _check_whole_number("study.checkpoint_over_epochs", self.checkpoint_over_epochs, 0)
