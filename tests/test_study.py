@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import optuna
 import pytest
 
 from nas.errors import UsageError
-from nas.study import run_search, storage_url
+from nas.storage import artifact_dir, storage_url
+from nas.study import run_search
 
 
 @pytest.fixture
@@ -97,3 +99,9 @@ def test_bad_values_raise_one_usage_error(search, override, message, tmp_path):
     with pytest.raises(UsageError, match=message):
         search(override)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_artifact_store_sits_beside_a_sqlite_file_or_under_outputs(tmp_path):
+    assert artifact_dir("sqlite:////data/nas.db", None, tmp_path) == Path("/data/nas-artifacts")
+    assert artifact_dir("postgresql://h/db", None, tmp_path) == tmp_path / "outputs" / "artifacts"
+    assert artifact_dir("sqlite:////data/nas.db", "/shared/ckpt", tmp_path) == Path("/shared/ckpt")

@@ -1,0 +1,60 @@
+"""Checkpoints in the artifact store are found again by the trial that retries."""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+import torch
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
+from optuna.trial import TrialState
+
+from nas.checkpoint import ArtifactCheckpoints
+from nas.retry import RetryTrial
+
+
+def first_trial_with_checkpoints(tmp_path, epochs):
+    """A study whose trial 0 saved checkpoints after `epochs`, failed, and was queued again."""
+    store = FileSystemArtifactStore(tmp_path)
+    study = optuna.create_study()
+    trial = study.ask()
+    trial.suggest_int("width", 1, 8)
+    for epoch in epochs:
+        ArtifactCheckpoints(store, trial).save({"epoch": epoch, "weight": torch.full((2,), epoch)})
+    study.tell(trial, state=TrialState.FAIL)
+    RetryTrial(max_retry=3)(study, study.trials[0])
+    return store, study
+
+
+def test_a_retry_resumes_from_the_newest_checkpoint_of_the_trial_it_repeats(tmp_path, caplog):
+    store, study = first_trial_with_checkpoints(tmp_path, epochs=[1, 2, 3])
+    retry = study.ask()
+    assert retry.number == 1 and retry.params == study.trials[0].params
+    with caplog.at_level(logging.INFO, logger="nas"):
+        state = ArtifactCheckpoints(store, retry).latest()
+    assert state["epoch"] == 3 and torch.equal(state["weight"], torch.full((2,), 3))
+    assert "trial 1 resumes trial 0 from its epoch 3 checkpoint" in caplog.text
+    assert ArtifactCheckpoints(store, study.ask()).latest() is None  # a new trial
+
+
+def test_a_checkpoint_missing_from_the_store_is_skipped_with_a_warning(tmp_path, caplog):
+    store, study = first_trial_with_checkpoints(tmp_path, epochs=[1, 2])
+    metas = get_all_artifact_meta(study.trials[0], storage=study._storage)
+    (epoch2,) = [meta for meta in metas if meta.filename == "checkpoint-epoch002.pt"]
+    (tmp_path / epoch2.artifact_id).unlink()
+    with caplog.at_level(logging.WARNING, logger="nas"):
+        state = ArtifactCheckpoints(store, study.ask()).latest()
+    assert state["epoch"] == 1
+    assert "checkpoint-epoch002.pt of trial 0 is missing" in caplog.text
+
+
+def test_a_trial_is_retried_at_most_max_retry_times(tmp_path):
+    study = optuna.create_study()
+    retry = RetryTrial(max_retry=1)
+    study.tell(study.ask(), state=TrialState.FAIL)
+    retry(study, study.trials[0])
+    again = study.ask()
+    study.tell(again, state=TrialState.FAIL)
+    retry(study, study.trials[again.number])
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert study.trials[1].system_attrs["retry_history"] == [0]
