@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
 import optuna
 import pytest
 
-from tests.conftest import TRIAL_USER_ATTRS
+from tests.conftest import TRIAL_USER_ATTRS, nas_command
 from tests.conftest import run_nas as nas
 
 
@@ -60,3 +61,16 @@ def test_console_script_is_installed(tmp_path):
     assert script, "the `nas` console script is not on PATH"
     result = subprocess.run([script, "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0 and "commands:" in result.stdout
+
+
+def test_hydra_full_error_shows_the_traceback_of_bad_input(tmp_path):
+    result = subprocess.run(
+        nas_command("search", "+space=cnn", "study.n_trials=0"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+    )
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+    assert "UsageError: study.n_trials must be at least 1, got 0" in result.stderr
