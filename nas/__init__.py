@@ -3,3 +3,14 @@
 Search spaces build on `nas.space` (`Candidate`, `SparsityGrid`); one trial's pipeline is
 `nas.objective.TrialPipeline`; `nas.study.run_search` runs a whole study.
 """
+
+__all__ = ["load_model"]
+
+
+def __getattr__(name: str):
+    # `nas.load_model` imports torch on first use only: `python -m nas --help` stays fast.
+    if name == "load_model":
+        from nas.export import load_model
+
+        return load_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,30 +9,23 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from nas.config_dir import CONF_DIR, available_spaces
 from nas.errors import NasError, UsageError
 from nas.secrets import move_password_to_env
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 USAGE = "usage: python -m nas <command> [hydra overrides]   (or: nas <command> ...)"
-
-
-def available_spaces() -> list[str]:
-    """Names of the search spaces in conf/space/."""
-    return sorted(path.stem for path in (CONF_DIR / "space").glob("*.yaml"))
 
 
 def main_help() -> str:
     """The text of `python -m nas --help`."""
     lines = [USAGE, "", "commands:"]
-    lines += [f"  {name:<10}{command.summary}" for name, command in COMMANDS.items()]
+    lines += [f"  {name:<10}{summary}" for name, summary in COMMANDS.items()]
     lines += [
         "",
         f"search spaces (+space=NAME): {', '.join(available_spaces())}",
@@ -59,25 +52,12 @@ def normalise_overrides(overrides: list[str]) -> list[str]:
     return result
 
 
-def search(cfg: DictConfig) -> None:
-    """`search`: run or resume the study for the chosen space."""
-    from nas.study import run_search  # torch and optuna load only when a command runs
-
-    if "space" not in cfg:
-        spaces = ", ".join(available_spaces())
-        raise UsageError(f"no search space given: add +space=NAME (available: {spaces})")
-    run_search(cfg, launch_dir=Path.cwd(), run_dir=Path(HydraConfig.get().runtime.output_dir))
-
-
-class Command(NamedTuple):
-    summary: str
-    run: Callable[[DictConfig], None]
-
-
+# Each command is the function of that name in nas/commands.py.
 COMMANDS = {
-    "search": Command(
-        "run or resume a joint architecture + per-layer sparsity search; print its front", search
-    ),
+    "search": "run or resume a joint architecture + per-layer sparsity search; print its front",
+    "report": "print the front of a study; write CSV, JSON and plots",
+    "dashboard": "open optuna-dashboard on the study storage",
+    "export": "write a trial's pruned network (trial=N or best) to files",
 }
 
 
@@ -105,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def app(cfg: DictConfig) -> None:
         try:
-            COMMANDS[command].run(cfg)
+            from nas import commands  # torch and optuna load only when a command runs
+
+            run_dir = Path(HydraConfig.get().runtime.output_dir)
+            getattr(commands, command)(cfg, launch_dir=Path.cwd(), run_dir=run_dir)
         except NasError as error:
             if full_error:
                 raise

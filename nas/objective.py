@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 import optuna
 import torch
+from torch import nn
 
 from nas import counting
 from nas.checkpoint import NO_CHECKPOINTS, Checkpoints
@@ -70,8 +71,9 @@ class TrialPipeline:
 
     def run(
         self, candidate: Candidate, seed: int, checkpoints: Checkpoints = NO_CHECKPOINTS
-    ) -> TrialResult:
-        """Train, prune, fine-tune and evaluate `candidate`, its weights seeded by `seed`.
+    ) -> tuple[TrialResult, nn.Module]:
+        """Train, prune, fine-tune and evaluate `candidate`, its weights seeded by `seed`;
+        returns what was measured and the pruned model (masks folded, in eval mode).
 
         After every epoch the training state goes to `checkpoints`; when `checkpoints`
         already holds one (a retried trial), training resumes after that epoch.
@@ -123,7 +125,7 @@ class TrialPipeline:
             optimizer.load_state_dict(saved["optimizer"])
         fit(range(max(done, dense_epochs) + 1, total_epochs + 1), optimizer, dense_accuracy)
         make_permanent(model)
-        return TrialResult(
+        result = TrialResult(
             accuracy=accuracy(model, splits.val_x, splits.val_y),
             nonzero_params=counting.nonzero_params(model),
             flops=counting.sparse_flops(model, splits.in_shape),
@@ -138,20 +140,27 @@ class TrialPipeline:
             seconds=round(time.perf_counter() - started, 3),
             arch=space.describe(candidate),
         )
+        return result, model.eval()
 
     def objective(
-        self, seed: int, checkpoints_for: Callable[[optuna.Trial], Checkpoints] | None = None
+        self,
+        seed: int,
+        checkpoints_for: Callable[[optuna.Trial], Checkpoints] | None = None,
+        on_result: Callable[[optuna.Trial, TrialResult, nn.Module], None] | None = None,
     ) -> Callable[[optuna.Trial], tuple[float, int, int]]:
         """An Optuna objective: sample a candidate, `run` it with weights seeded by `seed`
         plus the trial's number (a retry keeps its original trial's number), checkpointing
-        into `checkpoints_for(trial)`; store the user attrs and return the objectives."""
+        into `checkpoints_for(trial)`; store the user attrs, hand the result and the pruned
+        model to `on_result`, and return the objectives."""
 
         def objective(trial: optuna.Trial) -> tuple[float, int, int]:
             checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
             number = (retry_history(trial) or [trial.number])[0]
-            result = self.run(self.space.sample(trial), seed + number, checkpoints)
+            result, model = self.run(self.space.sample(trial), seed + number, checkpoints)
             for key, value in result.user_attrs().items():
                 trial.set_user_attr(key, value)
+            if on_result:
+                on_result(trial, result, model)
             return result.values()
 
         return objective

@@ -14,6 +14,7 @@ FRONT_COLUMNS = (
     "nonzero_params",
     "flops",
     "sparsity",
+    "compression",
     "arch",
 )
 
@@ -21,7 +22,8 @@ FRONT_COLUMNS = (
 def front_rows(study: optuna.Study) -> list[dict]:
     """One row per non-dominated finished trial, most accurate first.
 
-    `sparsity` is the share of the candidate's parameters that are zero.
+    `sparsity` is the share of the candidate's parameters that are zero; `compression`
+    is its dense parameter count over its nonzero count (e.g. 4.0: a quarter remains).
     """
     rows = []
     for trial in study.best_trials:
@@ -35,6 +37,7 @@ def front_rows(study: optuna.Study) -> list[dict]:
                 "nonzero_params": int(nonzero),
                 "flops": int(flops),
                 "sparsity": 1 - nonzero / attrs["dense_params"],
+                "compression": attrs["dense_params"] / max(nonzero, 1),
                 "arch": attrs["arch"],
             }
         )
@@ -54,6 +57,7 @@ def front_table(rows: list[dict]) -> str:
             "nonzero_params": "{:,}".format,
             "flops": "{:,}".format,
             "sparsity": "{:.1%}".format,
+            "compression": "{:.1f}x".format,
         },
     )
 

@@ -120,3 +120,29 @@ def _check_compatible(study: optuna.Study, space: str) -> None:
             f"study {study.study_name!r} already exists for space {stored_space!r}, not "
             f"{space!r}; choose another study.name"
         )
+
+
+def existing_storage(url: str) -> optuna.storages.RDBStorage:
+    """The storage at `url`, which must already exist: a missing SQLite file raises
+    UsageError instead of being created empty."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            raise UsageError(
+                f"no study database at {parsed.database}: run a search first, or point "
+                f"study.storage at one"
+            )
+    return optuna.storages.RDBStorage(url)
+
+
+def load_named_study(storage: optuna.storages.RDBStorage, name: str | None) -> optuna.Study:
+    """The study `name` in `storage`; with no name, its only study. UsageError otherwise,
+    listing the studies there."""
+    names = [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
+    if name is None and len(names) == 1:
+        name = names[0]
+    if name not in names:
+        listed = ", ".join(repr(n) for n in names) or "none"
+        what = f"no study {name!r}" if name else "several studies, no study.name"
+        raise UsageError(f"{what} in study.storage; studies there: {listed}")
+    return optuna.load_study(study_name=name, storage=storage)

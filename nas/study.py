@@ -18,19 +18,22 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.exceptions import ExperimentalWarning, StorageInternalError
 from optuna.trial import TrialState
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nas.callbacks import FailureStreak, SearchProgress, TrialBudget
 from nas.checkpoint import NO_CHECKPOINTS, ArtifactCheckpoints, Checkpoints
-from nas.data import splits_to
+from nas.dashboard import save_study_plots, save_trial_note
+from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError
-from nas.objective import TrialPipeline
+from nas.objective import TrialPipeline, TrialResult
 from nas.report import front_rows, front_table, write_front
 from nas.retry import RetryTrial
 from nas.secrets import hide_secret, without_password
 from nas.settings import StudySettings
 from nas.storage import artifact_dir, open_storage, open_study, storage_url
 from nas.train import TrainSettings, resolve_device
+from nas.weights import save_pruned_weights
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +146,20 @@ def _optimize(
     return None
 
 
+def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None:
+    """Record in `study` what `export` needs to rebuild and check its models: the space
+    and data configs, input shape and class count (once, when the study is new)."""
+    attrs = {
+        "space_config": OmegaConf.to_container(cfg.space, resolve=True),
+        "data_config": OmegaConf.to_container(cfg.data, resolve=True),
+        "in_shape": list(splits.in_shape),
+        "n_classes": splits.n_classes,
+    }
+    for key, value in attrs.items():
+        if key not in study.user_attrs:
+            study.set_user_attr(key, value)
+
+
 def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study:
     """Run (or resume) the study described by `cfg` until it holds `study.n_trials`
     finished trials; print its Pareto front and write it into `run_dir`. Returns the study.
@@ -174,6 +191,7 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged below
     retry = RetryTrial(opts.max_retry)
     study = _open(url, opts, str(cfg.space._target_), retry)
+    describe_study(study, cfg, splits)
     # Offset by the trials already stored so that a resumed study does not replay
     # the random draws of its first session.
     study.sampler = _instantiate(cfg.sampler, "sampler", seed=seed + len(study.trials))
@@ -199,19 +217,26 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
         )
         pipeline = TrialPipeline(space, splits_to(splits, device), pruning, settings, device)
 
+        store_dir.mkdir(parents=True, exist_ok=True)
+        store = FileSystemArtifactStore(store_dir)
+
         def checkpoints_for(trial: optuna.Trial) -> Checkpoints:
             if settings.epochs + settings.finetune_epochs <= opts.checkpoint_over_epochs:
                 return NO_CHECKPOINTS
-            store_dir.mkdir(parents=True, exist_ok=True)
-            return ArtifactCheckpoints(FileSystemArtifactStore(store_dir), trial)
+            return ArtifactCheckpoints(store, trial)
 
-        objective = guarded(pipeline.objective(seed, checkpoints_for), budget, retry)
+        def keep(trial: optuna.Trial, result: TrialResult, model: nn.Module) -> None:
+            save_pruned_weights(store, trial, model)
+            save_trial_note(trial, result, model)
+
+        objective = guarded(pipeline.objective(seed, checkpoints_for, keep), budget, retry)
         progress = SearchProgress(opts.n_trials, finished)
         try:
             interrupted_by = _optimize(study, objective, [budget, streak, progress])
         finally:
             progress.close()
     report_front(study, run_dir)
+    save_study_plots(study)
 
     finished = finished_trials(study)
     if interrupted_by is not None:

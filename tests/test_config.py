@@ -4,7 +4,8 @@ import optuna
 import pytest
 from hydra.utils import instantiate
 
-from nas.__main__ import available_spaces, normalise_overrides
+from nas.__main__ import normalise_overrides
+from nas.config_dir import available_spaces
 from nas.errors import UsageError
 from search_spaces.cnn import CNNSpace
 

@@ -33,7 +33,7 @@ def pipeline(tiny_splits) -> TrialPipeline:
 def run(tiny_splits, params=PARAMS, seed=0):
     space = CNNSpace()
     candidate = space.sample(FixedTrial(params))
-    return space, candidate, pipeline(tiny_splits).run(candidate, seed)
+    return space, candidate, pipeline(tiny_splits).run(candidate, seed)[0]
 
 
 def test_a_candidate_is_trained_pruned_to_its_ratios_and_measured(tiny_splits):
@@ -102,14 +102,14 @@ def test_a_run_resumed_from_a_checkpoint_ends_as_an_uninterrupted_run(tiny_split
     pipe = TrialPipeline(CNNSpace(), tiny_splits, MagnitudePruning(), settings, torch.device("cpu"))
     candidate = CNNSpace().sample(FixedTrial(PARAMS))
     whole = MemoryCheckpoints()
-    uninterrupted = pipe.run(candidate, seed=1, checkpoints=whole)
+    uninterrupted, _ = pipe.run(candidate, seed=1, checkpoints=whole)
     assert [state["epoch"] for state in whole.saved] == [1, 2, 3, 4]
     assert uninterrupted.resumed_from_epoch == 0
 
     first_try = MemoryCheckpoints(die_after=killed_after)
     with pytest.raises(Killed):
         pipe.run(candidate, seed=1, checkpoints=first_try)
-    resumed = pipe.run(candidate, seed=1, checkpoints=MemoryCheckpoints(first_try.saved))
+    resumed, _ = pipe.run(candidate, seed=1, checkpoints=MemoryCheckpoints(first_try.saved))
     assert resumed.resumed_from_epoch == killed_after
     assert resumed.values() == uninterrupted.values()
     assert resumed.test_accuracy == uninterrupted.test_accuracy

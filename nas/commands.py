@@ -1,0 +1,134 @@
+"""The commands that look at an existing study: `report`, `dashboard` and `export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
+from sqlalchemy.exc import ArgumentError
+
+from nas.config_dir import available_spaces
+from nas.dashboard import save_study_plots, serve
+from nas.errors import UsageError
+from nas.secrets import without_password
+from nas.storage import artifact_dir, existing_storage, load_named_study, storage_url
+from nas.study import STORAGE_ERRORS, failure_reason, report_front, root_cause, run_search
+
+
+class StudyAt:
+    """An existing study's storage, artifact store and (lazily) the study itself."""
+
+    def __init__(self, cfg: DictConfig, launch_dir: Path) -> None:
+        try:
+            self.url = storage_url(cfg.study.storage, launch_dir)
+            self.store = FileSystemArtifactStore(
+                artifact_dir(self.url, cfg.study.artifacts, launch_dir)
+            )
+        except ArgumentError as error:
+            raise UsageError(
+                f"study.storage is not a database URL: {without_password(cfg.study.storage)!r}"
+            ) from error
+        try:
+            self.storage = existing_storage(self.url)
+        except UsageError:
+            raise
+        except STORAGE_ERRORS as error:
+            raise UsageError(
+                f"cannot open the study storage {without_password(self.url)} (study.storage): "
+                f"{failure_reason(root_cause(error))}"
+            ) from error
+        try:
+            self.name = str(cfg.study.name)
+        except InterpolationResolutionError:  # no study.name and no +space to default to
+            self.name = None
+
+    def study(self) -> optuna.Study:
+        """The study named by study.name (or the storage's only study)."""
+        return load_named_study(self.storage, self.name)
+
+
+def search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Run or resume the study for the chosen space (see `nas.study.run_search`)."""
+    if "space" not in cfg:
+        spaces = ", ".join(available_spaces())
+        raise UsageError(f"no search space given: add +space=NAME (available: {spaces})")
+    run_search(cfg, launch_dir, run_dir)
+
+
+def report(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Print the front of an existing study; write it as CSV and JSON, with its plots."""
+    from nas.plots import write_plots
+
+    study = StudyAt(cfg, launch_dir).study()
+    report_front(study, run_dir)
+    paths = write_plots(study, run_dir)
+    print(f"{len(paths)} plots written to {run_dir}: {', '.join(p.name for p in paths)}")
+
+
+def dashboard(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Refresh the custom plots of every nas study in the storage, then serve the dashboard."""
+    at = StudyAt(cfg, launch_dir)
+    for summary in optuna.get_all_study_summaries(at.storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=at.storage)
+        if "space" in study.user_attrs:
+            save_study_plots(study)
+    serve(at.storage, at.store, str(cfg.dashboard.host), int(cfg.dashboard.port))
+
+
+def pick_trial(study: optuna.Study, choice, best_within: float) -> FrozenTrial:
+    """Trial number `choice`, or for `best` the one with the fewest nonzero parameters
+    among finished trials whose validation accuracy is within `best_within` of the best."""
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not finished:
+        raise UsageError(f"study {study.study_name!r} has no finished trial to export")
+    if choice == "best":
+        top = max(trial.values[0] for trial in finished)
+        close = [trial for trial in finished if trial.values[0] >= top - best_within]
+        return min(close, key=lambda trial: (trial.values[1], -trial.values[0]))
+    by_number = {trial.number: trial for trial in finished}
+    if isinstance(choice, bool) or not isinstance(choice, int) or choice not in by_number:
+        numbers = ", ".join(str(n) for n in sorted(by_number))
+        raise UsageError(f"trial={choice!r} is not a finished trial; finished: {numbers}")
+    return by_number[choice]
+
+
+def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Rebuild a trial's pruned network, write it in the three export formats and print
+    their sizes and the CPU latency of the dense and the exported network."""
+    from nas.export import compare_latency, export_model
+    from nas.weights import load_pruned_weights
+
+    at = StudyAt(cfg, launch_dir)
+    study = at.study()
+    trial = pick_trial(study, cfg.trial, float(cfg.export.best_within))
+    attrs = study.user_attrs
+    space = instantiate(OmegaConf.create(attrs["space_config"]))
+    in_shape, n_classes = tuple(attrs["in_shape"]), attrs["n_classes"]
+    candidate = space.sample(FixedTrial(trial.params, number=trial.number))
+    model = space.build(candidate, in_shape, n_classes)
+    try:
+        model.load_state_dict(load_pruned_weights(at.store, at.storage, trial))
+    except LookupError as error:
+        raise UsageError(str(error)) from error
+    model.eval()
+    out = (
+        Path(cfg.out)
+        if cfg.out
+        else launch_dir / "exports" / f"{study.study_name}-trial{trial.number}"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = export_model(model, in_shape, out)
+    dense = space.build(candidate, in_shape, n_classes).eval()
+    print(
+        f"trial {trial.number} of study {study.study_name!r}: {trial.user_attrs['arch']}, "
+        f"validation accuracy {trial.values[0]:.4f}, test {trial.user_attrs['test_accuracy']:.4f}"
+    )
+    for path, size in files.sizes():
+        print(f"  {path}  {size:,} bytes")
+    latency = compare_latency(dense, files.program, in_shape)
+    print(f"CPU latency, dense network vs exported program: {latency}")

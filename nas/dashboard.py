@@ -1,0 +1,71 @@
+"""What optuna-dashboard shows beyond Optuna's own records: a markdown note per trial,
+the study's custom plots, and the server itself."""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+from optuna_dashboard import run_server, save_note, save_plotly_graph_object
+from torch import nn
+
+from nas.objective import TrialResult
+
+log = logging.getLogger(__name__)
+
+# The study's custom plots (optuna-dashboard draws neither a 3-D front nor hypervolume).
+DASHBOARD_PLOTS = ("front_3d", "hypervolume", "layer_sparsity")
+
+
+def trial_note(result: TrialResult, model: nn.Module) -> str:
+    """A markdown summary of one finished trial: its numbers and a per-layer sparsity table."""
+    compression = result.dense_params / max(result.nonzero_params, 1)
+    lines = [
+        f"**{result.arch}**",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| validation accuracy | {result.accuracy:.4f} (dense {result.dense_accuracy:.4f}) |",
+        f"| test accuracy | {result.test_accuracy:.4f} |",
+        f"| nonzero parameters | {result.nonzero_params:,} of {result.dense_params:,} "
+        f"({compression:.1f}x smaller) |",
+        f"| FLOPs per sample | {result.flops:,} of {result.dense_flops:,} |",
+        "",
+        "| layer | weights | target sparsity | achieved |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for layer, target in result.sparsity_target.items():
+        weights = model.get_submodule(layer).weight.numel()
+        achieved = result.sparsity_achieved[layer]
+        lines.append(f"| `{layer}` | {weights:,} | {target:.1%} | {achieved:.1%} |")
+    return "\n".join(lines)
+
+
+def save_trial_note(trial: optuna.Trial, result: TrialResult, model: nn.Module) -> None:
+    """Attach `trial_note` to `trial` for the dashboard."""
+    save_note(trial, trial_note(result, model))
+
+
+def save_study_plots(study: optuna.Study) -> None:
+    """Store the 3-D front, hypervolume history and per-layer sparsity chart in `study`
+    as dashboard custom plots, replacing earlier versions."""
+    from nas.plots import front_figures  # plotly figures are built only when needed
+
+    figures = front_figures(study)
+    for name in DASHBOARD_PLOTS:
+        if name in figures:
+            save_plotly_graph_object(study, figures[name], graph_object_id=name)
+
+
+def serve(
+    storage: optuna.storages.BaseStorage,
+    artifact_store: optuna.artifacts.FileSystemArtifactStore,
+    host: str,
+    port: int,
+) -> None:
+    """Run optuna-dashboard over `storage` and `artifact_store` until Ctrl-C."""
+    print(f"optuna-dashboard: http://{host}:{port}/dashboard/  (Ctrl-C stops it)", flush=True)
+    try:
+        run_server(storage, host=host, port=port, artifact_store=artifact_store)
+    except KeyboardInterrupt:
+        print("dashboard stopped")

@@ -1,0 +1,44 @@
+"""`python -m nas export`: a finished trial's pruned network, out of the study, as files."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from nas import load_model
+from nas.commands import pick_trial
+from nas.errors import UsageError
+from nas.train import accuracy
+from tests.conftest import run_nas
+
+
+@pytest.mark.slow
+def test_exported_files_reproduce_the_trials_test_accuracy_exactly(tmp_path):
+    searched = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=tmp_path)
+    assert searched.returncode == 0, searched.stderr
+    result = run_nas("export", "study.name=cnn", "trial=1", f"out={tmp_path}/ship/t1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "CPU latency, dense network vs exported program: dense" in result.stdout
+
+    study = optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
+    recorded = study.trials[1].user_attrs["test_accuracy"]
+    splits = instantiate(OmegaConf.create(study.user_attrs["data_config"]))
+    files = sorted((tmp_path / "ship").iterdir())
+    assert [f.name for f in files] == ["t1.pt2", "t1.sparse.pt", "t1.state_dict.pt"]
+    for path in files:
+        assert str(path) in result.stdout
+        assert accuracy(load_model(path), splits.test_x, splits.test_y) == recorded, path.name
+
+
+def test_best_is_the_smallest_model_within_best_within_of_the_top_accuracy():
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    for values in ([0.97, 9000, 1], [0.965, 4000, 1], [0.95, 1000, 1]):
+        study.add_trial(optuna.create_trial(values=values))
+    assert pick_trial(study, "best", 0.01).number == 1
+    assert pick_trial(study, "best", 0.0).number == 0
+    assert pick_trial(study, "best", 0.05).number == 2
+    assert pick_trial(study, 2, 0.01).number == 2
+    with pytest.raises(UsageError, match="trial=7 is not a finished trial; finished: 0, 1, 2"):
+        pick_trial(study, 7, 0.01)

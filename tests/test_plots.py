@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.exceptions import ExperimentalWarning
+from optuna.trial import TrialState
+
+from nas.plots import (
+    front_figures,
+    hypervolume_reference,
+    layer_sparsity,
+    projection,
+    write_plots,
+)
+
+CHARTS = {
+    "front_3d",
+    "front_accuracy_params",
+    "front_accuracy_flops",
+    "hypervolume",
+    "importance_accuracy",
+    "importance_nonzero_params",
+    "importance_flops",
+    "layer_sparsity",
+}
+IMPORTANCES = {"importance_accuracy", "importance_nonzero_params", "importance_flops"}
+SPARSITY = FloatDistribution(0.0, 0.95, step=0.05)
+
+# number: (accuracy, nonzero params, FLOPs, blocks, hidden width, achieved sparsity per layer)
+TRIALS = {
+    0: (0.95, 20_000, 300_000, 1, 64, {"block1.conv": 0.3, "hidden": 0.6, "head": 0.1}),
+    2: (0.97, 12_000, 900_000, 3, 0, {"block1.conv": 0.1, "block2.conv": 0.5,
+                                      "block3.conv": 0.75, "head": 0.2}),
+    3: (0.90, 3_000, 200_000, 2, 0, {"block1.conv": 0.4, "block2.conv": 0.9, "head": 0.05}),
+    4: (0.93, 5_000, 150_000, 2, 32, {"block1.conv": 0.0, "block2.conv": 0.7, "hidden": 0.8,
+                                      "head": 0.3}),
+    5: (0.85, 8_000, 400_000, 1, 0, {"block1.conv": 0.2, "head": 0.4}),
+    6: (0.96, 30_000, 120_000, 1, 32, {"block1.conv": 0.65, "hidden": 0.55, "head": 0.15}),
+    7: (0.80, 1_500, 500_000, 3, 0, {"block1.conv": 0.85, "block2.conv": 0.95,
+                                     "block3.conv": 0.9, "head": 0.6}),
+}  # fmt: skip
+FRONT_3D = {0, 2, 3, 4, 6, 7}  # 5 is dominated by 3
+FRONT_ACCURACY_PARAMS = {7, 3, 4, 2}
+FRONT_ACCURACY_FLOPS = {6, 2}
+
+
+def complete_trial(accuracy, params, flops, blocks, hidden, achieved) -> optuna.trial.FrozenTrial:
+    """A finished trial as the search stores it: conditional params, user attrs, objectives."""
+    arch = {"arch.blocks": blocks, "arch.kernel_size": 3, "arch.hidden": hidden}
+    distributions = {
+        "arch.blocks": IntDistribution(1, 3),
+        "arch.kernel_size": CategoricalDistribution((3, 5)),
+        "arch.hidden": CategoricalDistribution((0, 32, 64)),
+    }
+    channels = [16, 32, 8][:blocks]
+    for i, width in enumerate(channels, start=1):
+        arch[f"arch.block{i}.channels"] = width
+        distributions[f"arch.block{i}.channels"] = CategoricalDistribution((8, 16, 32))
+    target = {layer: round(ratio * 20) / 20 for layer, ratio in achieved.items()}
+    for layer, ratio in target.items():
+        arch[f"sparsity.{layer}"] = ratio
+        distributions[f"sparsity.{layer}"] = SPARSITY
+    fc = f" > fc {hidden}" if hidden else ""
+    return optuna.trial.create_trial(
+        params=arch,
+        distributions=distributions,
+        values=[accuracy, params, flops],
+        user_attrs={
+            "arch": f"conv {'-'.join(map(str, channels))} k3{fc} > head",
+            "sparsity_target": target,
+            "sparsity_achieved": achieved,
+            "dense_params": 2 * params,
+            "dense_flops": 2 * flops,
+            "dense_accuracy": accuracy + 0.01,
+            "test_accuracy": accuracy - 0.01,
+        },
+    )
+
+
+def empty_study() -> optuna.Study:
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        study.set_metric_names(["accuracy", "nonzero_params", "flops"])
+    return study
+
+
+@pytest.fixture
+def study() -> optuna.Study:
+    """Trials 0-7 as in TRIALS, trial 1 failed, then one still running."""
+    study = empty_study()
+    for number in range(8):
+        if number == 1:
+            study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+        else:
+            study.add_trial(complete_trial(*TRIALS[number]))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.RUNNING))
+    return study
+
+
+def written_names(files, suffix: str) -> set[str]:
+    return {path.stem for path in files if path.suffix == suffix}
+
+
+def test_write_plots_writes_every_chart_as_html_and_png(study, tmp_path):
+    files = write_plots(study, tmp_path / "report")
+
+    assert files.skipped == {}
+    assert written_names(files, ".html") == CHARTS
+    assert written_names(files, ".png") == CHARTS
+    assert sorted(files) == sorted((tmp_path / "report").iterdir())
+    for path in files:
+        assert path.stat().st_size > 0
+        if path.suffix == ".png":
+            assert path.read_bytes().startswith(b"\x89PNG")
+        if path.suffix == ".html":  # offline: plotly.js from the folder, not a CDN
+            html = path.read_text()
+            assert '<script charset="utf-8" src="plotly.min.js"></script>' in html
+            assert "cdn.plot.ly" not in html
+    assert (tmp_path / "report" / "plotly.min.js").stat().st_size > 1_000_000
+
+
+def test_sparsity_matrix_has_front_trials_by_accuracy_and_layers_in_network_order(study):
+    matrix = layer_sparsity(study)
+
+    assert matrix.trials == [2, 6, 0, 4, 3, 7]
+    assert matrix.labels[:2] == ["#2 97.0%", "#6 96.0%"]
+    # No trial has both block3.conv and hidden: still in network order.
+    assert matrix.layers == ["block1.conv", "block2.conv", "block3.conv", "hidden", "head"]
+    expected = [
+        [100 * TRIALS[n][5].get(layer, math.nan) for n in matrix.trials] for layer in matrix.layers
+    ]
+    np.testing.assert_allclose(matrix.percent, expected)
+    assert np.isnan(matrix.percent[3, 0])  # trial 2 has no hidden layer
+    assert matrix.cell_texts()[3][:2] == ["", "55.0"]
+
+
+def test_sparsity_heatmap_shows_the_matrix_with_blank_cells(study):
+    heatmap = front_figures(study)["layer_sparsity"].data[0]
+    matrix = layer_sparsity(study)
+
+    assert list(heatmap.y) == matrix.layers
+    assert list(heatmap.x) == matrix.labels
+    assert heatmap.z[3][0] is None
+    assert heatmap.z[0][0] == pytest.approx(10.0)
+    assert [list(row) for row in heatmap.text] == matrix.cell_texts()
+
+
+def objectives(numbers, metrics):
+    index = {"accuracy": 0, "nonzero_params": 1, "flops": 2}
+    return sorted(tuple(TRIALS[n][index[m]] for m in metrics) for n in numbers)
+
+
+@pytest.mark.parametrize(
+    ("name", "metrics", "front"),
+    [
+        ("front_accuracy_params", ("nonzero_params", "accuracy"), FRONT_ACCURACY_PARAMS),
+        ("front_accuracy_flops", ("flops", "accuracy"), FRONT_ACCURACY_FLOPS),
+    ],
+)
+def test_each_projection_shows_its_own_front(study, name, metrics, front):
+    assert {trial.number for trial in projection(study, metrics).best_trials} == front
+
+    dominated_trace, front_trace = front_figures(study)[name].data
+    assert sorted(zip(front_trace.x, front_trace.y, strict=True)) == objectives(front, metrics)
+    assert sorted(zip(dominated_trace.x, dominated_trace.y, strict=True)) == objectives(
+        set(TRIALS) - front, metrics
+    )
+    assert dominated_trace.marker.opacity < 1
+
+
+def test_the_3d_front_is_the_study_front_and_axes_are_log_where_values_span_decades(study):
+    figure = front_figures(study)["front_3d"]
+    dominated_trace, front_trace = figure.data
+    metrics = ("nonzero_params", "flops", "accuracy")
+
+    assert {trial.number for trial in study.best_trials} == FRONT_3D
+    front_points = zip(front_trace.x, front_trace.y, front_trace.z, strict=True)
+    assert sorted(front_points) == objectives(FRONT_3D, metrics)
+    assert len(dominated_trace.x) == 1
+    assert figure.layout.scene.xaxis.type == "log"  # 1,500 to 30,000 parameters
+    assert figure.layout.scene.yaxis.type != "log"  # 120k to 900k FLOPs
+    assert figure.layout.scene.zaxis.title.text == "validation accuracy"
+
+
+def test_projection_keeps_trial_numbers_and_attrs(study):
+    projected = projection(study, ("flops", "accuracy"))
+
+    assert [t.state for t in projected.trials] == [t.state for t in study.trials]
+    assert projected.trials[6].values == [120_000, 0.96]
+    assert projected.trials[6].user_attrs == study.trials[6].user_attrs
+    assert projected.trials[6].params == study.trials[6].params
+
+
+def test_hypervolume_reference_is_zero_accuracy_and_beyond_the_largest_cost(study):
+    reference = hypervolume_reference(study)
+    assert reference == pytest.approx([0.0, 1.1 * 30_000, 1.1 * 900_000])
+
+    history = front_figures(study)["hypervolume"].data[0]
+    first = 0.95 * (1.1 * 30_000 - 20_000) * (1.1 * 900_000 - 300_000)
+    assert list(history.x) == [0, 2, 3, 4, 5, 6, 7]
+    assert history.y[0] == pytest.approx(first)
+    assert list(history.y) == sorted(history.y) and history.y[-1] > first
+
+
+def test_a_study_without_complete_trials_writes_nothing(tmp_path):
+    study = empty_study()
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+
+    files = write_plots(study, tmp_path)
+
+    assert files == []
+    assert set(files.skipped) == CHARTS
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_complete_trial_draws_all_but_importances(tmp_path):
+    study = empty_study()
+    study.add_trial(complete_trial(*TRIALS[4]))
+
+    files = write_plots(study, tmp_path)
+
+    assert set(files.skipped) == IMPORTANCES
+    assert all("at least 2" in reason for reason in files.skipped.values())
+    assert written_names(files, ".png") == CHARTS - IMPORTANCES
+    assert written_names(files, ".html") == CHARTS - IMPORTANCES
+    assert layer_sparsity(study).trials == [0]
+
+
+def test_an_objective_without_variance_has_no_importance_chart():
+    study = empty_study()
+    study.add_trial(complete_trial(*TRIALS[2]))
+    study.add_trial(complete_trial(0.97, *TRIALS[3][1:]))
+
+    assert set(front_figures(study)) == CHARTS - {"importance_accuracy"}

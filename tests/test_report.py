@@ -1,0 +1,59 @@
+"""`python -m nas report`: the front of an existing study as a table, files and plots."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from nas.report import front_rows
+from tests.conftest import assert_one_line_error, run_nas
+
+PLOTS = {
+    "front_3d",
+    "front_accuracy_params",
+    "front_accuracy_flops",
+    "hypervolume",
+    "importance_accuracy",
+    "importance_nonzero_params",
+    "importance_flops",
+    "layer_sparsity",
+}
+
+
+@pytest.mark.slow
+def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
+    searched = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=4", cwd=tmp_path)
+    assert searched.returncode == 0, searched.stderr
+    result = run_nas("report", "study.name=cnn", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "compression" in result.stdout and "Pareto front of study 'cnn'" in result.stdout
+
+    (run_dir,) = [p.parent for p in (tmp_path / "outputs" / "runs").glob("*/plotly.min.js")]
+    front = json.loads((run_dir / "front.json").read_text())
+    assert front and all(row["compression"] >= 1 for row in front)
+    for name in PLOTS:
+        for suffix in (".html", ".png"):
+            assert (run_dir / f"{name}{suffix}").stat().st_size > 0, name + suffix
+
+
+def test_report_without_a_database_is_one_line_and_creates_nothing(tmp_path):
+    assert_one_line_error(run_nas("report", cwd=tmp_path), "no study database at")
+    assert not (tmp_path / "outputs" / "nas.db").exists()
+
+
+@pytest.mark.slow
+def test_report_of_an_unknown_study_lists_the_studies_there(tmp_path):
+    searched = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=1", cwd=tmp_path)
+    assert searched.returncode == 0, searched.stderr
+    result = run_nas("report", "study.name=nope", cwd=tmp_path)
+    assert_one_line_error(result, "no study 'nope' in study.storage; studies there: 'cnn'")
+
+
+def test_compression_is_dense_over_nonzero_parameters():
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    attrs = {"test_accuracy": 0.9, "dense_params": 1000, "arch": "conv 8 k3 > head"}
+    study.add_trial(optuna.create_trial(values=[0.91, 250, 5000], user_attrs=attrs))
+    (row,) = front_rows(study)
+    assert row["compression"] == 4.0 and row["sparsity"] == 0.75
