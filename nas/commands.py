@@ -24,6 +24,7 @@ class StudyAt:
     """An existing study's storage, artifact store and (lazily) the study itself."""
 
     def __init__(self, cfg: DictConfig, launch_dir: Path) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             self.url = storage_url(cfg.study.storage, launch_dir)
             self.store = FileSystemArtifactStore(
@@ -67,7 +68,10 @@ def report(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     study = StudyAt(cfg, launch_dir).study()
     report_front(study, run_dir)
     paths = write_plots(study, run_dir)
-    print(f"{len(paths)} plots written to {run_dir}: {', '.join(p.name for p in paths)}")
+    names = sorted({path.stem for path in paths if path.suffix == ".png"})
+    print(f"plots written to {run_dir} as .html and .png: {', '.join(names)}")
+    for name, reason in paths.skipped.items():
+        print(f"  not drawn: {name} ({reason})")
 
 
 def dashboard(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
