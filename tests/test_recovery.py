@@ -10,7 +10,9 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.artifacts import get_all_artifact_meta
+from optuna.exceptions import StorageInternalError
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from tests.conftest import nas_command, run_nas
 
@@ -35,6 +37,16 @@ def load(tmp_path: Path) -> optuna.Study:
     return optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
 
 
+def saved_checkpoints(tmp_path: Path) -> int:
+    """How many checkpoints trial 0 has saved so far (0 while the study is being created)."""
+    try:
+        study = load(tmp_path)
+        trials = study.get_trials(deepcopy=False)
+        return len(get_all_artifact_meta(trials[0], storage=study._storage)) if trials else 0
+    except (KeyError, StorageInternalError, SQLAlchemyError):  # tables or study not there yet
+        return 0
+
+
 def start_and_wait_for_checkpoints(tmp_path: Path, count: int) -> subprocess.Popen:
     """Start the long trial and return once trial 0 has saved `count` checkpoints."""
     process = subprocess.Popen(
@@ -43,16 +55,8 @@ def start_and_wait_for_checkpoints(tmp_path: Path, count: int) -> subprocess.Pop
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
-        if (tmp_path / "outputs" / "nas.db").exists():
-            try:
-                trials = load(tmp_path).trials
-            except (KeyError, optuna.exceptions.StorageInternalError):
-                trials = []  # the study is being created
-            if (
-                trials
-                and len(get_all_artifact_meta(trials[0], storage=load(tmp_path)._storage)) >= count
-            ):
-                return process
+        if (tmp_path / "outputs" / "nas.db").exists() and saved_checkpoints(tmp_path) >= count:
+            return process
         time.sleep(0.1)
     process.kill()
     pytest.fail("trial 0 saved no checkpoints in 120 s")
