@@ -20,16 +20,75 @@ def weights_to_remove(numel: int, ratio: float) -> int:
     return round(ratio * numel)
 
 
+def effective_weight(layer: nn.Module) -> torch.Tensor:
+    """The weight the layer computes with now: original times mask once it is pruned."""
+    if hasattr(layer, "weight_mask"):
+        return (layer.weight_orig * layer.weight_mask).detach()
+    return layer.weight.detach()
+
+
+def magnitude_mask(weight: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Mask keeping all but the `weights_to_remove` smallest-magnitude entries of `weight`."""
+    mask = torch.ones_like(weight)
+    remove = weights_to_remove(weight.numel(), ratio)
+    if remove:
+        smallest = torch.topk(weight.abs().flatten(), remove, largest=False).indices
+        mask.view(-1)[smallest] = 0
+    return mask
+
+
+def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor | None:
+    """N:M mask: in every group of `m` consecutive input channels of each output (for a
+    conv, at each kernel position), keep the `n` largest magnitudes. None when the layer's
+    input channels are not a multiple of `m`."""
+    channels_last = weight.movedim(1, -1) if weight.dim() > 2 else weight
+    if channels_last.shape[-1] % m:
+        return None
+    groups = channels_last.abs().reshape(-1, m)
+    keep = torch.zeros_like(groups).scatter_(1, groups.topk(n, dim=1).indices, 1.0)
+    mask = keep.reshape(channels_last.shape)
+    return mask.movedim(-1, 1) if weight.dim() > 2 else mask
+
+
+def set_mask(layer: nn.Module, mask: torch.Tensor) -> None:
+    """Attach `mask` to `layer.weight`, or replace the mask it has (pruned stays pruned
+    when the new mask comes from the effective weight, whose pruned entries are zero)."""
+    if hasattr(layer, "weight_mask"):
+        layer.weight_mask.copy_(mask)
+    else:
+        prune.custom_from_mask(layer, "weight", mask)
+
+
 class MagnitudePruning:
     """Zero the smallest-magnitude weights of each named layer, to that layer's own ratio."""
 
+    def mask(self, weight: torch.Tensor, ratio: float) -> torch.Tensor:
+        """The mask that prunes `weight` to `ratio`."""
+        return magnitude_mask(weight, ratio)
+
     def apply(self, model: nn.Module, ratios: Mapping[str, float]) -> None:
-        """Attach a pruning mask to each layer in `ratios` (module path -> sparsity ratio)."""
+        """Mask each layer in `ratios` (module path -> sparsity ratio); a layer pruned
+        before is pruned again from its effective weight, so its sparsity only grows."""
         for name, ratio in ratios.items():
             layer = model.get_submodule(name)
-            prune.l1_unstructured(
-                layer, "weight", amount=weights_to_remove(layer.weight.numel(), ratio)
-            )
+            set_mask(layer, self.mask(effective_weight(layer), ratio))
+
+
+class NMPruning(MagnitudePruning):
+    """Semi-structured N:M pruning with `m` fixed and `n` per layer from its sampled ratio:
+    n = round((1 - ratio) * m), at least 1 (ratio 0.5 with m=4 is the 2:4 pattern sparse
+    tensor cores run). A layer whose input channels are not a multiple of `m` falls back
+    to unstructured magnitude pruning at its ratio."""
+
+    def __init__(self, m: int = 4) -> None:
+        if isinstance(m, bool) or not isinstance(m, int) or m < 2:
+            raise ValueError(f"prune.m must be a whole number >= 2, got {m!r}")
+        self.m = m
+
+    def mask(self, weight: torch.Tensor, ratio: float) -> torch.Tensor:
+        n = min(self.m, max(1, round((1 - ratio) * self.m)))
+        structured = nm_mask(weight, n, self.m)
+        return magnitude_mask(weight, ratio) if structured is None else structured
 
 
 def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -4,7 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from nas.pruning import MagnitudePruning, achieved_sparsity, make_permanent, weights_to_remove
+from nas.pruning import (
+    MagnitudePruning,
+    NMPruning,
+    achieved_sparsity,
+    make_permanent,
+    weights_to_remove,
+)
 
 
 def small_model() -> nn.Sequential:
@@ -69,3 +75,36 @@ def test_masks_hold_zeros_through_training_and_folding():
 def test_ratios_outside_zero_to_one_are_rejected(ratio):
     with pytest.raises(ValueError, match=str(ratio)):
         weights_to_remove(100, ratio)
+
+
+def test_two_to_four_keeps_the_two_largest_of_every_four_input_channels():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(8, 3, 3), nn.Flatten(), nn.Linear(12, 5))
+    NMPruning(m=4).apply(model, {"0": 0.5, "2": 0.5})
+    make_permanent(model)
+    conv_groups = model[0].weight.movedim(1, -1).reshape(-1, 4)
+    linear_groups = model[2].weight.reshape(-1, 4)
+    for groups in (conv_groups, linear_groups):
+        assert (groups != 0).sum(dim=1).tolist() == [2] * len(groups)
+
+
+def test_nm_takes_n_from_the_ratio_and_falls_back_to_unstructured_when_shapes_do_not_allow():
+    model = nn.Sequential(nn.Linear(8, 4), nn.Linear(4, 6), nn.Linear(6, 10))
+    NMPruning(m=4).apply(model, {"0": 0.75, "1": 0.2, "2": 0.5})
+    make_permanent(model)
+    achieved = achieved_sparsity(model, ["0", "1", "2"])
+    assert achieved["0"] == 0.75  # 1:4
+    assert achieved["1"] == 0.25  # n = round(0.8 * 4) = 3: the 3:4 pattern
+    assert achieved["2"] == 0.5  # 6 inputs: unstructured at 50 %
+
+
+def test_pruning_again_only_adds_zeros():
+    model = small_model()
+    MagnitudePruning().apply(model, {"3": 0.5})
+    first = model[3].weight_mask.clone()
+    with torch.no_grad():
+        model[3].weight_orig.mul_(-3.0).add_(0.01)  # training moved the weights
+    MagnitudePruning().apply(model, {"3": 0.8})
+    second = model[3].weight_mask
+    assert not (second.bool() & ~first.bool()).any(), "a pruned weight came back"
+    assert int(second.sum()) == second.numel() - weights_to_remove(second.numel(), 0.8)

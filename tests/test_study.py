@@ -88,6 +88,7 @@ def test_default_storage_is_a_sqlite_file_under_outputs_of_the_launch_dir(tmp_pa
         ("study.max_consecutive_failures=0", "study.max_consecutive_failures must be at least 1"),
         ("study.checkpoint_over_epochs=-1", "study.checkpoint_over_epochs must be at least 0"),
         ("study.max_retry=two", "study.max_retry must be a whole number, got 'two'"),
+        ("prune=nm prune.m=1", "prune.m must be a whole number >= 2, got 1"),
         ("train.lr=fast", "train.lr must be a number, got 'fast'"),
         ("space.sparsity.high=1.0", "sparsity bounds"),
         ("device=tpu7", "device"),
@@ -97,7 +98,7 @@ def test_default_storage_is_a_sqlite_file_under_outputs_of_the_launch_dir(tmp_pa
 )
 def test_bad_values_raise_one_usage_error(search, override, message, tmp_path):
     with pytest.raises(UsageError, match=message):
-        search(override)
+        search(*override.split())
     assert not (tmp_path / "run").exists()
 
 
@@ -105,3 +106,12 @@ def test_the_artifact_store_sits_beside_a_sqlite_file_or_under_outputs(tmp_path)
     assert artifact_dir("sqlite:////data/nas.db", None, tmp_path) == Path("/data/nas-artifacts")
     assert artifact_dir("postgresql://h/db", None, tmp_path) == tmp_path / "outputs" / "artifacts"
     assert artifact_dir("sqlite:////data/nas.db", "/shared/ckpt", tmp_path) == Path("/shared/ckpt")
+
+
+def test_a_search_with_nm_pruning_reaches_n_of_4_patterns(search):
+    study = search("prune=nm", "study.n_trials=3")
+    for trial in completed(study):
+        achieved = trial.user_attrs["sparsity_achieved"]
+        del achieved["block1.conv"]  # one input channel: unstructured fallback
+        for layer, sparsity in achieved.items():  # every other layer has 4k inputs
+            assert sparsity * 4 == pytest.approx(round(sparsity * 4)), layer
