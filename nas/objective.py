@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ from nas.pruning import (
     restore_masks,
 )
 from nas.retry import retry_history
+from nas.schedule import ONE_SHOT, Schedule
 from nas.space import Candidate, SearchSpace
 from nas.train import TrainSettings, accuracy, make_optimizer, seed_everything, train_epoch
 
@@ -61,13 +63,15 @@ class TrialResult:
 @dataclass(frozen=True)
 class TrialPipeline:
     """What every trial shares: the space, the data (already on `device`), the pruning
-    method and the training settings. `run` takes one candidate through the pipeline."""
+    method with its schedule, and the training settings. `run` takes one candidate through
+    the pipeline."""
 
     space: SearchSpace
     splits: Splits
     pruning: MagnitudePruning
     settings: TrainSettings
     device: torch.device
+    schedule: Schedule = ONE_SHOT
 
     def run(
         self, candidate: Candidate, seed: int, checkpoints: Checkpoints = NO_CHECKPOINTS
@@ -88,11 +92,31 @@ class TrialPipeline:
         total_epochs = settings.epochs + settings.finetune_epochs
         finetune_lr = settings.lr * settings.finetune_lr_scale
 
+        steps_per_epoch = math.ceil(len(splits.train_x) / settings.batch_size)
+        finetune_steps = settings.finetune_epochs * steps_per_epoch
+
+        def pruning_steps(epoch: int) -> Callable[[int], None] | None:
+            """What prunes before each step of fine-tuning `epoch`, as the schedule says."""
+            if epoch <= dense_epochs:
+                return None
+            first_step = (epoch - dense_epochs - 1) * steps_per_epoch
+
+            def before_step(step: int) -> None:
+                ratios = self.schedule.ratios_at(
+                    first_step + step, finetune_steps, candidate.sparsity
+                )
+                if ratios is not None:
+                    self.pruning.apply(model, ratios)
+
+            return before_step
+
         def fit(epochs: range, optimizer: torch.optim.Optimizer, dense_accuracy: float | None):
             for epoch in epochs:
                 train_epoch(
-                    model, splits.train_x, splits.train_y, optimizer, settings.batch_size, generator
-                )
+                    model, splits.train_x, splits.train_y, optimizer, settings.batch_size,
+                    generator, before_step=pruning_steps(epoch),
+                    augment=splits.augmenter(generator),
+                )  # fmt: skip
                 checkpoints.save(
                     {
                         "epoch": epoch,
@@ -115,15 +139,14 @@ class TrialPipeline:
             if saved:
                 optimizer.load_state_dict(saved["optimizer"])
             fit(range(done + 1, dense_epochs + 1), optimizer, None)
+        optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
         if done <= dense_epochs:
             dense_accuracy = accuracy(model, splits.val_x, splits.val_y)
-            self.pruning.apply(model, candidate.sparsity)
-            optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
         else:
             dense_accuracy = saved["dense_accuracy"]
-            optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
             optimizer.load_state_dict(saved["optimizer"])
         fit(range(max(done, dense_epochs) + 1, total_epochs + 1), optimizer, dense_accuracy)
+        self.pruning.apply(model, candidate.sparsity)  # the final ratios, even without fine-tuning
         make_permanent(model)
         result = TrialResult(
             accuracy=accuracy(model, splits.val_x, splits.val_y),

@@ -185,6 +185,7 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
         ) from error
     space = _instantiate(cfg.space, "space")
     pruning = _instantiate(cfg.prune, "prune")
+    schedule = _instantiate(cfg.schedule, "schedule")
     _instantiate(cfg.sampler, "sampler", seed=seed)
     splits = _instantiate(cfg.data, "data")
 
@@ -215,7 +216,9 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
             opts.n_trials,
             device,
         )
-        pipeline = TrialPipeline(space, splits_to(splits, device), pruning, settings, device)
+        pipeline = TrialPipeline(
+            space, splits_to(splits, device), pruning, settings, device, schedule
+        )
 
         store_dir.mkdir(parents=True, exist_ok=True)
         store = FileSystemArtifactStore(store_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -66,8 +67,14 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """The optimizer every training phase uses: Adam over the model's parameters."""
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    """The optimizer every training phase uses: Adam over the model's parameters.
+
+    Parameters are ordered by name, a pruned `weight_orig` in its weight's place, so the
+    order (which an optimizer's saved state relies on) is the same before and after
+    pruning attaches masks.
+    """
+    by_name = sorted(model.named_parameters(), key=lambda item: item[0].removesuffix("_orig"))
+    return torch.optim.Adam([p for _, p in by_name], lr=lr, weight_decay=weight_decay)
 
 
 def train_epoch(
@@ -77,8 +84,13 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     batch_size: int,
     generator: torch.Generator,
+    before_step: Callable[[int], None] | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
     """One pass over (`x`, `y`) in an order drawn from `generator`; returns the mean loss.
+    `before_step(i)` runs before the i-th optimizer step of the pass (pruning schedules).
+    `augment`, when given, maps each batch's inputs to the ones the model is trained on
+    (e.g. `Splits.augmenter(generator)`: random crops and flips).
 
     Raises FloatingPointError when the loss is not finite.
     """
@@ -86,9 +98,12 @@ def train_epoch(
     loss_fn = nn.CrossEntropyLoss()
     order = torch.randperm(len(x), generator=generator).to(x.device)
     total, batches = 0.0, 0
-    for start in range(0, len(x), batch_size):
+    for step, start in enumerate(range(0, len(x), batch_size)):
+        if before_step:
+            before_step(step)
         index = order[start : start + batch_size]
-        loss = loss_fn(model(x[index]), y[index])
+        inputs = x[index] if augment is None else augment(x[index])
+        loss = loss_fn(model(inputs), y[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -1,0 +1,74 @@
+"""Pruning schedules: when during fine-tuning each layer is pruned, and how far.
+
+A schedule maps a fine-tuning step (0 to `total_steps` - 1, over all fine-tuning epochs)
+to the ratios to prune to before that step, or None to leave the masks as they are.
+Every schedule ends at the sampled ratios and spends the same fine-tuning epochs, so
+schedules compare at equal budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Protocol
+
+Ratios = Mapping[str, float]
+
+
+class Schedule(Protocol):
+    """When, and to which ratios, fine-tuning prunes."""
+
+    def ratios_at(self, step: int, total_steps: int, final: Ratios) -> Ratios | None:
+        """The ratios to prune to before fine-tuning step `step`, or None."""
+
+
+def _whole_number(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"schedule.{name} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+class OneShot:
+    """Prune to the final ratios before the first fine-tuning step."""
+
+    def ratios_at(self, step: int, total_steps: int, final: Ratios) -> Ratios | None:
+        """The ratios to prune to before `step`, or None."""
+        return final if step == 0 else None
+
+
+ONE_SHOT = OneShot()
+
+
+class Iterative:
+    """`rounds` rounds of pruning and fine-tuning. Round r (1-based) starts by pruning
+    each layer to 1 - (1 - final)^(r / rounds): the same share of the remaining weights
+    goes each round, as in iterative magnitude pruning."""
+
+    def __init__(self, rounds: int = 3) -> None:
+        self.rounds = _whole_number("rounds", rounds, 1)
+
+    def ratios_at(self, step: int, total_steps: int, final: Ratios) -> Ratios | None:
+        starts = [math.floor(r * total_steps / self.rounds) for r in range(self.rounds)]
+        if step not in starts:
+            return None
+        done = max(r for r, start in enumerate(starts) if start == step) + 1
+        return {name: 1 - (1 - ratio) ** (done / self.rounds) for name, ratio in final.items()}
+
+
+class Gradual:
+    """Zhu & Gupta (2017): sparsity grows as final * (1 - (1 - t / T)^3) over the first
+    `ramp` share of the fine-tuning steps (T of them), updated every `every` steps; the
+    remaining steps fine-tune at the final ratios."""
+
+    def __init__(self, ramp: float = 0.75, every: int = 10) -> None:
+        if isinstance(ramp, bool) or not isinstance(ramp, (int, float)) or not 0 < ramp <= 1:
+            raise ValueError(f"schedule.ramp must be in (0, 1], got {ramp!r}")
+        self.ramp = float(ramp)
+        self.every = _whole_number("every", every, 1)
+
+    def ratios_at(self, step: int, total_steps: int, final: Ratios) -> Ratios | None:
+        end = max(1, math.ceil(self.ramp * total_steps))
+        if step > end or (step % self.every and step != end):
+            return None
+        share = 1 - (1 - min(step, end) / end) ** 3
+        return {name: ratio * share for name, ratio in final.items()}

@@ -1,0 +1,84 @@
+"""Pruning schedules: when fine-tuning prunes, how far, and that every one ends at the ratios."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from optuna.trial import FixedTrial
+
+from nas.objective import TrialPipeline
+from nas.pruning import MagnitudePruning
+from nas.schedule import Gradual, Iterative, OneShot
+from nas.train import TrainSettings
+from search_spaces.cnn import CNNSpace
+from tests.test_objective import PARAMS, Killed, MemoryCheckpoints
+
+FINAL = {"a": 0.9, "b": 0.5}
+
+
+def prunes(schedule, total_steps):
+    """{step: ratios} for every step at which `schedule` prunes."""
+    plan = {s: schedule.ratios_at(s, total_steps, FINAL) for s in range(total_steps)}
+    return {step: ratios for step, ratios in plan.items() if ratios is not None}
+
+
+def test_one_shot_prunes_once_to_the_final_ratios():
+    assert prunes(OneShot(), 12) == {0: FINAL}
+
+
+def test_iterative_removes_the_same_share_of_the_remaining_weights_each_round():
+    plan = prunes(Iterative(rounds=3), 12)
+    assert list(plan) == [0, 4, 8]
+    for round_number, ratios in enumerate(plan.values(), start=1):
+        for name, final in FINAL.items():
+            assert ratios[name] == pytest.approx(1 - (1 - final) ** (round_number / 3))
+    assert plan[8] == pytest.approx(FINAL)
+
+
+def test_gradual_follows_the_cubic_ramp_and_ends_at_the_final_ratios():
+    plan = prunes(Gradual(ramp=0.5, every=5), 40)
+    assert list(plan) == [0, 5, 10, 15, 20]
+    assert plan[0] == {"a": 0.0, "b": 0.0}
+    assert plan[10]["a"] == pytest.approx(0.9 * (1 - 0.5**3))
+    assert plan[20] == pytest.approx(FINAL)
+    ratios_a = [ratios["a"] for ratios in plan.values()]
+    assert ratios_a == sorted(ratios_a)
+
+
+@pytest.mark.parametrize("bad", [{"rounds": 0}, {"rounds": 1.5}])
+def test_iterative_rejects_bad_rounds(bad):
+    with pytest.raises(ValueError, match="schedule.rounds"):
+        Iterative(**bad)
+
+
+@pytest.mark.parametrize("bad", [{"ramp": 0}, {"ramp": 1.5}, {"every": 0}])
+def test_gradual_rejects_bad_settings(bad):
+    with pytest.raises(ValueError, match="schedule."):
+        Gradual(**bad)
+
+
+def pipeline(tiny_splits, schedule) -> TrialPipeline:
+    settings = TrainSettings(epochs=1, finetune_epochs=3, batch_size=32)
+    return TrialPipeline(
+        CNNSpace(), tiny_splits, MagnitudePruning(), settings, torch.device("cpu"), schedule
+    )
+
+
+@pytest.mark.parametrize("schedule", [OneShot(), Iterative(rounds=3), Gradual(every=2)])
+def test_every_schedule_ends_at_the_sampled_ratios(tiny_splits, schedule):
+    candidate = CNNSpace().sample(FixedTrial(PARAMS))
+    result, _ = pipeline(tiny_splits, schedule).run(candidate, seed=0)
+    for layer, target in result.sparsity_target.items():
+        assert result.sparsity_achieved[layer] == pytest.approx(target, abs=0.01), layer
+
+
+def test_a_gradual_run_resumed_mid_ramp_ends_as_an_uninterrupted_one(tiny_splits):
+    pipe = pipeline(tiny_splits, Gradual(ramp=1.0, every=1))
+    candidate = CNNSpace().sample(FixedTrial(PARAMS))
+    uninterrupted, _ = pipe.run(candidate, seed=2)
+    first_try = MemoryCheckpoints(die_after=2)  # after the first fine-tuning epoch
+    with pytest.raises(Killed):
+        pipe.run(candidate, seed=2, checkpoints=first_try)
+    resumed, _ = pipe.run(candidate, seed=2, checkpoints=MemoryCheckpoints(first_try.saved))
+    assert resumed.values() == uninterrupted.values()
+    assert resumed.test_accuracy == uninterrupted.test_accuracy
