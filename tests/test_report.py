@@ -9,17 +9,7 @@ import pytest
 
 from nas.report import front_rows
 from tests.conftest import assert_one_line_error, run_nas
-
-PLOTS = {
-    "front_3d",
-    "front_accuracy_params",
-    "front_accuracy_flops",
-    "hypervolume",
-    "importance_accuracy",
-    "importance_nonzero_params",
-    "importance_flops",
-    "layer_sparsity",
-}
+from tests.test_plots import CHARTS
 
 
 @pytest.mark.slow
@@ -33,7 +23,7 @@ def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
     (run_dir,) = [p.parent for p in (tmp_path / "outputs" / "runs").glob("*/plotly.min.js")]
     front = json.loads((run_dir / "front.json").read_text())
     assert front and all(row["compression"] >= 1 for row in front)
-    for name in PLOTS:
+    for name in CHARTS:
         for suffix in (".html", ".png"):
             assert (run_dir / f"{name}{suffix}").stat().st_size > 0, name + suffix
 
