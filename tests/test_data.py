@@ -1,11 +1,39 @@
 from __future__ import annotations
 
+import hashlib
+import inspect
+import math
+import pickle
+import shutil
+from dataclasses import replace
+from urllib.error import URLError
+
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+import torchvision.datasets
 from hydra.utils import instantiate
 from PIL import Image
+from torch import nn
 
-from nas.data import load_image_folder, load_mnist5k, split_tensors, synthetic_images
+import nas.data
+from nas.data import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    TORCHVISION_DATASETS,
+    _normalised,
+    _not_loaded,
+    augment_batch,
+    load_image_folder,
+    load_imagefolder,
+    load_mnist5k,
+    load_torchvision,
+    split_tensors,
+    splits_to,
+    synthetic_images,
+)
+from nas.train import train_epoch
 
 
 def test_split_is_disjoint_complete_and_fixed_by_its_seed():
@@ -157,3 +185,507 @@ def test_bad_image_folder_is_one_line_naming_data_root(tmp_path, case, message):
 def test_bad_image_folder_settings_are_rejected_before_reading(tmp_path, setting, message):
     with pytest.raises(ValueError, match=message):
         load(str(tmp_path / "not read"), **setting)
+
+
+# --- torchvision datasets, from small fake files in torchvision's own formats ----------------
+
+
+def write_idx(path, array):
+    """An uncompressed idx file as MNIST ships it: 0, 0, type 0x08 (uint8), the number of
+    dimensions, each dimension as a big-endian int32, then the bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        size.to_bytes(4, "big") for size in array.shape
+    )
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def fake_images(n, shape, seed, first=0):
+    """`n` random uint8 images whose first pixel is their index (counted from `first`): rows
+    are told apart by it."""
+    images = np.random.default_rng(seed).integers(0, 256, (n, *shape), dtype=np.uint8)
+    images.reshape(n, -1)[:, 0] = np.arange(first, first + n)
+    return images
+
+
+def write_fake_mnist(root, folder="MNIST", n_train=40, n_test=10):
+    """`root/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte`, the files torchvision
+    reads (it unpacks the downloaded .gz archives to these names). Returns the images and
+    labels written."""
+    raw = root / folder / "raw"
+    written = {}
+    for part, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
+        images, labels = fake_images(n, (28, 28), seed), np.arange(n, dtype=np.uint8) % 10
+        write_idx(raw / f"{part}-images-idx3-ubyte", images)
+        write_idx(raw / f"{part}-labels-idx1-ubyte", labels)
+        written[part] = images, labels
+    return written
+
+
+def md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def write_fake_cifar(root, monkeypatch, dataset_class, n_per_batch=8):
+    """The pickled python batches torchvision reads (CIFAR-10: cifar-10-batches-py/data_batch_1..5,
+    test_batch, batches.meta; CIFAR-100: cifar-100-python/train, test, meta), each a dict of
+    uint8 rows (3 x 32 x 32, channel-major) and labels. torchvision checks every file against
+    the md5 sum of the real one: the test gives `dataset_class` the sums of these files
+    instead, so its own integrity check still runs. Returns the images and labels written."""
+    folder = root / dataset_class.base_folder
+    folder.mkdir(parents=True)
+    cifar100 = dataset_class.base_folder == "cifar-100-python"
+    n_classes, label_key = (100, "fine_labels") if cifar100 else (10, "labels")
+    written, seed = {"train": [], "test": []}, 0
+    for part, files in (("train", dataset_class.train_list), ("test", dataset_class.test_list)):
+        for name, _ in files:
+            seed += 1
+            first = len(written[part]) * n_per_batch
+            images = fake_images(n_per_batch, (3, 32, 32), seed, first)
+            labels = [
+                int(i) for i in np.random.default_rng(seed).integers(0, n_classes, n_per_batch)
+            ]
+            batch = {"data": images.reshape(n_per_batch, -1), label_key: labels}
+            if cifar100:
+                batch["coarse_labels"] = [label // 5 for label in labels]
+            (folder / name).write_bytes(pickle.dumps(batch))
+            written[part].append((images, labels))
+    meta = dataset_class.meta
+    names = [f"class {i}" for i in range(n_classes)]
+    (folder / meta["filename"]).write_bytes(pickle.dumps({meta["key"]: names}))
+    sums = lambda files: [[name, md5(folder / name)] for name, _ in files]  # noqa: E731
+    monkeypatch.setattr(dataset_class, "train_list", sums(dataset_class.train_list))
+    monkeypatch.setattr(dataset_class, "test_list", sums(dataset_class.test_list))
+    monkeypatch.setattr(dataset_class, "meta", {**meta, "md5": md5(folder / meta["filename"])})
+    return {
+        part: (
+            np.concatenate([images for images, _ in batches]),
+            np.concatenate([labels for _, labels in batches]),
+        )
+        for part, batches in written.items()
+    }
+
+
+def unnormalise(x, name):
+    """uint8 pixel values back from `load_torchvision`'s normalised float images."""
+    dataset = TORCHVISION_DATASETS[name]
+    mean = torch.tensor(dataset.mean).view(1, -1, 1, 1)
+    std = torch.tensor(dataset.std).view(1, -1, 1, 1)
+    return ((x * std + mean) * 255).round()
+
+
+def check_torchvision_splits(splits, name, written, n_classes, in_shape):
+    """Shapes, classes, normalisation, and every training image in exactly one of train /
+    validation with its own label; test is the official test set, in order."""
+    train_images, train_labels = written["train"]
+    test_images, test_labels = written["test"]
+    assert splits.in_shape == in_shape
+    assert splits.n_classes == n_classes
+    assert splits.train_x.dtype == torch.float32 and splits.train_y.dtype == torch.int64
+    n_val = round(len(train_images) * 0.25)
+    assert (len(splits.train_x), len(splits.val_x)) == (len(train_images) - n_val, n_val)
+    expected_test = torch.as_tensor(test_images).reshape(len(test_images), *in_shape)
+    assert torch.equal(unnormalise(splits.test_x, name), expected_test.float())
+    assert torch.equal(splits.test_y, torch.as_tensor(test_labels, dtype=torch.int64))
+    seen = []
+    for x, y in ((splits.train_x, splits.train_y), (splits.val_x, splits.val_y)):
+        pixels = unnormalise(x, name)
+        index = pixels.flatten(1)[:, 0].long()  # the first pixel is the image's index
+        expected = torch.as_tensor(train_images[index.numpy()]).reshape(len(x), *in_shape)
+        assert torch.equal(pixels, expected.float())
+        assert torch.equal(y, torch.as_tensor(train_labels[index.numpy()], dtype=torch.int64))
+        seen += index.tolist()
+    assert sorted(seen) == list(range(len(train_images)))  # disjoint and complete
+
+
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_formats_load_from_their_idx_files(tmp_path, name, folder):
+    written = write_fake_mnist(tmp_path, folder)
+    splits = load_torchvision(name, str(tmp_path), val_fraction=0.25, split_seed=3)
+    check_torchvision_splits(
+        splits, name, {"train": written["train"], "test": written["t10k"]}, 10, (1, 28, 28)
+    )
+    assert splits.augment is None
+    again = load_torchvision(name, str(tmp_path), val_fraction=0.25, split_seed=3)
+    other = load_torchvision(name, str(tmp_path), val_fraction=0.25, split_seed=4)
+    assert torch.equal(splits.val_x, again.val_x)
+    assert not torch.equal(splits.val_x, other.val_x)
+
+
+@pytest.mark.parametrize("name, n_classes", [("cifar10", 10), ("cifar100", 100)])
+def test_cifar_loads_from_its_pickled_batches(tmp_path, monkeypatch, name, n_classes):
+    dataset_class = getattr(torchvision.datasets, TORCHVISION_DATASETS[name].dataset)
+    written = write_fake_cifar(tmp_path, monkeypatch, dataset_class)
+    splits = load_torchvision(name, str(tmp_path), val_fraction=0.25, augment="crop_flip")
+    check_torchvision_splits(splits, name, written, n_classes, (3, 32, 32))
+    assert splits.augment == "crop_flip"
+
+
+def test_standard_normalisation_gives_about_zero_mean_unit_std_on_matching_pixels(tmp_path):
+    """Pixels with CIFAR-10's own per-channel statistics (each mean + or - std, at random)
+    come out with mean 0 and std 1."""
+    mean, std = torch.tensor(CIFAR10_MEAN), torch.tensor(CIFAR10_STD)
+    signs = torch.randint(0, 2, (500, 32, 32, 3), generator=torch.Generator().manual_seed(0))
+    pixels = ((mean + (2 * signs - 1) * std) * 255).round().to(torch.uint8)
+    images = _normalised(pixels.permute(0, 3, 1, 2), CIFAR10_MEAN, CIFAR10_STD)
+    per_channel = images.transpose(0, 1).flatten(1)
+    assert torch.allclose(per_channel.mean(1), torch.zeros(3), atol=0.02)
+    assert torch.allclose(per_channel.std(1), torch.ones(3), atol=0.02)
+
+
+@pytest.mark.parametrize(
+    "name, looked_for",
+    [
+        ("mnist", "MNIST/raw"),
+        ("fashion_mnist", "FashionMNIST/raw"),
+        ("cifar10", "cifar-10-batches-py"),
+        ("cifar100", "cifar-100-python"),
+    ],
+)
+def test_missing_dataset_is_one_line_saying_where_and_how_to_download(tmp_path, name, looked_for):
+    label = TORCHVISION_DATASETS[name].dataset
+    with pytest.raises(ValueError) as error:
+        load_torchvision(name, str(tmp_path / "data"), download=False)
+    message = str(error.value)
+    assert message == (
+        f"data.root: no {label} files in '{tmp_path / 'data'}' (looked for "
+        f"{tmp_path / 'data' / looked_for}); add data.download=true to fetch it, "
+        f"or put the files there"
+    )
+
+
+def test_incomplete_mnist_names_the_missing_files(tmp_path):
+    write_fake_mnist(tmp_path)
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    message = r"data.root: MNIST files in .* are incomplete \(missing t10k-labels-idx1-ubyte\); "
+    with pytest.raises(ValueError, match=message + "add data.download=true") as error:
+        load_torchvision("mnist", str(tmp_path))
+    assert "\n" not in str(error.value)
+
+
+def test_corrupted_cifar_fails_torchvisions_checksum_in_one_line(tmp_path, monkeypatch):
+    write_fake_cifar(tmp_path, monkeypatch, torchvision.datasets.CIFAR10)
+    with (tmp_path / "cifar-10-batches-py" / "data_batch_3").open("ab") as file:
+        file.write(b"garbage")
+    message = (
+        r"data.root: cannot read CIFAR10 from .*cifar-10-batches-py' "
+        r"\(Dataset not found or corrupted.*\); the files may be corrupted"
+    )
+    with pytest.raises(ValueError, match=message) as error:
+        load_torchvision("cifar10", str(tmp_path))
+    assert "\n" not in str(error.value)
+
+
+def test_a_failed_download_is_one_line_naming_data_download(tmp_path):
+    """The message for download=true when the fetch fails (built directly: no test downloads)."""
+    failure = URLError("[Errno -3] Temporary failure\nin name resolution")
+    message = _not_loaded(torchvision.datasets.CIFAR10, tmp_path, True, failure)
+    assert message == (
+        f"data.download: could not fetch CIFAR10 into '{tmp_path}' (<urlopen error [Errno -3] "
+        f"Temporary failure in name resolution>); check the network, or put the files in "
+        f"{tmp_path / 'cifar-10-batches-py'} yourself"
+    )
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"name": "svhn"}, r"data.name must be one of mnist, fashion_mnist, cifar10, cifar100"),
+        ({"download": "yes"}, r"data.download must be true or false, got 'yes'"),
+        ({"val_fraction": 0}, r"data.val_fraction must be in \(0, 1\), got 0"),
+        ({"augment": "mixup"}, r"data.augment must be null or one of crop_flip, got 'mixup'"),
+        ({"root": None}, r"data.root: no folder given"),
+    ],
+)
+def test_bad_torchvision_settings_are_rejected_before_reading(tmp_path, setting, message):
+    kwargs = {"name": "mnist", "root": str(tmp_path), **setting}
+    with pytest.raises(ValueError, match=message):
+        load_torchvision(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "cifar100"])
+def test_torchvision_configs_default_to_no_download(compose_config, name):
+    cfg = compose_config(f"data={name}").data
+    assert cfg._target_ == "nas.data.load_torchvision"
+    assert cfg.name == name and cfg.download is False
+    assert cfg.augment == ("crop_flip" if name.startswith("cifar") else None)
+    assert set(cfg) - {"_target_"} == set(inspect.signature(load_torchvision).parameters)
+
+
+def test_cifar10_config_loads_from_data_root(tmp_path, monkeypatch, compose_config):
+    write_fake_cifar(tmp_path, monkeypatch, torchvision.datasets.CIFAR10)
+    splits = instantiate(compose_config("data=cifar10", f"data.root='{tmp_path}'").data)
+    assert splits.in_shape == (3, 32, 32) and splits.n_classes == 10
+    assert splits.augment == "crop_flip"
+    assert (len(splits.train_x), len(splits.val_x), len(splits.test_x)) == (36, 4, 8)
+
+
+# --- image folders with train/, val/ and test/ -----------------------------------------------
+
+
+def load_split_folder(root, **kwargs):
+    settings = {"image_size": 6, "channels": 3, "val_fraction": 0.25, "test_fraction": 0.25}
+    return load_imagefolder(str(root), **{**settings, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "parts", [("train", "val", "test"), ("train", "test"), ("train", "val"), ("train",)]
+)
+def test_imagefolder_takes_its_splits_from_folders_and_carves_the_missing_ones(tmp_path, parts):
+    sizes = {"train": 8, "val": 3, "test": 2}
+    for part in parts:
+        make_folder(tmp_path / part, per_class=sizes[part])
+    splits = load_split_folder(tmp_path)
+    n_val = 3 * 3 if "val" in parts else round(24 * 0.25)
+    n_test = 3 * 2 if "test" in parts else round(24 * 0.25)
+    assert (len(splits.val_x), len(splits.test_x)) == (n_val, n_test)
+    assert len(splits.train_x) == 24 - (n_val if "val" not in parts else 0) - (
+        n_test if "test" not in parts else 0
+    )
+    assert splits.in_shape == (3, 6, 6) and splits.n_classes == 3
+    for x, y in (
+        (splits.train_x, splits.train_y),
+        (splits.val_x, splits.val_y),
+        (splits.test_x, splits.test_y),
+    ):
+        assert torch.equal(x.mean(dim=(2, 3)).argmax(1), 2 - y)  # blue 0, green 1, red 2
+    # The training images come from train/ only, each in one split: all distinct.
+    carved = [splits.train_x]
+    carved += [splits.val_x] if "val" not in parts else []
+    carved += [splits.test_x] if "test" not in parts else []
+    rows = torch.cat(carved).flatten(1).round(decimals=4)
+    assert len({tuple(row.tolist()) for row in rows}) == 24
+    # Normalised with the training split's own statistics.
+    per_channel = splits.train_x.transpose(0, 1).flatten(1)
+    assert torch.allclose(per_channel.mean(1), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(per_channel.std(1), torch.ones(3), atol=1e-5)
+
+
+def test_imagefolder_normalises_with_the_configured_mean_and_std(tmp_path):
+    make_folder(tmp_path / "train", per_class=4)
+    splits = load_split_folder(tmp_path, mean=[0.5, 0.4, 0.3], std=0.25, channels=3)
+    red = splits.train_x[splits.train_y == 2]  # red images: green and blue pixels are 0
+    assert torch.allclose(red[:, 1], torch.full_like(red[:, 1], -0.4 / 0.25))
+    assert torch.allclose(red[:, 2], torch.full_like(red[:, 2], -0.3 / 0.25))
+    gray = load_split_folder(tmp_path, channels=1, mean=0.5, std=[0.5])
+    assert gray.in_shape == (1, 6, 6)
+    assert float(gray.train_x.min()) >= -1.0 and float(gray.train_x.max()) <= 1.0
+
+
+def test_imagefolder_config_loads_and_can_augment(tmp_path, compose_config):
+    make_folder(tmp_path / "train")
+    make_folder(tmp_path / "val", per_class=2)
+    cfg = compose_config("data=imagefolder", f"data.root='{tmp_path}'", "data.augment=crop_flip")
+    splits = instantiate(cfg.data)
+    assert splits.in_shape == (3, 32, 32) and splits.n_classes == 3
+    assert (len(splits.train_x), len(splits.val_x), len(splits.test_x)) == (22, 6, 2)
+    assert splits.augment == "crop_flip"
+    defaults = compose_config("data=imagefolder").data
+    assert set(defaults) - {"_target_"} == set(inspect.signature(load_imagefolder).parameters)
+
+
+def _bad_split_folder(tmp_path, case):
+    if case == "no train":
+        make_folder(tmp_path / "red", {"red": 0})
+        return tmp_path
+    make_folder(tmp_path / "train")
+    if case == "val classes differ":
+        make_folder(tmp_path / "val", {"red": 0, "green": 1, "purple": 2})
+    elif case == "test classes differ":
+        make_folder(tmp_path / "test", {"red": 0, "green": 1}, per_class=2)
+    elif case == "val is a file":
+        (tmp_path / "val").write_text("")
+    elif case == "empty test class":
+        make_folder(tmp_path / "test", per_class=1)
+        for image in (tmp_path / "test" / "green").iterdir():
+            image.unlink()
+    elif case == "single class":
+        shutil.rmtree(tmp_path / "train" / "red")
+        shutil.rmtree(tmp_path / "train" / "green")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        (
+            "no train",
+            r"data.root: no train/ folder in .*; expected root/train/<class name>/"
+            r"<image files>, optionally root/val/ and root/test/ alike \(.*data=folder\)",
+        ),
+        (
+            "val classes differ",
+            r"data.root: the class folders of '.*val' differ from those of "
+            r"'.*train': missing 'blue'; extra 'purple'",
+        ),
+        ("test classes differ", r"class folders of '.*test' differ .*: missing 'blue'$"),
+        ("val is a file", r"data.root: '.*val' is not a folder"),
+        ("empty test class", r"data.root: no images in class folder\(s\) 'green' of '.*test'"),
+        ("single class", r"data.root: only one class folder \('blue'\) in '.*train'"),
+    ],
+)
+def test_bad_imagefolder_is_one_line_naming_data_root(tmp_path, case, message):
+    with pytest.raises(ValueError, match=message) as error:
+        load_split_folder(_bad_split_folder(tmp_path, case))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        (
+            {"mean": [0.5, 0.5]},
+            r"data.mean must be null \(computed from the training images\) "
+            r"or 3 number\(s\), one per channel, got \[0.5, 0.5\]",
+        ),
+        ({"std": [0.2, 0.0, 0.2]}, r"data.std must be null .* or 3 positive number\(s\)"),
+        ({"std": "wide"}, r"data.std must be null"),
+        ({"mean": True}, r"data.mean must be null"),
+        ({"augment": "cutout"}, r"data.augment must be null or one of crop_flip"),
+        ({"root": None}, r"data.root: no folder given"),
+    ],
+)
+def test_bad_imagefolder_settings_are_rejected_before_reading(tmp_path, setting, message):
+    kwargs = {"root": str(tmp_path / "not read"), "image_size": 6, "channels": 3, **setting}
+    with pytest.raises(ValueError, match=message):
+        load_imagefolder(**kwargs)
+
+
+def test_imagefolder_too_few_images_to_carve(tmp_path):
+    make_folder(tmp_path / "train", {"red": 0, "green": 1}, per_class=1)
+    make_folder(tmp_path / "test", {"red": 0, "green": 1}, per_class=1)
+    message = (
+        r"data.root: 2 images in '.*train' are too few to carve validation / test images out "
+        r"of with data.val_fraction=0.25$"
+    )
+    with pytest.raises(ValueError, match=message):
+        load_split_folder(tmp_path)
+
+
+# --- augmentation ------------------------------------------------------------------------------
+
+
+def reference_crop_flip(image, dy, dx, flip):
+    """torch's own ops: pad 4 with zeros, cut the window at (dy, dx), maybe mirror it."""
+    height, width = image.shape[1:]
+    window = F.pad(image, (4, 4, 4, 4))[:, dy : dy + height, dx : dx + width]
+    return window.flip(-1) if flip else window
+
+
+def test_crop_flip_is_a_shifted_maybe_mirrored_window_of_each_image():
+    # Every pixel distinct and nonzero (zero is the padding), channels distinct too.
+    images = (torch.arange(3 * 32 * 32, dtype=torch.float32) + 1).reshape(1, 3, 32, 32)
+    images = images.repeat(200, 1, 1, 1) + 10_000 * torch.arange(200).view(-1, 1, 1, 1)
+    out = augment_batch(images, "crop_flip", torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    found = []
+    for image, augmented in zip(images, out, strict=True):
+        matches = [
+            (dy - 4, dx - 4, flip)
+            for dy in range(9)
+            for dx in range(9)
+            for flip in (False, True)
+            if torch.equal(reference_crop_flip(image, dy, dx, flip), augmented)
+        ]
+        assert len(matches) == 1  # content moved by at most 4 pixels each way, maybe mirrored
+        found += matches
+    flips = sum(flip for _, _, flip in found)
+    assert 60 < flips < 140  # p = 0.5
+    assert {dy for dy, _, _ in found} == set(range(-4, 5))
+    assert {dx for _, dx, _ in found} == set(range(-4, 5))
+
+
+def test_crop_flip_really_mirrors_an_asymmetric_image():
+    """A left-to-right ramp: the unshifted middle of every output rises or, mirrored, falls."""
+    ramp = torch.arange(1, 33, dtype=torch.float32).expand(64, 1, 32, 32)
+    out = augment_batch(ramp, "crop_flip", torch.Generator().manual_seed(1))
+    middle = out[:, 0, 16, 8:24]
+    rising = (middle.diff() > 0).all(dim=1)
+    falling = (middle.diff() < 0).all(dim=1)
+    assert bool((rising | falling).all())
+    assert 0 < int(falling.sum()) < 64
+
+
+def test_crop_flip_is_fixed_by_its_generator():
+    images = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    first = augment_batch(images, "crop_flip", torch.Generator().manual_seed(5))
+    again = augment_batch(images, "crop_flip", torch.Generator().manual_seed(5))
+    generator = torch.Generator().manual_seed(5)
+    draws = [augment_batch(images, "crop_flip", generator) for _ in range(2)]
+    assert torch.equal(first, again)
+    assert torch.equal(first, draws[0])
+    assert not torch.equal(draws[0], draws[1])
+    with pytest.raises(ValueError, match="unknown augmentation 'blur'"):
+        augment_batch(images, "blur", generator)
+
+
+def test_splits_carry_their_augmentation_to_the_device(tiny_splits):
+    assert tiny_splits.augment is None and tiny_splits.augmenter(torch.Generator()) is None
+    augmented = replace(tiny_splits, augment="crop_flip")
+    moved = splits_to(augmented, torch.device("cpu"))
+    assert moved.augment == "crop_flip"
+    augment = moved.augmenter(torch.Generator().manual_seed(0))
+    assert augment(moved.train_x[:4]).shape == moved.train_x[:4].shape
+    with pytest.raises(ValueError, match="data.augment must be null or one of crop_flip"):
+        replace(tiny_splits, augment="crop")
+
+
+def test_a_training_epoch_with_augmentation_runs_and_is_reproducible(tiny_splits):
+    splits = replace(tiny_splits, augment="crop_flip")
+    calls = []
+
+    def epoch(seed):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(144, splits.n_classes))
+        generator = torch.Generator().manual_seed(seed)
+        augment = splits.augmenter(generator)
+
+        def counted(x):
+            calls.append(len(x))
+            return augment(x)
+
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = splits.train_x, splits.train_y
+        loss = train_epoch(model, x, y, optimizer, 64, generator, augment=counted)
+        return loss, model[1].weight.detach().clone()
+
+    (loss, weights), (again, weights_again) = epoch(0), epoch(0)
+    assert math.isfinite(loss)
+    assert calls[:4] == [64, 64, 64, 48]  # every training batch, 240 images
+    assert loss == again and torch.equal(weights, weights_again)
+    assert not torch.equal(weights, epoch(1)[1])
+
+
+def test_a_trial_trains_on_augmented_batches_only(tiny_splits, monkeypatch):
+    """`TrialPipeline.run` passes the splits' augmentation to training; evaluation sees the
+    validation and test images as they are."""
+    from optuna.trial import FixedTrial
+
+    from nas.objective import TrialPipeline
+    from nas.pruning import MagnitudePruning
+    from nas.train import TrainSettings
+    from search_spaces.cnn import CNNSpace
+
+    seen = []
+
+    def recording(x, kind, generator):
+        seen.append(x.data_ptr())
+        return augment_batch(x, kind, generator)
+
+    monkeypatch.setattr(nas.data, "augment_batch", recording)
+    splits = replace(tiny_splits, augment="crop_flip")
+    settings = TrainSettings(epochs=1, finetune_epochs=1, batch_size=64)
+    space = CNNSpace()
+    params = {
+        "arch.blocks": 1,
+        "arch.block1.channels": 8,
+        "arch.kernel_size": 3,
+        "arch.hidden": 32,
+        "sparsity.block1.conv": 0.25,
+        "sparsity.hidden": 0.5,
+        "sparsity.head": 0.25,
+    }
+    pipeline = TrialPipeline(space, splits, MagnitudePruning(), settings, torch.device("cpu"))
+    result, _ = pipeline.run(space.sample(FixedTrial(params)), seed=0)
+    assert len(seen) == 2 * 4  # two epochs of four batches
+    assert 0 <= result.accuracy <= 1
