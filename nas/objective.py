@@ -24,7 +24,14 @@ from nas.pruning import (
 from nas.retry import retry_history
 from nas.schedule import ONE_SHOT, Schedule
 from nas.space import Candidate, SearchSpace
-from nas.train import TrainSettings, accuracy, make_optimizer, seed_everything, train_epoch
+from nas.train import (
+    TrainSettings,
+    accuracy,
+    autocast_dtype,
+    make_optimizer,
+    seed_everything,
+    train_epoch,
+)
 
 METRIC_NAMES = ("accuracy", "nonzero_params", "flops")
 DIRECTIONS = ("maximize", "minimize", "minimize")
@@ -116,6 +123,7 @@ class TrialPipeline:
                     model, splits.train_x, splits.train_y, optimizer, settings.batch_size,
                     generator, before_step=pruning_steps(epoch),
                     augment=splits.augmenter(generator),
+                    mixed_precision=autocast_dtype(self.device, settings.mixed_precision),
                 )  # fmt: skip
                 checkpoints.save(
                     {

@@ -17,7 +17,9 @@ class TrainSettings:
 
     `epochs` dense passes over the training set, then `finetune_epochs` passes with the
     pruning masks held. Adam with learning rate `lr` (the fine-tuning rate is `lr` times
-    `finetune_lr_scale`), mini-batches of `batch_size`.
+    `finetune_lr_scale`), mini-batches of `batch_size`. With `mixed_precision`, training
+    on a CUDA GPU that supports bfloat16 runs under bfloat16 autocast; evaluation always
+    runs in float32.
     """
 
     epochs: int = 3
@@ -26,9 +28,16 @@ class TrainSettings:
     lr: float = 2e-3
     finetune_lr_scale: float = 0.5
     weight_decay: float = 0.0
+    mixed_precision: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.mixed_precision, bool):
+            raise ValueError(
+                f"train.mixed_precision must be true or false, got {self.mixed_precision!r}"
+            )
         for setting in fields(self):
+            if setting.name == "mixed_precision":
+                continue
             value = getattr(self, setting.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"train.{setting.name} must be a number, got {value!r}")
@@ -40,6 +49,14 @@ class TrainSettings:
             raise ValueError(f"train.batch_size must be at least 1, got {self.batch_size!r}")
         if not self.lr > 0:
             raise ValueError(f"train.lr must be positive, got {self.lr!r}")
+
+
+def autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype | None:
+    """bfloat16 when mixed precision is on and `device` is a CUDA GPU that supports it
+    (no loss scaling needed), else None: plain float32."""
+    if mixed_precision and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,30 +103,35 @@ def train_epoch(
     generator: torch.Generator,
     before_step: Callable[[int], None] | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    mixed_precision: torch.dtype | None = None,
 ) -> float:
     """One pass over (`x`, `y`) in an order drawn from `generator`; returns the mean loss.
     `before_step(i)` runs before the i-th optimizer step of the pass (pruning schedules).
     `augment`, when given, maps each batch's inputs to the ones the model is trained on
-    (e.g. `Splits.augmenter(generator)`: random crops and flips).
+    (e.g. `Splits.augmenter(generator)`: random crops and flips). `mixed_precision` is the
+    autocast dtype of the forward pass (see `autocast_dtype`), None for float32.
 
     Raises FloatingPointError when the loss is not finite.
     """
     model.train()
     loss_fn = nn.CrossEntropyLoss()
     order = torch.randperm(len(x), generator=generator).to(x.device)
-    total, batches = 0.0, 0
+    total, batches = torch.zeros((), device=x.device), 0  # summed on the device: no sync per step
     for step, start in enumerate(range(0, len(x), batch_size)):
         if before_step:
             before_step(step)
         index = order[start : start + batch_size]
         inputs = x[index] if augment is None else augment(x[index])
-        loss = loss_fn(model(inputs), y[index])
+        with torch.autocast(
+            x.device.type, dtype=mixed_precision, enabled=mixed_precision is not None
+        ):
+            loss = loss_fn(model(inputs), y[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += loss.item()
+        total += loss.detach().float()
         batches += 1
-    mean_loss = total / batches
+    mean_loss = total.item() / batches
     if not math.isfinite(mean_loss):
         raise FloatingPointError(f"training loss became {mean_loss}")
     return mean_loss
