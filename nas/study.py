@@ -106,11 +106,14 @@ def guarded(
 
 
 def _instantiate(node: DictConfig, what: str, **kwargs):
-    """`hydra.utils.instantiate`, with a bad value turned into a one-line UsageError."""
+    """`hydra.utils.instantiate`, with a missing `_target_` or a bad value turned into a
+    one-line UsageError."""
+    if node.get("_target_") is None:
+        raise UsageError(f"{what}._target_ is not set: pass {what}._target_=module.Class")
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
-        cause = error.__cause__ or error
+        cause = str(error.__cause__ or error).strip().splitlines()[0]
         raise UsageError(f"{what}: {cause}") from error
 
 
