@@ -29,9 +29,11 @@ twice and undo the sparse file's savings. Search spaces build `nn.Sequential` tr
 `{"type": "Sequential", "children": [[name, node], ...]}` or `{"type": "<torch.nn class
 name>", "kwargs": {...}}` with the layer's constructor arguments (ints, floats, strings,
 tuples). `load_model` only ever instantiates `torch.nn` classes from it, and everything
-loads with `torch.load(..., weights_only=True)`. `export_model` refuses (ValueError) a
-model with any other kind of module, and it loads each written file back and checks that
-it gives the same outputs as `model` before returning.
+loads with `torch.load(..., weights_only=True)`. A model with other modules (a residual
+block class, torchvision ops) has `"architecture": None` and `"program": "<out>.pt2"`
+instead: its .pt files take their structure from that program, which must stay beside
+them. `export_model` loads each written file back and checks that it gives the same
+outputs as `model` before returning.
 
 `load_model(path)` loads any of the files into a CPU module that gives outputs equal
 (`torch.equal`) to the exported model's on the same CPU input. The sparse file restores
@@ -111,27 +113,20 @@ def export_model(model: nn.Module, in_shape: tuple[int, ...], out: str | Path) -
 
     Each file is loaded back with `load_model` and must give outputs equal to `model`'s on
     a random input of shape `(2, *in_shape)`, else RuntimeError. ValueError for a model in
-    training mode or one whose architecture cannot be written down as data.
+    training mode.
     """
     if model.training:
         raise ValueError("export needs a model in eval mode: call model.eval() first")
     if any(t.device.type != "cpu" for t in model.state_dict().values()):
         model = copy.deepcopy(model).cpu()
     in_shape = tuple(int(n) for n in in_shape)
-    architecture = describe_architecture(model)
+    try:
+        architecture = describe_architecture(model)
+    except ValueError:  # custom modules: the .pt files take their structure from the program
+        architecture = None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {kind: out.with_name(out.name + suffix) for kind, suffix in SUFFIXES.items()}
-    header = {"version": FORMAT_VERSION, "in_shape": in_shape, "architecture": architecture}
-    state_dict = {key: t.detach() for key, t in model.state_dict().items()}
-
-    torch.save(
-        {"format": STATE_DICT_FORMAT, **header, "state_dict": state_dict}, paths["state_dict"]
-    )
-    sparse, dense = _sparse_parts(model, state_dict)
-    torch.save(
-        {"format": SPARSE_FORMAT, **header, "sparse": sparse, "dense": dense}, paths["sparse"]
-    )
 
     example = torch.randn(
         _EXAMPLE_BATCH, *in_shape, generator=torch.Generator().manual_seed(0), dtype=_dtype(model)
@@ -156,6 +151,18 @@ def export_model(model: nn.Module, in_shape: tuple[int, ...], out: str | Path) -
             traced = torch.jit.trace(model, example)
             torch.jit.save(traced, program)
     stale.unlink(missing_ok=True)  # an earlier export's program must not pass for this one
+
+    header = {"version": FORMAT_VERSION, "in_shape": in_shape, "architecture": architecture}
+    if architecture is None:
+        header["program"] = program.name
+    state_dict = {key: t.detach() for key, t in model.state_dict().items()}
+    torch.save(
+        {"format": STATE_DICT_FORMAT, **header, "state_dict": state_dict}, paths["state_dict"]
+    )
+    sparse, dense = _sparse_parts(model, state_dict)
+    torch.save(
+        {"format": SPARSE_FORMAT, **header, "sparse": sparse, "dense": dense}, paths["sparse"]
+    )
 
     files = ExportedFiles(
         state_dict=paths["state_dict"],
@@ -235,7 +242,18 @@ def load_model(path: str | Path) -> nn.Module:
             state_dict = {**payload["dense"], **_dense_weights(payload["sparse"])}
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from error
+    if payload["architecture"] is None:  # a model of custom modules: structure from the program
+        model = load_model(path.with_name(payload["program"]))
+        model.load_state_dict(
+            state_dict if isinstance(model, torch.jit.ScriptModule) else _prefixed(state_dict)
+        )
+        return model
     return _rebuild(payload["architecture"], state_dict, path)
+
+
+def _prefixed(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state_dict`'s keys as an `ExportedProgramModule` names them."""
+    return {f"program.{key}": value for key, value in state_dict.items()}
 
 
 def measure_latency(

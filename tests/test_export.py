@@ -4,8 +4,10 @@ import logging
 import subprocess
 import sys
 
+import optuna
 import pytest
 import torch
+from optuna.samplers import RandomSampler
 from optuna.trial import FixedTrial
 from torch import nn
 
@@ -20,6 +22,8 @@ from nas.export import (
 )
 from nas.pruning import MagnitudePruning, make_permanent
 from search_spaces.cnn import CNNSpace
+from search_spaces.mobilenet import MobileNetSpace
+from search_spaces.resnet import ResNetSpace
 
 IN_SHAPE = (1, 12, 12)
 N_CLASSES = 4
@@ -176,14 +180,21 @@ def test_export_refuses_training_mode(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_export_refuses_custom_modules(tmp_path):
-    class Custom(nn.Module):
-        def forward(self, x):
-            return x.flatten(1)
-
-    model = nn.Sequential(Custom(), nn.Linear(144, N_CLASSES)).eval()
-    with pytest.raises(ValueError, match="cannot export .*Custom"):
-        export_model(model, IN_SHAPE, tmp_path / "m")
+@pytest.mark.parametrize("space", [ResNetSpace(), MobileNetSpace()])
+def test_models_of_custom_modules_load_their_structure_from_the_program(tmp_path, space):
+    torch.manual_seed(0)
+    candidate = space.sample(optuna.create_study(sampler=RandomSampler(seed=1)).ask())
+    model = space.build(candidate, IN_SHAPE, N_CLASSES)
+    MagnitudePruning().apply(model, candidate.sparsity)
+    make_permanent(model)
+    model.eval()
+    files = export_model(model, IN_SHAPE, tmp_path / "m")
+    header = torch.load(files.sparse, weights_only=True)
+    assert header["architecture"] is None and header["program"] == "m.pt2"
+    x = torch.randn(3, *IN_SHAPE)
+    with torch.inference_mode():
+        for path, _ in files.sizes():
+            assert torch.equal(load_model(path)(x), model(x)), path.name
 
 
 def test_measure_latency_is_positive(exported):
