@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -15,6 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from nas.config_dir import available_spaces
 from nas.dashboard import save_study_plots, serve
 from nas.errors import UsageError
+from nas.pruning import ChannelPruning
 from nas.secrets import without_password
 from nas.storage import artifact_dir, existing_storage, load_named_study, storage_url
 from nas.study import STORAGE_ERRORS, failure_reason, report_front, root_cause, run_search
@@ -115,6 +117,9 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     in_shape, n_classes = tuple(attrs["in_shape"]), attrs["n_classes"]
     candidate = space.sample(FixedTrial(trial.params, number=trial.number))
     model = space.build(candidate, in_shape, n_classes)
+    removed_channels = trial.user_attrs.get("removed_channels")
+    if removed_channels:  # prune=channel: give the network its pruned shapes first
+        ChannelPruning.replay(model, removed_channels, torch.zeros(2, *in_shape))
     try:
         model.load_state_dict(load_pruned_weights(at.store, at.storage, trial))
     except LookupError as error:

@@ -15,11 +15,13 @@ from nas import counting
 from nas.checkpoint import NO_CHECKPOINTS, Checkpoints
 from nas.data import Splits
 from nas.pruning import (
+    ChannelPruning,
     MagnitudePruning,
     achieved_sparsity,
     current_masks,
     make_permanent,
     restore_masks,
+    weight_counts,
 )
 from nas.retry import retry_history
 from nas.schedule import ONE_SHOT, Schedule
@@ -52,6 +54,7 @@ class TrialResult:
     sparsity_achieved: dict[str, float]
     train_epochs: int
     resumed_from_epoch: int
+    removed_channels: list
     seconds: float
     arch: str
 
@@ -75,7 +78,7 @@ class TrialPipeline:
 
     space: SearchSpace
     splits: Splits
-    pruning: MagnitudePruning
+    pruning: MagnitudePruning | ChannelPruning
     settings: TrainSettings
     device: torch.device
     schedule: Schedule = ONE_SHOT
@@ -98,13 +101,15 @@ class TrialPipeline:
         dense_epochs = settings.epochs
         total_epochs = settings.epochs + settings.finetune_epochs
         finetune_lr = settings.lr * settings.finetune_lr_scale
+        structural = getattr(self.pruning, "restructures", False)  # channels removed once
+        dense_counts = weight_counts(model, list(candidate.sparsity))
 
         steps_per_epoch = math.ceil(len(splits.train_x) / settings.batch_size)
         finetune_steps = settings.finetune_epochs * steps_per_epoch
 
         def pruning_steps(epoch: int) -> Callable[[int], None] | None:
             """What prunes before each step of fine-tuning `epoch`, as the schedule says."""
-            if epoch <= dense_epochs:
+            if epoch <= dense_epochs or structural:
                 return None
             first_step = (epoch - dense_epochs - 1) * steps_per_epoch
 
@@ -117,7 +122,12 @@ class TrialPipeline:
 
             return before_step
 
-        def fit(epochs: range, optimizer: torch.optim.Optimizer, dense_accuracy: float | None):
+        def fit(
+            epochs: range,
+            optimizer: torch.optim.Optimizer,
+            dense_accuracy: float | None,
+            removed_channels: list,
+        ) -> None:
             for epoch in epochs:
                 train_epoch(
                     model, splits.train_x, splits.train_y, optimizer, settings.batch_size,
@@ -132,13 +142,18 @@ class TrialPipeline:
                         "optimizer": optimizer.state_dict(),
                         "generator": generator.get_state(),
                         "masks": current_masks(model),
+                        "removed_channels": removed_channels,
                         "dense_accuracy": dense_accuracy,
                     }
                 )
 
         saved = checkpoints.latest()
         done = saved["epoch"] if saved else 0
+        example = splits.train_x[:2]
+        removed_channels = saved.get("removed_channels", []) if saved else []
         if saved:
+            if removed_channels:
+                self.pruning.replay(model, removed_channels, example)
             restore_masks(model, saved["masks"])
             model.load_state_dict(saved["model"])
             generator.set_state(saved["generator"])
@@ -146,15 +161,24 @@ class TrialPipeline:
             optimizer = make_optimizer(model, settings.lr, settings.weight_decay)
             if saved:
                 optimizer.load_state_dict(saved["optimizer"])
-            fit(range(done + 1, dense_epochs + 1), optimizer, None)
-        optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
+            fit(range(done + 1, dense_epochs + 1), optimizer, None, [])
         if done <= dense_epochs:
             dense_accuracy = accuracy(model, splits.val_x, splits.val_y)
+            if structural:
+                removed_channels = self.pruning.apply(model, candidate.sparsity, example)
+            optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
         else:
             dense_accuracy = saved["dense_accuracy"]
+            optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
             optimizer.load_state_dict(saved["optimizer"])
-        fit(range(max(done, dense_epochs) + 1, total_epochs + 1), optimizer, dense_accuracy)
-        self.pruning.apply(model, candidate.sparsity)  # the final ratios, even without fine-tuning
+        fit(
+            range(max(done, dense_epochs) + 1, total_epochs + 1),
+            optimizer,
+            dense_accuracy,
+            removed_channels,
+        )
+        if not structural:
+            self.pruning.apply(model, candidate.sparsity)  # final ratios, even without fine-tuning
         make_permanent(model)
         result = TrialResult(
             accuracy=accuracy(model, splits.val_x, splits.val_y),
@@ -165,9 +189,10 @@ class TrialPipeline:
             dense_params=dense_params,
             dense_flops=dense_flops,
             sparsity_target=dict(candidate.sparsity),
-            sparsity_achieved=achieved_sparsity(model, list(candidate.sparsity)),
+            sparsity_achieved=achieved_sparsity(model, dense_counts),
             train_epochs=total_epochs,
             resumed_from_epoch=done,
+            removed_channels=removed_channels,
             seconds=round(time.perf_counter() - started, 3),
             arch=space.describe(candidate),
         )

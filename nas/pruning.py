@@ -115,10 +115,73 @@ def make_permanent(model: nn.Module) -> None:
                 prune.remove(module, name.removesuffix("_orig"))
 
 
-def achieved_sparsity(model: nn.Module, names: list[str]) -> dict[str, float]:
-    """Share of zero weights in each named layer."""
+def weight_counts(model: nn.Module, names: list[str]) -> dict[str, int]:
+    """Number of weights of each named layer (taken before pruning: the dense counts)."""
+    return {name: model.get_submodule(name).weight.numel() for name in names}
+
+
+def achieved_sparsity(model: nn.Module, dense_counts: Mapping[str, int]) -> dict[str, float]:
+    """Share of each layer's dense weights that are gone: zeroed, or removed with whole
+    channels (`dense_counts` from `weight_counts` before pruning)."""
     result = {}
-    for name in names:
+    for name, dense in dense_counts.items():
         weight = model.get_submodule(name).weight
-        result[name] = 1.0 - int(torch.count_nonzero(weight)) / weight.numel()
+        result[name] = 1.0 - int(torch.count_nonzero(weight)) / dense
     return result
+
+
+class ChannelPruning:
+    """Structured: remove each layer's output channels (conv filters, linear neurons) of
+    smallest L2 norm, physically, so the network gets smaller and faster. The sampled ratio
+    is the share of the layer's output channels removed; at least `min_channels` stay.
+    Layers coupled through residual adds, depthwise convs, batch norms and the next layer's
+    inputs are pruned together, as torch-pruning's dependency graph finds them. The head
+    keeps its outputs (the classes); it shrinks only through its inputs.
+
+    Channels go once (schedule=one_shot); `apply` returns what it removed so that `replay`
+    can rebuild the same shapes on a fresh model when a checkpoint is restored.
+    """
+
+    restructures = True
+
+    def __init__(self, min_channels: int = 4) -> None:
+        if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
+            raise ValueError(
+                f"prune.min_channels must be a whole number >= 1, got {min_channels!r}"
+            )
+        self.min_channels = min_channels
+
+    def apply(
+        self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor
+    ) -> list[list]:
+        """Remove channels of each layer in `ratios` but the head; returns the removals as
+        [layer path, channel indices] in the order they were made."""
+        removals = []
+        for name, ratio in ratios.items():
+            layer = model.get_submodule(name)
+            channels = layer.weight.shape[0]
+            remove = min(round(ratio * channels), channels - self.min_channels)
+            if name == "head" or remove <= 0:
+                continue
+            norms = layer.weight.detach().flatten(1).norm(dim=1)
+            removals.append([name, norms.argsort()[:remove].tolist()])
+            self.replay(model, removals[-1:], example)
+        return removals
+
+    @staticmethod
+    def replay(model: nn.Module, removals: list[list], example: torch.Tensor) -> None:
+        """Remove the given channels, in order, with their dependent layers."""
+        import torch_pruning as tp
+
+        training = model.training
+        model.eval()  # tracing the graph must not move batch-norm statistics
+        for name, channels in removals:
+            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+            layer = model.get_submodule(name)
+            remove_outputs = (
+                tp.prune_linear_out_channels
+                if isinstance(layer, nn.Linear)
+                else tp.prune_conv_out_channels
+            )
+            graph.get_pruning_group(layer, remove_outputs, idxs=list(channels)).prune()
+        model.train(training)

@@ -29,6 +29,7 @@ from nas.errors import SearchInterrupted, SearchStopped, UsageError
 from nas.objective import TrialPipeline, TrialResult
 from nas.report import front_rows, front_table, write_front
 from nas.retry import RetryTrial
+from nas.schedule import OneShot
 from nas.secrets import hide_secret, without_password
 from nas.settings import StudySettings
 from nas.storage import artifact_dir, open_storage, open_study, storage_url
@@ -189,6 +190,8 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     space = _instantiate(cfg.space, "space")
     pruning = _instantiate(cfg.prune, "prune")
     schedule = _instantiate(cfg.schedule, "schedule")
+    if getattr(pruning, "restructures", False) and not isinstance(schedule, OneShot):
+        raise UsageError("prune=channel removes channels once: use it with schedule=one_shot")
     _instantiate(cfg.sampler, "sampler", seed=seed)
     splits = _instantiate(cfg.data, "data")
 

@@ -22,6 +22,7 @@ TRIAL_USER_ATTRS = {
     "seconds",
     "train_epochs",
     "resumed_from_epoch",
+    "removed_channels",
 }
 
 

@@ -15,14 +15,21 @@ from tests.conftest import run_nas
 
 
 @pytest.mark.slow
-def test_exported_files_reproduce_the_trials_test_accuracy_exactly(tmp_path):
-    searched = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=tmp_path)
+@pytest.mark.parametrize(
+    "space, pruning", [("cnn", "prune=magnitude"), ("resnet", "prune=channel")]
+)
+def test_exported_files_reproduce_the_trials_test_accuracy_exactly(tmp_path, space, pruning):
+    searched = run_nas(
+        "search", f"+space={space}", pruning, "+debug=smoke", "study.n_trials=2", cwd=tmp_path
+    )  # fmt: skip
     assert searched.returncode == 0, searched.stderr
-    result = run_nas("export", "study.name=cnn", "trial=1", f"out={tmp_path}/ship/t1", cwd=tmp_path)
+    result = run_nas(
+        "export", f"study.name={space}", "trial=1", f"out={tmp_path}/ship/t1", cwd=tmp_path
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "CPU latency, dense network vs exported program: dense" in result.stdout
 
-    study = optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
+    study = optuna.load_study(study_name=space, storage=f"sqlite:///{tmp_path}/outputs/nas.db")
     recorded = study.trials[1].user_attrs["test_accuracy"]
     splits = instantiate(OmegaConf.create(study.user_attrs["data_config"]))
     files = sorted((tmp_path / "ship").iterdir())

@@ -1,0 +1,91 @@
+"""prune=channel: whole output channels removed physically, coupled layers pruned together."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+from optuna.samplers import RandomSampler
+from optuna.trial import FixedTrial
+
+from nas import counting
+from nas.errors import UsageError
+from nas.objective import TrialPipeline
+from nas.pruning import ChannelPruning
+from nas.schedule import OneShot
+from nas.space import Candidate
+from nas.train import TrainSettings
+from search_spaces.cnn import CNNSpace
+from search_spaces.mobilenet import MobileNetSpace
+from search_spaces.resnet import ResNetSpace
+from tests.test_objective import PARAMS, Killed, MemoryCheckpoints
+
+IN_SHAPE = (1, 12, 12)
+EXAMPLE = torch.randn(2, *IN_SHAPE)
+
+
+def test_channels_go_physically_and_counts_match_a_dense_rebuild_of_the_pruned_shape():
+    space = CNNSpace()
+    candidate = space.sample(FixedTrial(PARAMS))  # channels 8-8, hidden 32
+    model = space.build(candidate, IN_SHAPE, 4).eval()
+    ChannelPruning(min_channels=4).apply(model, candidate.sparsity, EXAMPLE)
+    # block1 25 % of 8 -> 6; block2 50 % of 8 -> 4; hidden 90 % of 32 -> the 4 minimum
+    assert model.block1.conv.out_channels == 6 and model.block2.conv.out_channels == 4
+    assert model.hidden.out_features == 4 and model.head.out_features == 4
+    pruned_shape = Candidate({"channels": [6, 4], "kernel_size": 3, "hidden": 4})
+    rebuilt = space.build(pruned_shape, IN_SHAPE, 4)
+    assert counting.dense_params(model) == counting.dense_params(rebuilt)
+    assert counting.sparse_flops(model, IN_SHAPE) == counting.dense_flops(rebuilt, IN_SHAPE)
+    assert model(EXAMPLE).shape == (2, 4)
+
+
+@pytest.mark.parametrize("space", [ResNetSpace(), MobileNetSpace()])
+def test_residual_and_depthwise_dependencies_are_pruned_together(space):
+    candidate = space.sample(optuna.create_study(sampler=RandomSampler(seed=3)).ask())
+    model = space.build(candidate, IN_SHAPE, 4).eval()
+    dense = counting.dense_params(model)
+    removed = ChannelPruning().apply(model, {k: 0.5 for k in candidate.sparsity}, EXAMPLE)
+    assert removed and counting.dense_params(model) < dense
+    assert model(EXAMPLE).shape == (2, 4)
+
+
+def test_replaying_the_removals_on_a_fresh_model_gives_the_same_shapes():
+    space = ResNetSpace()
+    candidate = space.sample(optuna.create_study(sampler=RandomSampler(seed=3)).ask())
+    pruned = space.build(candidate, IN_SHAPE, 4).eval()
+    removed = ChannelPruning().apply(pruned, {k: 0.5 for k in candidate.sparsity}, EXAMPLE)
+    fresh = space.build(candidate, IN_SHAPE, 4)
+    ChannelPruning.replay(fresh, removed, EXAMPLE)
+    fresh.load_state_dict(pruned.state_dict())  # raises on any shape difference
+
+
+def pipeline(tiny_splits) -> TrialPipeline:
+    settings = TrainSettings(epochs=1, finetune_epochs=2, batch_size=32)
+    return TrialPipeline(
+        CNNSpace(), tiny_splits, ChannelPruning(), settings, torch.device("cpu"), OneShot()
+    )
+
+
+def test_a_channel_pruned_trial_is_smaller_and_resumes_exactly(tiny_splits):
+    pipe = pipeline(tiny_splits)
+    candidate = CNNSpace().sample(FixedTrial(PARAMS))
+    whole, _ = pipe.run(candidate, seed=0)
+    assert whole.nonzero_params < whole.dense_params and whole.flops < whole.dense_flops
+    assert whole.sparsity_achieved["block2.conv"] >= 0.5  # its outputs and inputs both went
+    first_try = MemoryCheckpoints(die_after=2)  # after the first fine-tuning epoch
+    with pytest.raises(Killed):
+        pipe.run(candidate, seed=0, checkpoints=first_try)
+    resumed, _ = pipe.run(candidate, seed=0, checkpoints=MemoryCheckpoints(first_try.saved))
+    assert resumed.values() == whole.values()
+
+
+def test_channel_pruning_needs_the_one_shot_schedule(compose_config, tmp_path):
+    from nas.study import run_search
+
+    cfg = compose_config(
+        "+space=cnn", "+debug=smoke", "prune=channel", "schedule=gradual", "study.name=x",
+        f"study.storage=sqlite:///{tmp_path / 'x.db'}",
+    )  # fmt: skip
+    with pytest.raises(UsageError, match="use it with schedule=one_shot"):
+        run_search(cfg, launch_dir=tmp_path, run_dir=tmp_path / "run")
+    assert not (tmp_path / "x.db").exists()
