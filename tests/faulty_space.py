@@ -37,4 +37,6 @@ class FaultySpace(CNNSpace):
         if fault == "error":
             raise KeyError("block9")
         model = super().build(candidate, in_shape, n_classes)
-        return nn.Sequential(model, NaNOutput()) if fault == "nan_loss" else model
+        if fault == "nan_loss":
+            model.add_module("nan", NaNOutput())  # appended: the layer paths stay the same
+        return model
