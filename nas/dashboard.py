@@ -30,6 +30,11 @@ def trial_note(result: TrialResult, model: nn.Module) -> str:
         f"| nonzero parameters | {result.nonzero_params:,} of {result.dense_params:,} "
         f"({compression:.1f}x smaller) |",
         f"| FLOPs per sample | {result.flops:,} of {result.dense_flops:,} |",
+        f"| macro F1 / worst class accuracy | {result.macro_f1:.4f} / "
+        f"{result.worst_class_accuracy:.4f} |",
+        f"| agreement with the dense model | {result.agreement:.4f} "
+        f"(KL {result.kl_divergence:.4f} nats) |",
+        f"| expected calibration error | {result.ece:.4f} |",
         "",
         "| layer | weights | target sparsity | achieved |",
         "| --- | ---: | ---: | ---: |",

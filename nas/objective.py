@@ -14,6 +14,7 @@ from torch import nn
 from nas import counting
 from nas.checkpoint import NO_CHECKPOINTS, Checkpoints
 from nas.data import Splits
+from nas.metrics import logits_of, preservation_metrics
 from nas.pruning import (
     ChannelPruning,
     MagnitudePruning,
@@ -48,6 +49,11 @@ class TrialResult:
     flops: int
     test_accuracy: float
     dense_accuracy: float
+    macro_f1: float
+    worst_class_accuracy: float
+    agreement: float
+    kl_divergence: float
+    ece: float
     dense_params: int
     dense_flops: int
     sparsity_target: dict[str, float]
@@ -126,6 +132,7 @@ class TrialPipeline:
             epochs: range,
             optimizer: torch.optim.Optimizer,
             dense_accuracy: float | None,
+            dense_logits: torch.Tensor | None,
             removed_channels: list,
         ) -> None:
             for epoch in epochs:
@@ -144,6 +151,7 @@ class TrialPipeline:
                         "masks": current_masks(model),
                         "removed_channels": removed_channels,
                         "dense_accuracy": dense_accuracy,
+                        "dense_val_logits": dense_logits,
                     }
                 )
 
@@ -161,25 +169,31 @@ class TrialPipeline:
             optimizer = make_optimizer(model, settings.lr, settings.weight_decay)
             if saved:
                 optimizer.load_state_dict(saved["optimizer"])
-            fit(range(done + 1, dense_epochs + 1), optimizer, None, [])
+            fit(range(done + 1, dense_epochs + 1), optimizer, None, None, [])
         if done <= dense_epochs:
             dense_accuracy = accuracy(model, splits.val_x, splits.val_y)
+            dense_logits = logits_of(model, splits.val_x)
             if structural:
                 removed_channels = self.pruning.apply(model, candidate.sparsity, example)
             optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
         else:
             dense_accuracy = saved["dense_accuracy"]
+            dense_logits = saved["dense_val_logits"].to(self.device)
             optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
             optimizer.load_state_dict(saved["optimizer"])
         fit(
             range(max(done, dense_epochs) + 1, total_epochs + 1),
             optimizer,
             dense_accuracy,
+            dense_logits,
             removed_channels,
         )
         if not structural:
             self.pruning.apply(model, candidate.sparsity)  # final ratios, even without fine-tuning
         make_permanent(model)
+        preserved = preservation_metrics(
+            logits_of(model, splits.val_x), dense_logits, splits.val_y, splits.n_classes
+        )
         result = TrialResult(
             accuracy=accuracy(model, splits.val_x, splits.val_y),
             nonzero_params=counting.nonzero_params(model),
@@ -193,6 +207,7 @@ class TrialPipeline:
             train_epochs=total_epochs,
             resumed_from_epoch=done,
             removed_channels=removed_channels,
+            **preserved,
             seconds=round(time.perf_counter() - started, 3),
             arch=space.describe(candidate),
         )

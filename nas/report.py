@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import optuna
@@ -15,8 +16,15 @@ FRONT_COLUMNS = (
     "flops",
     "sparsity",
     "compression",
+    "agreement",
+    "worst_class_accuracy",
+    "ece",
     "arch",
 )
+
+
+# From the trial's user attrs (NaN for trials recorded before they existed).
+PRESERVATION_COLUMNS = ("agreement", "worst_class_accuracy", "ece")
 
 
 def front_rows(study: optuna.Study) -> list[dict]:
@@ -24,6 +32,8 @@ def front_rows(study: optuna.Study) -> list[dict]:
 
     `sparsity` is the share of the candidate's parameters that are zero; `compression`
     is its dense parameter count over its nonzero count (e.g. 4.0: a quarter remains).
+    `agreement` (with the dense parent's predictions), `worst_class_accuracy` and `ece`
+    are validation measures of what pruning preserved.
     """
     rows = []
     for trial in study.best_trials:
@@ -38,6 +48,7 @@ def front_rows(study: optuna.Study) -> list[dict]:
                 "flops": int(flops),
                 "sparsity": 1 - nonzero / attrs["dense_params"],
                 "compression": attrs["dense_params"] / max(nonzero, 1),
+                **{name: attrs.get(name, math.nan) for name in PRESERVATION_COLUMNS},
                 "arch": attrs["arch"],
             }
         )
@@ -58,6 +69,9 @@ def front_table(rows: list[dict]) -> str:
             "flops": "{:,}".format,
             "sparsity": "{:.1%}".format,
             "compression": "{:.1f}x".format,
+            "agreement": "{:.3f}".format,
+            "worst_class_accuracy": "{:.3f}".format,
+            "ece": "{:.3f}".format,
         },
     )
 

@@ -23,6 +23,11 @@ TRIAL_USER_ATTRS = {
     "train_epochs",
     "resumed_from_epoch",
     "removed_channels",
+    "macro_f1",
+    "worst_class_accuracy",
+    "agreement",
+    "kl_divergence",
+    "ece",
 }
 
 

@@ -1,0 +1,60 @@
+"""What pruning preserved beyond accuracy: per-class quality, agreement with the dense
+parent, and calibration, from the validation logits of the pruned and the dense model."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+ECE_BINS = 15
+
+
+def preservation_metrics(
+    pruned_logits: torch.Tensor, dense_logits: torch.Tensor, labels: torch.Tensor, n_classes: int
+) -> dict[str, float]:
+    """`macro_f1`, `worst_class_accuracy` (lowest per-class recall), `agreement` (share of
+    identical top-1 predictions with the dense model), `kl_divergence` (mean KL of the
+    pruned from the dense predictive distribution, in nats) and `ece` (expected
+    calibration error of the pruned model, 15 equal-width confidence bins)."""
+    pruned_logits, dense_logits = pruned_logits.float(), dense_logits.float()
+    predicted = pruned_logits.argmax(dim=1)
+    confusion = torch.bincount(labels * n_classes + predicted, minlength=n_classes**2)
+    confusion = confusion.reshape(n_classes, n_classes).double()
+    true_positives = confusion.diag()
+    support, predicted_count = confusion.sum(dim=1), confusion.sum(dim=0)
+    recall = true_positives / support.clamp(min=1)
+    precision = true_positives / predicted_count.clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    present = support > 0
+    dense_log_probs = F.log_softmax(dense_logits, dim=1)
+    kl = F.kl_div(F.log_softmax(pruned_logits, dim=1), dense_log_probs, log_target=True,
+                  reduction="batchmean")  # fmt: skip
+    return {
+        "macro_f1": float(f1[present].mean()),
+        "worst_class_accuracy": float(recall[present].min()),
+        "agreement": float((predicted == dense_logits.argmax(dim=1)).float().mean()),
+        "kl_divergence": float(kl),
+        "ece": expected_calibration_error(pruned_logits, labels),
+    }
+
+
+def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Sum over confidence bins of |accuracy - mean confidence|, weighted by bin size."""
+    confidence, predicted = F.softmax(logits.float(), dim=1).max(dim=1)
+    correct = (predicted == labels).float()
+    bins = torch.clamp((confidence * ECE_BINS).long(), max=ECE_BINS - 1)
+    error = torch.zeros((), dtype=torch.float64)
+    for b in bins.unique():
+        members = bins == b
+        gap = (correct[members].mean() - confidence[members].mean()).abs()
+        error += members.float().mean() * gap
+    return float(error)
+
+
+@torch.no_grad()
+def logits_of(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """The model's outputs on `x`, in eval mode, batch by batch."""
+    model.eval()
+    return torch.cat(
+        [model(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
+    )
