@@ -26,7 +26,7 @@ def get_json(url: str, deadline: float) -> dict:
     """GET `url` as JSON, retrying until the server answers or `deadline` passes."""
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=60) as response:
                 return json.load(response)
         except OSError:
             if time.monotonic() > deadline:
@@ -52,7 +52,12 @@ def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_pat
         detail = get_json(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}", deadline)
     finally:
         server.send_signal(signal.SIGINT)
-        stdout, stderr = server.communicate(timeout=30)
+        try:
+            stdout, stderr = server.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            stdout, stderr = server.communicate()
+            pytest.fail(f"the dashboard did not stop on Ctrl-C:\n{stdout}\n{stderr}")
     assert f"http://127.0.0.1:{port}/dashboard/" in stdout
     assert server.returncode == 0, stderr
 
