@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,6 +39,11 @@ class SparsityGrid:
         if self.step <= 0:
             raise ValueError(f"sparsity step must be positive, got {self.step!r}")
 
+    @classmethod
+    def of(cls, sparsity: Mapping | SparsityGrid | None) -> SparsityGrid:
+        """`sparsity` as a grid: a grid as is, a config dict as arguments, None the default."""
+        return sparsity if isinstance(sparsity, SparsityGrid) else cls(**(sparsity or {}))
+
     def suggest(self, trial: optuna.Trial, layer_names: Iterable[str]) -> dict[str, float]:
         """Sample `sparsity.<layer>` for each layer; returns layer path -> ratio.
 
@@ -50,6 +55,20 @@ class SparsityGrid:
             )
             for name in layer_names
         }
+
+
+def inclusive_range(name: str, bounds: Sequence[int]) -> tuple[int, int]:
+    """`bounds` as (min, max) with 1 <= min <= max; ValueError naming `space.<name>`."""
+    if len(bounds) != 2 or not 1 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"space.{name} must be [min, max] with 1 <= min <= max, got {bounds!r}")
+    return int(bounds[0]), int(bounds[1])
+
+
+def positive_choices(name: str, choices: Sequence[int]) -> list[int]:
+    """`choices` as ints, all >= 1 and at least one; ValueError naming `space.<name>`."""
+    if not choices or any(int(c) < 1 for c in choices):
+        raise ValueError(f"space.{name} must be positive integers, got {choices!r}")
+    return [int(c) for c in choices]
 
 
 class SearchSpace(Protocol):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import optuna
 from torch import nn
 
-from nas.space import Candidate, SparsityGrid
+from nas.space import Candidate, SparsityGrid, inclusive_range, positive_choices
 
 
 class CNNSpace:
@@ -31,22 +31,13 @@ class CNNSpace:
         hidden: Sequence[int] = (0, 32, 64),
         sparsity: dict | SparsityGrid | None = None,
     ) -> None:
-        if len(blocks) != 2 or not 1 <= blocks[0] <= blocks[1]:
-            raise ValueError(
-                f"space.blocks must be [min, max] with 1 <= min <= max, got {blocks!r}"
-            )
-        for name, choices in (("channels", channels), ("kernel_sizes", kernel_sizes)):
-            if not choices or any(int(c) < 1 for c in choices):
-                raise ValueError(f"space.{name} must be positive integers, got {choices!r}")
+        self.blocks = inclusive_range("blocks", blocks)
+        self.channels = positive_choices("channels", channels)
+        self.kernel_sizes = positive_choices("kernel_sizes", kernel_sizes)
         if not hidden or any(int(h) < 0 for h in hidden):
             raise ValueError(f"space.hidden must be non-negative integers, got {hidden!r}")
-        self.blocks = (int(blocks[0]), int(blocks[1]))
-        self.channels = [int(c) for c in channels]
-        self.kernel_sizes = [int(k) for k in kernel_sizes]
         self.hidden = [int(h) for h in hidden]
-        self.sparsity = (
-            sparsity if isinstance(sparsity, SparsityGrid) else SparsityGrid(**(sparsity or {}))
-        )
+        self.sparsity = SparsityGrid.of(sparsity)
 
     def sample(self, trial: optuna.Trial) -> Candidate:
         """Suggest the architecture, then one sparsity ratio per prunable layer it has."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import optuna
 from torch import nn
 
-from nas.space import Candidate, SparsityGrid
+from nas.space import Candidate, SparsityGrid, inclusive_range, positive_choices
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
@@ -32,20 +32,14 @@ class MLPSpace:
         activations: Sequence[str] = ("relu", "gelu", "tanh", "silu"),
         sparsity: dict | SparsityGrid | None = None,
     ) -> None:
-        if len(depth) != 2 or not 1 <= depth[0] <= depth[1]:
-            raise ValueError(f"space.depth must be [min, max] with 1 <= min <= max, got {depth!r}")
-        if not widths or any(int(w) < 1 for w in widths):
-            raise ValueError(f"space.widths must be positive integers, got {widths!r}")
+        self.depth = inclusive_range("depth", depth)
+        self.widths = positive_choices("widths", widths)
         if not activations or any(a not in ACTIVATIONS for a in activations):
             raise ValueError(
                 f"space.activations must be among {', '.join(ACTIVATIONS)}, got {activations!r}"
             )
-        self.depth = (int(depth[0]), int(depth[1]))
-        self.widths = [int(w) for w in widths]
         self.activations = [str(a) for a in activations]
-        self.sparsity = (
-            sparsity if isinstance(sparsity, SparsityGrid) else SparsityGrid(**(sparsity or {}))
-        )
+        self.sparsity = SparsityGrid.of(sparsity)
 
     def sample(self, trial: optuna.Trial) -> Candidate:
         """Suggest the architecture, then one sparsity ratio per linear layer it has."""

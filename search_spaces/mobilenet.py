@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torchvision.ops import Conv2dNormActivation, SqueezeExcitation
 
-from nas.space import Candidate, SparsityGrid
+from nas.space import Candidate, SparsityGrid, inclusive_range, positive_choices
 
 MIN_SIZE_TO_DOWNSAMPLE = 4
 
@@ -77,13 +77,9 @@ class MobileNetSpace:
         stem_width: int = 16,
         sparsity: dict | SparsityGrid | None = None,
     ) -> None:
-        if len(blocks) != 2 or not 1 <= blocks[0] <= blocks[1]:
-            raise ValueError(
-                f"space.blocks must be [min, max] with 1 <= min <= max, got {blocks!r}"
-            )
-        for name, choices in (("expansions", expansions), ("widths", widths)):
-            if not choices or any(int(c) < 1 for c in choices):
-                raise ValueError(f"space.{name} must be positive integers, got {choices!r}")
+        self.blocks = inclusive_range("blocks", blocks)
+        self.expansions = positive_choices("expansions", expansions)
+        self.widths = positive_choices("widths", widths)
         if not kernel_sizes or any(int(k) < 1 or int(k) % 2 == 0 for k in kernel_sizes):
             raise ValueError(
                 f"space.kernel_sizes must be positive odd integers, got {kernel_sizes!r}"
@@ -92,15 +88,10 @@ class MobileNetSpace:
             raise ValueError(f"space.se must be a list of true/false, got {se!r}")
         if int(stem_width) < 1:
             raise ValueError(f"space.stem_width must be a positive integer, got {stem_width!r}")
-        self.blocks = (int(blocks[0]), int(blocks[1]))
-        self.expansions = [int(e) for e in expansions]
         self.kernel_sizes = [int(k) for k in kernel_sizes]
-        self.widths = [int(w) for w in widths]
         self.se = list(dict.fromkeys(se))
         self.stem_width = int(stem_width)
-        self.sparsity = (
-            sparsity if isinstance(sparsity, SparsityGrid) else SparsityGrid(**(sparsity or {}))
-        )
+        self.sparsity = SparsityGrid.of(sparsity)
 
     def sample(self, trial: optuna.Trial) -> Candidate:
         """Suggest the architecture, then one sparsity ratio per prunable layer it has."""

@@ -11,7 +11,7 @@ import optuna
 import torch
 from torch import nn
 
-from nas.space import Candidate, SparsityGrid
+from nas.space import Candidate, SparsityGrid, inclusive_range, positive_choices
 
 
 def conv_norm(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -66,22 +66,13 @@ class ResNetSpace:
         stem_width: int = 16,
         sparsity: dict | SparsityGrid | None = None,
     ) -> None:
-        for name, bounds in (("stages", stages), ("blocks", blocks)):
-            if len(bounds) != 2 or not 1 <= bounds[0] <= bounds[1]:
-                raise ValueError(
-                    f"space.{name} must be [min, max] with 1 <= min <= max, got {bounds!r}"
-                )
-        if not widths or any(int(w) < 1 for w in widths):
-            raise ValueError(f"space.widths must be positive integers, got {widths!r}")
+        self.stages = inclusive_range("stages", stages)
+        self.blocks = inclusive_range("blocks", blocks)
+        self.widths = positive_choices("widths", widths)
         if int(stem_width) < 1:
             raise ValueError(f"space.stem_width must be a positive integer, got {stem_width!r}")
-        self.stages = (int(stages[0]), int(stages[1]))
-        self.widths = [int(w) for w in widths]
-        self.blocks = (int(blocks[0]), int(blocks[1]))
         self.stem_width = int(stem_width)
-        self.sparsity = (
-            sparsity if isinstance(sparsity, SparsityGrid) else SparsityGrid(**(sparsity or {}))
-        )
+        self.sparsity = SparsityGrid.of(sparsity)
 
     def sample(self, trial: optuna.Trial) -> Candidate:
         """Suggest the architecture, then one sparsity ratio per prunable layer it has."""
