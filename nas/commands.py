@@ -11,15 +11,19 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
-from sqlalchemy.exc import ArgumentError
 
 from nas.config_dir import available_spaces
 from nas.dashboard import save_study_plots, serve
 from nas.errors import UsageError
 from nas.pruning import ChannelPruning
-from nas.secrets import without_password
-from nas.storage import artifact_dir, existing_storage, load_named_study, storage_url
-from nas.study import STORAGE_ERRORS, failure_reason, report_front, root_cause, run_search
+from nas.storage import (
+    STORAGE_ERRORS,
+    existing_storage,
+    load_named_study,
+    storage_error,
+    storage_location,
+)
+from nas.study import report_front, run_search
 
 
 class StudyAt:
@@ -27,24 +31,12 @@ class StudyAt:
 
     def __init__(self, cfg: DictConfig, launch_dir: Path) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            self.url = storage_url(cfg.study.storage, launch_dir)
-            self.store = FileSystemArtifactStore(
-                artifact_dir(self.url, cfg.study.artifacts, launch_dir)
-            )
-        except ArgumentError as error:
-            raise UsageError(
-                f"study.storage is not a database URL: {without_password(cfg.study.storage)!r}"
-            ) from error
+        self.url, store_dir = storage_location(cfg.study.storage, cfg.study.artifacts, launch_dir)
+        self.store = FileSystemArtifactStore(store_dir)
         try:
             self.storage = existing_storage(self.url)
-        except UsageError:
-            raise
         except STORAGE_ERRORS as error:
-            raise UsageError(
-                f"cannot open the study storage {without_password(self.url)} (study.storage): "
-                f"{failure_reason(root_cause(error))}"
-            ) from error
+            raise storage_error(self.url, error) from error
         try:
             self.name = str(cfg.study.name)
         except InterpolationResolutionError:  # no study.name and no +space to default to

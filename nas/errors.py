@@ -23,3 +23,16 @@ class SearchInterrupted(NasError):
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception `error` was raised from."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def failure_reason(error: BaseException) -> str:
+    """`ErrorType: first line of the message`, at most 300 characters."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]

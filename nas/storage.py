@@ -10,14 +10,47 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
-from optuna.exceptions import ExperimentalWarning
+from optuna.exceptions import ExperimentalWarning, StorageInternalError
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
-from nas.errors import UsageError
+from nas.errors import UsageError, failure_reason, root_cause
 from nas.objective import DIRECTIONS, METRIC_NAMES
-from nas.secrets import with_password
+from nas.secrets import hide_secret, with_password, without_password
+
+# What opening a storage raises for a bad URL, an unreachable server, a file that is not
+# a database, a missing driver, or a schema of another Optuna version.
+STORAGE_ERRORS = (SQLAlchemyError, StorageInternalError, ImportError, ValueError, RuntimeError)
+
+
+def storage_location(
+    storage: str | None, artifacts: str | None, launch_dir: Path
+) -> tuple[str, Path]:
+    """The storage URL (see `storage_url`) and the artifact folder (see `artifact_dir`);
+    UsageError when `storage` is not a database URL at all."""
+    try:
+        url = storage_url(storage, launch_dir)
+        return url, artifact_dir(url, artifacts, launch_dir)
+    except ArgumentError as error:
+        raise UsageError(
+            f"study.storage is not a database URL: {without_password(str(storage))!r} "
+            f"(e.g. sqlite:///path/to/nas.db or postgresql+psycopg2://user@host/db)"
+        ) from error
+
+
+def storage_error(url: str, error: BaseException) -> UsageError:
+    """The one-line error for a storage at `url` that failed to open with `error`."""
+    return UsageError(
+        f"cannot open the study storage {without_password(url)} (study.storage): "
+        f"{hide_secret(failure_reason(root_cause(error)))}"
+    )
 
 
 def storage_url(storage: str | None, launch_dir: Path) -> str:

@@ -15,9 +15,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.exceptions import ExperimentalWarning, StorageInternalError
+from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -25,22 +24,23 @@ from nas.callbacks import FailureStreak, SearchProgress, TrialBudget
 from nas.checkpoint import NO_CHECKPOINTS, ArtifactCheckpoints, Checkpoints
 from nas.dashboard import save_study_plots, save_trial_note
 from nas.data import Splits, splits_to
-from nas.errors import SearchInterrupted, SearchStopped, UsageError
+from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.objective import TrialPipeline, TrialResult
 from nas.report import front_rows, front_table, write_front
 from nas.retry import RetryTrial
 from nas.schedule import OneShot
-from nas.secrets import hide_secret, without_password
 from nas.settings import StudySettings
-from nas.storage import artifact_dir, open_storage, open_study, storage_url
+from nas.storage import (
+    STORAGE_ERRORS,
+    open_storage,
+    open_study,
+    storage_error,
+    storage_location,
+)
 from nas.train import TrainSettings, resolve_device
 from nas.weights import save_pruned_weights
 
 log = logging.getLogger(__name__)
-
-# What opening a storage raises for a bad URL, an unreachable server, a file that is not
-# a database, a missing driver, or a schema of another Optuna version.
-STORAGE_ERRORS = (SQLAlchemyError, StorageInternalError, ImportError, ValueError, RuntimeError)
 
 
 class Terminated(KeyboardInterrupt):
@@ -66,19 +66,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def finished_trials(study: optuna.Study) -> int:
     """Number of trials of `study` that completed."""
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
-
-def failure_reason(error: BaseException) -> str:
-    """`ErrorType: first line of the message`, at most 300 characters."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
-
-
-def root_cause(error: BaseException) -> BaseException:
-    """The innermost exception `error` was raised from."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
 
 
 def guarded(
@@ -124,13 +111,8 @@ def _open(url: str, settings: StudySettings, space: str, retry: RetryTrial) -> o
     try:
         storage = open_storage(url, settings.heartbeat_interval, settings.grace_period, retry)
         study = open_study(storage, settings.name, space)
-    except UsageError:
-        raise
     except STORAGE_ERRORS as error:
-        raise UsageError(
-            f"cannot open the study storage {without_password(url)} (study.storage): "
-            f"{hide_secret(failure_reason(root_cause(error)))}"
-        ) from error
+        raise storage_error(url, error) from error
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
@@ -179,14 +161,7 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
         device = resolve_device(str(cfg.device))
     except (TypeError, ValueError) as error:
         raise UsageError(str(error)) from error
-    try:
-        url = storage_url(opts.storage, launch_dir)
-        store_dir = artifact_dir(url, opts.artifacts, launch_dir)
-    except ArgumentError as error:
-        raise UsageError(
-            f"study.storage is not a database URL: {without_password(str(opts.storage))!r} "
-            f"(e.g. sqlite:///path/to/nas.db or postgresql+psycopg2://user@host/db)"
-        ) from error
+    url, store_dir = storage_location(opts.storage, opts.artifacts, launch_dir)
     space = _instantiate(cfg.space, "space")
     pruning = _instantiate(cfg.prune, "prune")
     schedule = _instantiate(cfg.schedule, "schedule")
