@@ -14,20 +14,43 @@ log = logging.getLogger(__name__)
 
 
 class TrialBudget:
-    """`n_trials` finished (COMPLETE) trials in total, shared by every worker of a study.
+    """`n_trials` finished (COMPLETE) trials in total, and at most `max_epochs` training
+    epochs (the `train_epochs` user attrs of finished and running trials summed), shared
+    by every worker of a study.
 
-    As a callback it stops this worker once finished plus running trials fill the budget;
-    `admits` lets a trial that was started in the same instant as others run only if the
-    trials numbered before it leave room, so workers never finish more than `n_trials`.
+    As a callback it stops this worker once finished plus running trials fill either
+    budget; `admits` lets a trial that was started in the same instant as others run only
+    if the trials numbered before it leave room, so workers never finish more than
+    `n_trials`; `charge` refuses a trial whose epochs would take the study past
+    `max_epochs`.
     """
 
-    def __init__(self, n_trials: int) -> None:
+    def __init__(self, n_trials: int, max_epochs: int | None = None) -> None:
         self.n_trials = n_trials
+        self.max_epochs = max_epochs
 
     def remaining(self, study: optuna.Study) -> int:
         """Trials still to start: the budget less finished and running trials."""
         taken = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
         return self.n_trials - len(taken)
+
+    @staticmethod
+    def epochs_spent(study: optuna.Study, before: int | None = None) -> int:
+        """Training epochs of the finished trials and of the running ones (those numbered
+        before `before`, when given) that have said how many they train."""
+        return sum(
+            trial.user_attrs.get("train_epochs", 0)
+            for trial in study.get_trials(deepcopy=False)
+            if trial.state == TrialState.COMPLETE
+            or (trial.state == TrialState.RUNNING and (before is None or trial.number < before))
+        )
+
+    def exhausted(self, study: optuna.Study) -> bool:
+        """Whether either budget is spent: no trial left to start, or no epoch left."""
+        out_of_epochs = self.max_epochs is not None and (
+            self.epochs_spent(study) >= self.max_epochs
+        )
+        return self.remaining(study) <= 0 or out_of_epochs
 
     def admits(self, trial: optuna.Trial) -> bool:
         """Whether `trial` (already RUNNING) fits in the budget, given the trials before it."""
@@ -37,11 +60,33 @@ class TrialBudget:
             if other.state == TrialState.COMPLETE
             or (other.state == TrialState.RUNNING and other.number < trial.number)
         )
+        if self.max_epochs is not None:
+            if self.epochs_spent(trial.study, before=trial.number) >= self.max_epochs:
+                return False
         return taken < self.n_trials
 
+    def charge(self, trial: optuna.Trial, epochs: int) -> None:
+        """Record that `trial` trains `epochs` epochs, so that other workers count them; raise
+        `optuna.TrialPruned` instead when they would take the study past `max_epochs`."""
+        if self.max_epochs is not None:
+            spent = self.epochs_spent(trial.study, before=trial.number)
+            if spent + epochs > self.max_epochs:
+                refuse(
+                    trial,
+                    f"its {epochs} training epochs would take the study past study.max_epochs="
+                    f"{self.max_epochs} ({spent} spent)",
+                )
+        trial.set_user_attr("train_epochs", epochs)
+
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self.remaining(study) <= 0:
+        if self.exhausted(study) or "not_run" in trial.user_attrs:  # refused: the budget is full
             study.stop()
+
+
+def refuse(trial: optuna.Trial, reason: str) -> None:
+    """End `trial` unrun (PRUNED), with `reason` stored as its `not_run` user attr."""
+    trial.set_user_attr("not_run", reason)
+    raise optuna.TrialPruned(reason)
 
 
 class FailureStreak:
@@ -93,9 +138,7 @@ class SearchProgress:
             )
             return
         if trial.state == TrialState.PRUNED:
-            log.info(
-                "trial %d not run: the other workers' trials fill study.n_trials", trial.number
-            )
+            log.info("trial %d not run: %s", trial.number, trial.user_attrs.get("not_run", "?"))
             return
         finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         self.bar.update(finished - self.bar.n)  # other workers' trials count too

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import optuna
 import torch
+from optuna.trial import TrialState
 from torch import nn
 
 from nas import counting
+from nas.allocation import allocate
 from nas.checkpoint import NO_CHECKPOINTS, Checkpoints
 from nas.data import Splits
+from nas.dense_cache import DenseCache, DenseState, arch_seed
+from nas.early_exit import NO_EARLY_EXIT, EarlyExit, SkipFinetune
 from nas.metrics import logits_of, preservation_metrics
 from nas.pruning import (
     ChannelPruning,
@@ -24,7 +29,6 @@ from nas.pruning import (
     restore_masks,
     weight_counts,
 )
-from nas.retry import retry_history
 from nas.schedule import ONE_SHOT, Schedule
 from nas.space import Candidate, SearchSpace
 from nas.train import (
@@ -60,6 +64,8 @@ class TrialResult:
     sparsity_achieved: dict[str, float]
     train_epochs: int
     resumed_from_epoch: int
+    dense_cached: bool
+    finetune_skipped: bool
     removed_channels: list
     seconds: float
     arch: str
@@ -79,8 +85,8 @@ class TrialResult:
 @dataclass(frozen=True)
 class TrialPipeline:
     """What every trial shares: the space, the data (already on `device`), the pruning
-    method with its schedule, and the training settings. `run` takes one candidate through
-    the pipeline."""
+    method with its schedule, the training settings, and the cache of dense weights.
+    `run` takes one candidate through the pipeline."""
 
     space: SearchSpace
     splits: Splits
@@ -88,15 +94,28 @@ class TrialPipeline:
     settings: TrainSettings
     device: torch.device
     schedule: Schedule = ONE_SHOT
+    dense_cache: DenseCache = field(default_factory=lambda: DenseCache(0))
+
+    def planned_epochs(self, candidate: Candidate, seed: int) -> int:
+        """Training epochs `run` will spend on `candidate`: fine-tuning alone when its dense
+        weights are cached, dense training plus fine-tuning otherwise."""
+        cached = self.dense_cache.get(candidate.arch, seed) is not None
+        return self.settings.finetune_epochs + (0 if cached else self.settings.epochs)
 
     def run(
-        self, candidate: Candidate, seed: int, checkpoints: Checkpoints = NO_CHECKPOINTS
+        self,
+        candidate: Candidate,
+        seed: int,
+        checkpoints: Checkpoints = NO_CHECKPOINTS,
+        skip_finetune: SkipFinetune | None = None,
     ) -> tuple[TrialResult, nn.Module]:
         """Train, prune, fine-tune and evaluate `candidate`, its weights seeded by `seed`;
         returns what was measured and the pruned model (masks folded, in eval mode).
 
-        After every epoch the training state goes to `checkpoints`; when `checkpoints`
-        already holds one (a retried trial), training resumes after that epoch.
+        Dense weights come from the cache when it holds `candidate.arch` and `seed`. After
+        every epoch the training state goes to `checkpoints`; when `checkpoints` already
+        holds one (a retried trial), training resumes after that epoch. `skip_finetune`,
+        when given, sees the candidate right after pruning and may end the trial there.
         """
         started = time.perf_counter()
         space, splits, settings = self.space, self.splits, self.settings
@@ -106,128 +125,202 @@ class TrialPipeline:
         dense_flops = counting.dense_flops(model, splits.in_shape)
         dense_epochs = settings.epochs
         total_epochs = settings.epochs + settings.finetune_epochs
-        finetune_lr = settings.lr * settings.finetune_lr_scale
         structural = getattr(self.pruning, "restructures", False)  # channels removed once
-        dense_counts = weight_counts(model, list(candidate.sparsity))
-
+        dense_counts = weight_counts(model, candidate.layers)
+        example = splits.train_x[:2]
         steps_per_epoch = math.ceil(len(splits.train_x) / settings.batch_size)
-        finetune_steps = settings.finetune_epochs * steps_per_epoch
 
-        def pruning_steps(epoch: int) -> Callable[[int], None] | None:
-            """What prunes before each step of fine-tuning `epoch`, as the schedule says."""
-            if epoch <= dense_epochs or structural:
-                return None
-            first_step = (epoch - dense_epochs - 1) * steps_per_epoch
-
-            def before_step(step: int) -> None:
-                ratios = self.schedule.ratios_at(
-                    first_step + step, finetune_steps, candidate.sparsity
-                )
-                if ratios is not None:
-                    self.pruning.apply(model, ratios)
-
-            return before_step
-
-        def fit(
-            epochs: range,
-            optimizer: torch.optim.Optimizer,
-            dense_accuracy: float | None,
-            dense_logits: torch.Tensor | None,
-            removed_channels: list,
-        ) -> None:
+        def fit(epochs: range, optimizer: torch.optim.Optimizer, state: dict) -> None:
+            """Train `epochs`, pruning as the schedule says towards `state`'s targets once
+            dense training is over; checkpoint `state` plus the training state each epoch."""
             for epoch in epochs:
                 train_epoch(
                     model, splits.train_x, splits.train_y, optimizer, settings.batch_size,
-                    generator, before_step=pruning_steps(epoch),
+                    generator, before_step=self._pruning_steps(
+                        model, epoch, steps_per_epoch, state["sparsity_target"]
+                    ),
                     augment=splits.augmenter(generator),
                     mixed_precision=autocast_dtype(self.device, settings.mixed_precision),
                 )  # fmt: skip
                 checkpoints.save(
                     {
+                        **state,
                         "epoch": epoch,
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "generator": generator.get_state(),
                         "masks": current_masks(model),
-                        "removed_channels": removed_channels,
-                        "dense_accuracy": dense_accuracy,
-                        "dense_val_logits": dense_logits,
                     }
                 )
 
         saved = checkpoints.latest()
-        done = saved["epoch"] if saved else 0
-        example = splits.train_x[:2]
-        removed_channels = saved.get("removed_channels", []) if saved else []
+        cached = None if saved else self.dense_cache.get(candidate.arch, seed)
+        done = saved["epoch"] if saved else (dense_epochs if cached else 0)
         if saved:
-            if removed_channels:
-                self.pruning.replay(model, removed_channels, example)
+            if saved["removed_channels"]:
+                self.pruning.replay(model, saved["removed_channels"], example)
             restore_masks(model, saved["masks"])
             model.load_state_dict(saved["model"])
             generator.set_state(saved["generator"])
+        elif cached:
+            model.load_state_dict(cached.weights)
+            generator.set_state(cached.generator)
+        dense_state = {
+            "removed_channels": [],
+            "dense_accuracy": None,
+            "dense_val_logits": None,
+            "sparsity_target": None,
+        }
         if done < dense_epochs:
             optimizer = make_optimizer(model, settings.lr, settings.weight_decay)
             if saved:
                 optimizer.load_state_dict(saved["optimizer"])
-            fit(range(done + 1, dense_epochs + 1), optimizer, None, None, [])
+            fit(range(done + 1, dense_epochs + 1), optimizer, dense_state)
+
+        finetune_lr = settings.lr * settings.finetune_lr_scale
+        optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
+        finetuned = True
         if done <= dense_epochs:
-            dense_accuracy = accuracy(model, splits.val_x, splits.val_y)
-            dense_logits = logits_of(model, splits.val_x)
-            if structural:
-                removed_channels = self.pruning.apply(model, candidate.sparsity, example)
-            optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
+            dense = cached or self._dense_state(model, generator)
+            if not cached:
+                self.dense_cache.put(candidate.arch, seed, dense)
+            targets = self._targets(candidate, model, seed)
+            removed_channels = []
+            if skip_finetune is not None:
+                pruned = copy.deepcopy(model)
+                pruned_channels = self._prune_to(pruned, targets, example)
+                make_permanent(pruned)
+                if skip_finetune(
+                    dense.accuracy,
+                    accuracy(pruned, splits.val_x, splits.val_y),
+                    counting.nonzero_params(pruned),
+                    counting.sparse_flops(pruned, splits.in_shape),
+                ):
+                    model, removed_channels, finetuned = pruned, pruned_channels, False
+            if finetuned and structural:
+                removed_channels = self._prune_to(model, targets, example)
+                optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
+            state = {
+                "removed_channels": removed_channels,
+                "dense_accuracy": dense.accuracy,
+                "dense_val_logits": dense.val_logits,
+                "sparsity_target": targets,
+            }
         else:
-            dense_accuracy = saved["dense_accuracy"]
-            dense_logits = saved["dense_val_logits"].to(self.device)
-            optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
             optimizer.load_state_dict(saved["optimizer"])
-        fit(
-            range(max(done, dense_epochs) + 1, total_epochs + 1),
-            optimizer,
-            dense_accuracy,
-            dense_logits,
-            removed_channels,
-        )
-        if not structural:
-            self.pruning.apply(model, candidate.sparsity)  # final ratios, even without fine-tuning
+            state = {key: saved[key] for key in dense_state}
+            state["dense_val_logits"] = state["dense_val_logits"].to(self.device)
+            targets = state["sparsity_target"]
+        if finetuned:
+            fit(range(max(done, dense_epochs) + 1, total_epochs + 1), optimizer, state)
+            if not structural:
+                self._prune_to(model, targets, example)  # final ratios, even without fine-tuning
         make_permanent(model)
         preserved = preservation_metrics(
-            logits_of(model, splits.val_x), dense_logits, splits.val_y, splits.n_classes
-        )
+            logits_of(model, splits.val_x), state["dense_val_logits"], splits.val_y,
+            splits.n_classes,
+        )  # fmt: skip
+        trained = (0 if cached else dense_epochs) + (settings.finetune_epochs if finetuned else 0)
         result = TrialResult(
             accuracy=accuracy(model, splits.val_x, splits.val_y),
             nonzero_params=counting.nonzero_params(model),
             flops=counting.sparse_flops(model, splits.in_shape),
             test_accuracy=accuracy(model, splits.test_x, splits.test_y),
-            dense_accuracy=dense_accuracy,
+            dense_accuracy=state["dense_accuracy"],
             dense_params=dense_params,
             dense_flops=dense_flops,
-            sparsity_target=dict(candidate.sparsity),
+            sparsity_target=dict(targets),
             sparsity_achieved=achieved_sparsity(model, dense_counts),
-            train_epochs=total_epochs,
-            resumed_from_epoch=done,
-            removed_channels=removed_channels,
+            train_epochs=trained,
+            resumed_from_epoch=done if saved else 0,
+            dense_cached=cached is not None,
+            finetune_skipped=not finetuned,
+            removed_channels=state["removed_channels"],
             **preserved,
             seconds=round(time.perf_counter() - started, 3),
             arch=space.describe(candidate),
         )
         return result, model.eval()
 
+    def _dense_state(self, model: nn.Module, generator: torch.Generator) -> DenseState:
+        """The trained dense model's state; its weights are copied only if the cache keeps
+        them."""
+        weights = (
+            {key: value.detach().clone() for key, value in model.state_dict().items()}
+            if self.dense_cache.size
+            else {}
+        )
+        return DenseState(
+            weights=weights,
+            generator=generator.get_state(),
+            accuracy=accuracy(model, self.splits.val_x, self.splits.val_y),
+            val_logits=logits_of(model, self.splits.val_x),
+        )
+
+    @staticmethod
+    def _targets(candidate: Candidate, model: nn.Module, seed: int) -> dict[str, float]:
+        """Per-layer sparsity ratios: the candidate's own, or its allocation rule's share
+        of its overall sparsity, computed from the dense weights."""
+        if candidate.allocation is None:
+            return dict(candidate.sparsity)
+        rule = candidate.allocation
+        return allocate(
+            rule.method, model, rule.layers, rule.sparsity, torch.Generator().manual_seed(seed)
+        )
+
+    def _prune_to(self, model: nn.Module, targets: dict[str, float], example: torch.Tensor):
+        """Prune `model` to `targets`; returns the channels removed (structural pruning)."""
+        if getattr(self.pruning, "restructures", False):
+            return self.pruning.apply(model, targets, example)
+        self.pruning.apply(model, targets)
+        return []
+
+    def _pruning_steps(
+        self,
+        model: nn.Module,
+        epoch: int,
+        steps_per_epoch: int,
+        targets: dict[str, float] | None,
+    ) -> Callable[[int], None] | None:
+        """What prunes before each step of fine-tuning `epoch` towards `targets`, as the
+        schedule says; None while training densely and for structural pruning."""
+        if targets is None or getattr(self.pruning, "restructures", False):
+            return None
+        finetune_steps = self.settings.finetune_epochs * steps_per_epoch
+        first_step = (epoch - self.settings.epochs - 1) * steps_per_epoch
+
+        def before_step(step: int) -> None:
+            ratios = self.schedule.ratios_at(first_step + step, finetune_steps, targets)
+            if ratios is not None:
+                self.pruning.apply(model, ratios)
+
+        return before_step
+
     def objective(
         self,
         seed: int,
         checkpoints_for: Callable[[optuna.Trial], Checkpoints] | None = None,
         on_result: Callable[[optuna.Trial, TrialResult, nn.Module], None] | None = None,
+        before_run: Callable[[optuna.Trial, int], None] | None = None,
+        early_exit: EarlyExit = NO_EARLY_EXIT,
     ) -> Callable[[optuna.Trial], tuple[float, int, int]]:
-        """An Optuna objective: sample a candidate, `run` it with weights seeded by `seed`
-        plus the trial's number (a retry keeps its original trial's number), checkpointing
-        into `checkpoints_for(trial)`; store the user attrs, hand the result and the pruned
-        model to `on_result`, and return the objectives."""
+        """An Optuna objective: sample a candidate and `run` it with weights seeded by
+        `seed` and its architecture (trials of one architecture share dense weights),
+        checkpointing into `checkpoints_for(trial)`. `before_run(trial, epochs)` sees the
+        epochs the run will spend first and may refuse it (raise `optuna.TrialPruned`);
+        `early_exit` may end the run before fine-tuning, judged against the study's
+        finished trials. Stores the user attrs, hands the result and the pruned model to
+        `on_result`, and returns the objectives."""
 
         def objective(trial: optuna.Trial) -> tuple[float, int, int]:
+            candidate = self.space.sample(trial)
+            trial_seed = arch_seed(seed, candidate.arch)
+            if before_run:
+                before_run(trial, self.planned_epochs(candidate, trial_seed))
             checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
-            number = (retry_history(trial) or [trial.number])[0]
-            result, model = self.run(self.space.sample(trial), seed + number, checkpoints)
+            finished = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            skip = early_exit.judge([tuple(t.values) for t in finished])
+            result, model = self.run(candidate, trial_seed, checkpoints, skip)
             for key, value in result.user_attrs().items():
                 trial.set_user_attr(key, value)
             if on_result:

@@ -58,6 +58,7 @@ IMPORTANCE_CAPTION = "parameters that every complete trial has; share of the obj
 FRONT_COLOR = "#d62728"
 DOMINATED_COLOR = "#7f7f7f"
 DOMINATED_OPACITY = 0.3
+INFEASIBLE_COLOR = "#ff7f0e"  # trials over study.max_nonzero_params / study.max_flops
 SPARSITY_COLORSCALE = "Blues"
 DPI = 130
 STYLE = "ggplot"  # the style Optuna's matplotlib charts use; the others follow it
@@ -282,7 +283,13 @@ def _plotly_front(study: optuna.Study, title: str, metrics: Sequence[str]) -> go
     """Optuna's Pareto-front plot of the projection of `study` on `metrics`."""
     projected = projection(study, metrics)
     figure = plotly_vis.plot_pareto_front(projected, include_dominated_trials=True)
-    dominated, front = figure.data  # Optuna draws the dominated trials, then the front
+    # Optuna draws the dominated trials, the front, then trials over the user's budgets
+    dominated, front, *infeasible = figure.data
+    for trace in infeasible:
+        trace.update(
+            name="over budget", showlegend=True,
+            marker={"color": INFEASIBLE_COLOR, "opacity": DOMINATED_OPACITY, "showscale": False},
+        )  # fmt: skip
     dominated.update(
         name="dominated",
         showlegend=True,
@@ -371,9 +378,11 @@ def _mpl_front(study: optuna.Study, title: str, metrics: Sequence[str]) -> Figur
     ax = matplotlib_vis.plot_pareto_front(
         projected, target_names=[spec.title for spec in specs], include_dominated_trials=True
     )
-    for points in ax.collections:  # labelled by Optuna: "Trial" (dominated), "Best Trial"
+    for points in ax.collections:  # labelled by Optuna: "Trial", "Best Trial", "Infeasible..."
         if points.get_label() == "Best Trial":
             points.set(color=FRONT_COLOR, label="Pareto front", zorder=3)
+        elif points.get_label().startswith("Infeasible"):
+            points.set(color=INFEASIBLE_COLOR, alpha=DOMINATED_OPACITY, label="over budget")
         else:
             points.set(color=DOMINATED_COLOR, alpha=DOMINATED_OPACITY, label="dominated")
     for letter, spec in zip("xyz", specs, strict=False):

@@ -29,6 +29,12 @@ class StudySettings:
     max_retry: int = 3
     max_consecutive_failures: int = 5
     checkpoint_over_epochs: int = 5
+    max_epochs: int | None = None
+    max_nonzero_params: int | None = None
+    max_flops: int | None = None
+    dense_cache: int = 8
+    early_exit: str = "never"
+    early_exit_margin: float = 0.02
 
     def __post_init__(self) -> None:
         _check_whole_number("study.n_trials", self.n_trials, 1)
@@ -37,3 +43,7 @@ class StudySettings:
         _check_whole_number("study.max_retry", self.max_retry, 0)
         _check_whole_number("study.max_consecutive_failures", self.max_consecutive_failures, 1)
         _check_whole_number("study.checkpoint_over_epochs", self.checkpoint_over_epochs, 0)
+        _check_whole_number("study.dense_cache", self.dense_cache, 0)
+        for name in ("max_epochs", "max_nonzero_params", "max_flops"):
+            if getattr(self, name) is not None:
+                _check_whole_number(f"study.{name}", getattr(self, name), 1)

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 import optuna
 from torch import nn
 
+from nas.allocation import METHODS
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -20,15 +22,34 @@ class Candidate:
 
     arch: Mapping[str, Any]
     sparsity: Mapping[str, float] = field(default_factory=dict)
+    allocation: Allocation | None = None
+
+    @property
+    def layers(self) -> list[str]:
+        """Module paths of the prunable layers, in forward order."""
+        return list(self.allocation.layers if self.allocation else self.sparsity)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One overall sparsity for a candidate's `layers` together, shared out among them by
+    the allocation rule `method` (see `nas.allocation`) once the dense weights are trained."""
+
+    method: str
+    sparsity: float
+    layers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class SparsityGrid:
-    """Sparsity ratios sampled from `low` to `high` in steps of `step`."""
+    """Sparsity ratios sampled from `low` to `high` in steps of `step`: one per layer
+    (`allocation: per_layer`), or one for the whole network (`sparsity.overall`) that an
+    allocation rule of `nas.allocation` shares out among the layers."""
 
     low: float = 0.0
     high: float = 0.95
     step: float = 0.05
+    allocation: str = "per_layer"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high < 1.0:
@@ -38,23 +59,32 @@ class SparsityGrid:
             )
         if self.step <= 0:
             raise ValueError(f"sparsity step must be positive, got {self.step!r}")
+        if self.allocation not in ("per_layer", *METHODS):
+            raise ValueError(
+                f"sparsity allocation must be per_layer or one of {', '.join(METHODS)}, "
+                f"got {self.allocation!r}"
+            )
 
     @classmethod
     def of(cls, sparsity: Mapping | SparsityGrid | None) -> SparsityGrid:
         """`sparsity` as a grid: a grid as is, a config dict as arguments, None the default."""
         return sparsity if isinstance(sparsity, SparsityGrid) else cls(**(sparsity or {}))
 
-    def suggest(self, trial: optuna.Trial, layer_names: Iterable[str]) -> dict[str, float]:
-        """Sample `sparsity.<layer>` for each layer; returns layer path -> ratio.
+    def candidate(
+        self, trial: optuna.Trial, arch: Mapping[str, Any], layer_names: Iterable[str]
+    ) -> Candidate:
+        """The candidate `arch` with its sparsity sampled: `sparsity.<layer>` for each layer,
+        or `sparsity.overall` under an allocation rule. Ratios are rounded to 6 decimals,
+        dropping the float noise of stepped grids."""
+        if self.allocation == "per_layer":
+            return Candidate(arch, {name: self._suggest(trial, name) for name in layer_names})
+        overall = self._suggest(trial, "overall")
+        return Candidate(arch, allocation=Allocation(self.allocation, overall, tuple(layer_names)))
 
-        Ratios are rounded to 6 decimals, dropping the float noise of stepped grids.
-        """
-        return {
-            name: round(
-                trial.suggest_float(f"sparsity.{name}", self.low, self.high, step=self.step), 6
-            )
-            for name in layer_names
-        }
+    def _suggest(self, trial: optuna.Trial, name: str) -> float:
+        return round(
+            trial.suggest_float(f"sparsity.{name}", self.low, self.high, step=self.step), 6
+        )
 
 
 def inclusive_range(name: str, bounds: Sequence[int]) -> tuple[int, int]:

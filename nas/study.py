@@ -20,10 +20,12 @@ from optuna.trial import TrialState
 from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from nas.callbacks import FailureStreak, SearchProgress, TrialBudget
+from nas.callbacks import FailureStreak, SearchProgress, TrialBudget, refuse
 from nas.checkpoint import NO_CHECKPOINTS, ArtifactCheckpoints, Checkpoints
 from nas.dashboard import save_study_plots, save_trial_note
 from nas.data import Splits, splits_to
+from nas.dense_cache import DenseCache
+from nas.early_exit import EarlyExit
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.objective import TrialPipeline, TrialResult
 from nas.report import front_rows, front_table, write_front
@@ -78,7 +80,7 @@ def guarded(
 
     def run(trial: optuna.Trial) -> tuple:
         if not budget.admits(trial):
-            raise optuna.TrialPruned("the other workers' trials fill study.n_trials")
+            refuse(trial, "the other workers' trials fill study.n_trials or study.max_epochs")
         try:
             return objective(trial)
         except KeyboardInterrupt:
@@ -159,6 +161,7 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
         opts = StudySettings(**{**OmegaConf.to_container(cfg.study), "name": str(cfg.study.name)})
         settings = TrainSettings(**OmegaConf.to_container(cfg.train))
         device = resolve_device(str(cfg.device))
+        early_exit = EarlyExit(opts.early_exit, opts.early_exit_margin)
     except (TypeError, ValueError) as error:
         raise UsageError(str(error)) from error
     url, store_dir = storage_location(opts.storage, opts.artifacts, launch_dir)
@@ -178,18 +181,21 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     # the random draws of its first session.
     study.sampler = _instantiate(cfg.sampler, "sampler", seed=seed + len(study.trials))
 
-    budget = TrialBudget(opts.n_trials)
+    budget = TrialBudget(opts.n_trials, opts.max_epochs)
     streak = FailureStreak(opts.max_consecutive_failures)
     interrupted_by = None
     finished = finished_trials(study)
-    if finished >= opts.n_trials:
+    if finished >= opts.n_trials or budget.exhausted(study):
         log.info(
-            "study %r already holds %d finished trials (study.n_trials=%d)",
+            "study %r already holds %d finished trials (study.n_trials=%d) and spent %d "
+            "training epochs (study.max_epochs=%s)",
             study.study_name,
             finished,
             opts.n_trials,
+            budget.epochs_spent(study),
+            opts.max_epochs,
         )
-    elif budget.remaining(study) > 0:
+    else:
         log.info(
             "study %r: %d of %d trials finished; device %s",
             study.study_name,
@@ -198,8 +204,9 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
             device,
         )
         pipeline = TrialPipeline(
-            space, splits_to(splits, device), pruning, settings, device, schedule
-        )
+            space, splits_to(splits, device), pruning, settings, device, schedule,
+            DenseCache(opts.dense_cache),
+        )  # fmt: skip
 
         store_dir.mkdir(parents=True, exist_ok=True)
         store = FileSystemArtifactStore(store_dir)
@@ -212,8 +219,13 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
         def keep(trial: optuna.Trial, result: TrialResult, model: nn.Module) -> None:
             save_pruned_weights(store, trial, model)
             save_trial_note(trial, result, model)
+            set_constraints(trial, result, opts)
 
-        objective = guarded(pipeline.objective(seed, checkpoints_for, keep), budget, retry)
+        objective = guarded(
+            pipeline.objective(seed, checkpoints_for, keep, budget.charge, early_exit),
+            budget,
+            retry,
+        )
         progress = SearchProgress(opts.n_trials, finished)
         try:
             interrupted_by = _optimize(study, objective, [budget, streak, progress])
@@ -240,6 +252,14 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
             running,
         )
     return study
+
+
+def set_constraints(trial: optuna.Trial, result: TrialResult, opts: StudySettings) -> None:
+    """Store the trial's distance to the user's budgets (`study.max_nonzero_params`,
+    `study.max_flops`) as Optuna constraints: positive means infeasible, off the front."""
+    for name, limit in (("nonzero_params", opts.max_nonzero_params), ("flops", opts.max_flops)):
+        if limit is not None:
+            trial.set_constraint(f"max_{name}", getattr(result, name) - limit)
 
 
 def report_front(study: optuna.Study, run_dir: Path) -> None:

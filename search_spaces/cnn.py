@@ -50,7 +50,7 @@ class CNNSpace:
             "kernel_size": trial.suggest_categorical("arch.kernel_size", self.kernel_sizes),
             "hidden": trial.suggest_categorical("arch.hidden", self.hidden),
         }
-        return Candidate(arch=arch, sparsity=self.sparsity.suggest(trial, self.layer_names(arch)))
+        return self.sparsity.candidate(trial, arch, self.layer_names(arch))
 
     @staticmethod
     def layer_names(arch: dict) -> list[str]:

@@ -51,7 +51,7 @@ class MLPSpace:
             ],
             "activation": trial.suggest_categorical("arch.activation", self.activations),
         }
-        return Candidate(arch=arch, sparsity=self.sparsity.suggest(trial, self.layer_names(arch)))
+        return self.sparsity.candidate(trial, arch, self.layer_names(arch))
 
     @staticmethod
     def layer_names(arch: dict) -> list[str]:

@@ -107,7 +107,7 @@ class MobileNetSpace:
             for i in range(1, trial.suggest_int("arch.blocks", *self.blocks) + 1)
         ]
         arch = {"stem_width": self.stem_width, "blocks": blocks}
-        return Candidate(arch=arch, sparsity=self.sparsity.suggest(trial, self.layer_names(arch)))
+        return self.sparsity.candidate(trial, arch, self.layer_names(arch))
 
     @staticmethod
     def layer_names(arch: dict) -> list[str]:

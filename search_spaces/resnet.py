@@ -80,7 +80,7 @@ class ResNetSpace:
         for s in range(1, trial.suggest_int("arch.stages", *self.stages) + 1):
             arch["widths"].append(trial.suggest_categorical(f"arch.stage{s}.width", self.widths))
             arch["blocks"].append(trial.suggest_int(f"arch.stage{s}.blocks", *self.blocks))
-        return Candidate(arch=arch, sparsity=self.sparsity.suggest(trial, self.layer_names(arch)))
+        return self.sparsity.candidate(trial, arch, self.layer_names(arch))
 
     @staticmethod
     def layer_names(arch: dict) -> list[str]:

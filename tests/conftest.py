@@ -23,6 +23,8 @@ TRIAL_USER_ATTRS = {
     "train_epochs",
     "resumed_from_epoch",
     "removed_channels",
+    "dense_cached",
+    "finetune_skipped",
     "macro_f1",
     "worst_class_accuracy",
     "agreement",

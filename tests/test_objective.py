@@ -114,3 +114,23 @@ def test_a_run_resumed_from_a_checkpoint_ends_as_an_uninterrupted_run(tiny_split
     assert resumed.values() == uninterrupted.values()
     assert resumed.test_accuracy == uninterrupted.test_accuracy
     assert resumed.dense_accuracy == uninterrupted.dense_accuracy
+
+
+def test_an_overall_sparsity_is_shared_out_by_the_allocation_rule(tiny_splits):
+    space = CNNSpace(sparsity={"high": 0.95, "allocation": "lamp"})
+    arch_params = {key: value for key, value in PARAMS.items() if key.startswith("arch.")}
+    candidate = space.sample(FixedTrial({**arch_params, "sparsity.overall": 0.9}))
+    assert candidate.sparsity == {} and candidate.allocation.sparsity == 0.9
+    result, model = pipeline(tiny_splits).run(candidate, seed=0)
+
+    dense = space.build(candidate, tiny_splits.in_shape, tiny_splits.n_classes)
+    counts = {name: dense.get_submodule(name).weight.numel() for name in candidate.layers}
+    removed = sum(result.sparsity_achieved[name] * n for name, n in counts.items())
+    assert removed / sum(counts.values()) == pytest.approx(0.9, abs=1e-3)
+    assert set(result.sparsity_target) == set(counts)
+    assert len(set(result.sparsity_target.values())) > 1  # LAMP: not one ratio for all
+
+
+def test_an_unknown_allocation_rule_is_refused():
+    with pytest.raises(ValueError, match="allocation must be per_layer or one of"):
+        CNNSpace(sparsity={"allocation": "biggest"})

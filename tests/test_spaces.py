@@ -212,7 +212,7 @@ class TinySpace:
 
     def sample(self, trial):
         hidden = trial.suggest_categorical("arch.hidden", [self.width, 2 * self.width])
-        return Candidate({"hidden": hidden}, self.sparsity.suggest(trial, ["hidden", "head"]))
+        return self.sparsity.candidate(trial, {"hidden": hidden}, ["hidden", "head"])
 
     def build(self, candidate, in_shape, n_classes):
         hidden = candidate.arch["hidden"]

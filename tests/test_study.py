@@ -115,3 +115,22 @@ def test_a_search_with_nm_pruning_reaches_n_of_4_patterns(search):
         del achieved["block1.conv"]  # one input channel: unstructured fallback
         for layer, sparsity in achieved.items():  # every other layer has 4k inputs
             assert sparsity * 4 == pytest.approx(round(sparsity * 4)), layer
+
+
+def test_max_epochs_stops_the_search_before_its_training_epochs_pass_the_budget(search):
+    study = search("study.n_trials=50", "study.max_epochs=5")  # trials of 1 + 1 epochs
+    spent = [t.user_attrs["train_epochs"] for t in completed(study)]
+    assert sum(spent) <= 5 and len(spent) >= 2
+    refused = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert all("study.max_epochs=5" in t.user_attrs["not_run"] for t in refused)
+    resumed = search("study.n_trials=50", "study.max_epochs=5")
+    assert len(resumed.trials) == len(study.trials)  # the budget is spent: nothing new
+
+
+def test_a_constraint_on_nonzero_params_keeps_heavier_trials_off_the_front(search):
+    study = search("study.n_trials=4", "study.max_nonzero_params=6000")
+    over = [t for t in completed(study) if t.values[1] > 6000]
+    assert over, "the smoke space should produce trials above 6,000 nonzero params"
+    for trial in completed(study):
+        assert trial.constraints == {"max_nonzero_params": trial.values[1] - 6000}
+    assert study.best_trials and all(t.values[1] <= 6000 for t in study.best_trials)

@@ -1,0 +1,70 @@
+"""Trials of one architecture share its dense weights: same results, fewer epochs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from optuna.trial import FixedTrial
+
+from nas.dense_cache import DenseCache, DenseState, arch_seed
+from nas.objective import TrialPipeline
+from nas.pruning import MagnitudePruning
+from search_spaces.cnn import CNNSpace
+from tests.test_objective import PARAMS, SETTINGS
+
+CPU = torch.device("cpu")
+
+
+def state(accuracy: float) -> DenseState:
+    return DenseState({}, torch.zeros(1), accuracy, torch.zeros(1))
+
+
+def test_the_cache_keeps_the_most_recently_used_entries_up_to_its_size():
+    cache = DenseCache(2)
+    for number in range(3):
+        cache.put({"width": number}, 0, state(number))
+    assert len(cache) == 2 and cache.get({"width": 0}, 0) is None
+    cache.get({"width": 1}, 0)  # now the most recently used
+    cache.put({"width": 3}, 0, state(3))
+    assert cache.get({"width": 1}, 0).accuracy == 1 and cache.get({"width": 2}, 0) is None
+    assert cache.get({"width": 1}, 1) is None  # another seed trains other weights
+
+
+def test_a_cache_of_size_zero_keeps_nothing_and_a_bad_size_is_refused():
+    cache = DenseCache(0)
+    cache.put({"width": 1}, 0, state(1))
+    assert len(cache) == 0
+    with pytest.raises(ValueError, match="dense cache size"):
+        DenseCache(-1)
+
+
+def test_the_weight_seed_depends_on_the_architecture_and_the_search_seed_only():
+    arch = {"channels": [8, 16], "hidden": 32}
+    assert arch_seed(0, arch) == arch_seed(0, dict(reversed(list(arch.items()))))
+    assert arch_seed(0, arch) != arch_seed(1, arch)
+    assert arch_seed(0, arch) != arch_seed(0, {**arch, "hidden": 64})
+
+
+def test_a_cached_trial_skips_dense_training_and_ends_as_an_uncached_one(tiny_splits):
+    space = CNNSpace()
+    first = space.sample(FixedTrial(PARAMS))
+    second = space.sample(FixedTrial({**PARAMS, "sparsity.hidden": 0.5, "sparsity.head": 0.8}))
+    cached = TrialPipeline(
+        space, tiny_splits, MagnitudePruning(), SETTINGS, CPU, dense_cache=DenseCache(4)
+    )
+    uncached = dataclasses.replace(cached, dense_cache=DenseCache(0))
+
+    assert cached.planned_epochs(second, seed=5) == 2
+    cached.run(first, seed=5)
+    assert cached.planned_epochs(second, seed=5) == 1  # fine-tuning only
+    reused, _ = cached.run(second, seed=5)
+    fresh, _ = uncached.run(second, seed=5)
+
+    assert reused.dense_cached and not fresh.dense_cached
+    assert (reused.train_epochs, fresh.train_epochs) == (1, 2)
+    assert reused.values() == fresh.values()
+    assert reused.test_accuracy == fresh.test_accuracy
+    assert reused.dense_accuracy == fresh.dense_accuracy
+    assert reused.agreement == fresh.agreement

@@ -1,0 +1,63 @@
+"""The search's early exit skips fine-tuning only for candidates the front already beats."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from optuna.trial import FixedTrial
+
+from nas.early_exit import EarlyExit
+from nas.objective import TrialPipeline
+from nas.pruning import MagnitudePruning
+from search_spaces.cnn import CNNSpace
+from tests.test_objective import PARAMS, SETTINGS
+
+FINISHED = [(0.90, 1000, 5000)]
+
+
+def test_the_dense_rule_skips_a_candidate_dominated_even_at_its_dense_accuracy_plus_margin():
+    skip = EarlyExit("dense", margin=0.02).judge(FINISHED)
+    assert skip(0.85, 0.30, 2000, 6000)  # 0.87 cannot reach 0.90 with more params and FLOPs
+    assert not skip(0.89, 0.30, 2000, 6000)  # 0.91 could
+    assert not skip(0.85, 0.30, 900, 6000)  # fewer params: not dominated
+
+
+def test_the_pruned_rule_judges_the_accuracy_right_after_pruning():
+    skip = EarlyExit("pruned", margin=0.05).judge(FINISHED)
+    assert skip(0.99, 0.80, 2000, 6000)
+    assert not skip(0.50, 0.86, 2000, 6000)
+
+
+def test_never_and_an_empty_study_skip_nothing():
+    assert EarlyExit("never").judge(FINISHED) is None
+    assert EarlyExit("dense").judge([]) is None
+
+
+@pytest.mark.parametrize(
+    "rule, margin, message",
+    [("sometimes", 0.02, "early_exit.rule"), ("dense", 2.0, "early_exit.margin")],
+)
+def test_bad_settings_are_refused(rule, margin, message):
+    with pytest.raises(ValueError, match=message):
+        EarlyExit(rule, margin)
+
+
+def test_a_skipped_candidate_is_measured_pruned_without_fine_tuning(tiny_splits):
+    space = CNNSpace()
+    candidate = space.sample(FixedTrial(PARAMS))
+    pipe = TrialPipeline(space, tiny_splits, MagnitudePruning(), SETTINGS, torch.device("cpu"))
+    seen = []
+
+    def skip(dense_accuracy, pruned_accuracy, nonzero, flops):
+        seen.append((dense_accuracy, pruned_accuracy, nonzero, flops))
+        return True
+
+    skipped, _ = pipe.run(candidate, seed=2, skip_finetune=skip)
+    kept, _ = pipe.run(candidate, seed=2, skip_finetune=lambda *measured: False)
+    plain, _ = pipe.run(candidate, seed=2)
+
+    assert skipped.finetune_skipped and skipped.train_epochs == SETTINGS.epochs
+    assert seen == [(skipped.dense_accuracy, skipped.accuracy, *skipped.values()[1:])]
+    assert skipped.nonzero_params == plain.nonzero_params
+    assert not kept.finetune_skipped and kept.values() == plain.values()
+    assert kept.train_epochs == SETTINGS.epochs + SETTINGS.finetune_epochs
