@@ -58,6 +58,7 @@ COMMANDS = {
     "report": "print the front of a study; write CSV, JSON and plots",
     "dashboard": "open optuna-dashboard on the study storage",
     "export": "write a trial's pruned network (trial=N or best) to files",
+    "baseline": "prune one architecture by a heuristic (method=lamp, ...) or run two_stage",
 }
 
 

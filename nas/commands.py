@@ -47,12 +47,25 @@ class StudyAt:
         return load_named_study(self.storage, self.name)
 
 
-def search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
-    """Run or resume the study for the chosen space (see `nas.study.run_search`)."""
+def require_space(cfg: DictConfig) -> None:
+    """Raise a UsageError unless `cfg` has a search space (+space=NAME)."""
     if "space" not in cfg:
         spaces = ", ".join(available_spaces())
         raise UsageError(f"no search space given: add +space=NAME (available: {spaces})")
+
+
+def search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Run or resume the study for the chosen space (see `nas.study.run_search`)."""
+    require_space(cfg)
     run_search(cfg, launch_dir, run_dir)
+
+
+def baseline(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Run or resume a baseline study beside the search (see `nas.baseline`)."""
+    from nas.baseline import run_baseline
+
+    require_space(cfg)
+    run_baseline(cfg, launch_dir, run_dir)
 
 
 def report(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:

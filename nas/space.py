@@ -42,13 +42,14 @@ class Allocation:
 
 @dataclass(frozen=True)
 class SparsityGrid:
-    """Sparsity ratios sampled from `low` to `high` in steps of `step`: one per layer
-    (`allocation: per_layer`), or one for the whole network (`sparsity.overall`) that an
-    allocation rule of `nas.allocation` shares out among the layers."""
+    """Sparsity ratios sampled from `low` to `high` in steps of `step` (None: any value):
+    one per layer (`allocation: per_layer`), or one for the whole network
+    (`sparsity.overall`) that an allocation rule of `nas.allocation` shares out among the
+    layers."""
 
     low: float = 0.0
     high: float = 0.95
-    step: float = 0.05
+    step: float | None = 0.05
     allocation: str = "per_layer"
 
     def __post_init__(self) -> None:
@@ -57,7 +58,7 @@ class SparsityGrid:
                 f"sparsity bounds must satisfy 0 <= low <= high < 1, got low={self.low!r} "
                 f"high={self.high!r}"
             )
-        if self.step <= 0:
+        if self.step is not None and self.step <= 0:
             raise ValueError(f"sparsity step must be positive, got {self.step!r}")
         if self.allocation not in ("per_layer", *METHODS):
             raise ValueError(

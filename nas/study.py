@@ -8,6 +8,7 @@ import logging
 import signal
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -16,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.exceptions import ExperimentalWarning
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -32,6 +33,7 @@ from nas.report import front_rows, front_table, write_front
 from nas.retry import RetryTrial
 from nas.schedule import OneShot
 from nas.settings import StudySettings
+from nas.space import SearchSpace
 from nas.storage import (
     STORAGE_ERRORS,
     open_storage,
@@ -107,10 +109,11 @@ def _instantiate(node: DictConfig, what: str, **kwargs):
         raise UsageError(f"{what}: {cause}") from error
 
 
-def _open(url: str, settings: StudySettings, space: str, retry: RetryTrial) -> optuna.Study:
-    """Open the study with heartbeats, fail its stale trials (queuing them again through
-    `retry`); any storage problem becomes a one-line UsageError."""
+def _open(url: str, settings: StudySettings, space: str) -> optuna.Study:
+    """Open the study with heartbeats, fail its stale trials (queuing them again, at most
+    `settings.max_retry` times); any storage problem becomes a one-line UsageError."""
     try:
+        retry = RetryTrial(settings.max_retry)
         storage = open_storage(url, settings.heartbeat_interval, settings.grace_period, retry)
         study = open_study(storage, settings.name, space)
     except STORAGE_ERRORS as error:
@@ -148,68 +151,99 @@ def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None
             study.set_user_attr(key, value)
 
 
-def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study:
-    """Run (or resume) the study described by `cfg` until it holds `study.n_trials`
-    finished trials; print its Pareto front and write it into `run_dir`. Returns the study.
+@dataclass(frozen=True)
+class Outcome:
+    """How a call of `Search.optimize` ended: the signal that interrupted it, if any,
+    and the message of a stop after repeated failures, if any."""
 
-    Every value is checked, and the data loaded, before the storage is touched.
-    """
-    seed = cfg.seed
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UsageError(f"seed must be a whole number, got {seed!r}")
-    try:
-        opts = StudySettings(**{**OmegaConf.to_container(cfg.study), "name": str(cfg.study.name)})
-        settings = TrainSettings(**OmegaConf.to_container(cfg.train))
-        device = resolve_device(str(cfg.device))
-        early_exit = EarlyExit(opts.early_exit, opts.early_exit_margin)
-    except (TypeError, ValueError) as error:
-        raise UsageError(str(error)) from error
-    url, store_dir = storage_location(opts.storage, opts.artifacts, launch_dir)
-    space = _instantiate(cfg.space, "space")
-    pruning = _instantiate(cfg.prune, "prune")
-    schedule = _instantiate(cfg.schedule, "schedule")
-    if getattr(pruning, "restructures", False) and not isinstance(schedule, OneShot):
-        raise UsageError("prune=channel removes channels once: use it with schedule=one_shot")
-    _instantiate(cfg.sampler, "sampler", seed=seed)
-    splits = _instantiate(cfg.data, "data")
+    interrupted_by: int | None = None
+    stopped: str | None = None
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged below
-    retry = RetryTrial(opts.max_retry)
-    study = _open(url, opts, str(cfg.space._target_), retry)
-    describe_study(study, cfg, splits)
-    # Offset by the trials already stored so that a resumed study does not replay
-    # the random draws of its first session.
-    study.sampler = _instantiate(cfg.sampler, "sampler", seed=seed + len(study.trials))
 
-    budget = TrialBudget(opts.n_trials, opts.max_epochs)
-    streak = FailureStreak(opts.max_consecutive_failures)
-    interrupted_by = None
-    finished = finished_trials(study)
-    if finished >= opts.n_trials or budget.exhausted(study):
-        log.info(
-            "study %r already holds %d finished trials (study.n_trials=%d) and spent %d "
-            "training epochs (study.max_epochs=%s)",
-            study.study_name,
-            finished,
-            opts.n_trials,
-            budget.epochs_spent(study),
-            opts.max_epochs,
-        )
-    else:
-        log.info(
-            "study %r: %d of %d trials finished; device %s",
-            study.study_name,
-            finished,
-            opts.n_trials,
-            device,
-        )
+@dataclass(frozen=True)
+class Search:
+    """A checked search configuration with its data loaded and its trial pipeline built;
+    `open` a study with it, `optimize` the study and `finish` it."""
+
+    cfg: DictConfig
+    opts: StudySettings
+    seed: int
+    url: str
+    store_dir: Path
+    pipeline: TrialPipeline
+    early_exit: EarlyExit
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, launch_dir: Path, dense_cache: int = 0) -> Search:
+        """Check every value of `cfg` and load the data, before any storage is touched.
+        The dense-weight cache holds `study.dense_cache` entries, or `dense_cache` if more."""
+        seed = cfg.seed
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise UsageError(f"seed must be a whole number, got {seed!r}")
+        try:
+            opts = StudySettings(
+                **{**OmegaConf.to_container(cfg.study), "name": str(cfg.study.name)}
+            )
+            settings = TrainSettings(**OmegaConf.to_container(cfg.train))
+            device = resolve_device(str(cfg.device))
+            early_exit = EarlyExit(opts.early_exit, opts.early_exit_margin)
+        except (TypeError, ValueError) as error:
+            raise UsageError(str(error)) from error
+        url, store_dir = storage_location(opts.storage, opts.artifacts, launch_dir)
+        space = _instantiate(cfg.space, "space")
+        pruning = _instantiate(cfg.prune, "prune")
+        schedule = _instantiate(cfg.schedule, "schedule")
+        if getattr(pruning, "restructures", False) and not isinstance(schedule, OneShot):
+            raise UsageError("prune=channel removes channels once: use it with schedule=one_shot")
+        _instantiate(cfg.sampler, "sampler", seed=seed)
+        splits = _instantiate(cfg.data, "data")
         pipeline = TrialPipeline(
             space, splits_to(splits, device), pruning, settings, device, schedule,
-            DenseCache(opts.dense_cache),
+            DenseCache(max(opts.dense_cache, dense_cache)),
         )  # fmt: skip
+        return cls(cfg, opts, seed, url, store_dir, pipeline, early_exit)
 
-        store_dir.mkdir(parents=True, exist_ok=True)
-        store = FileSystemArtifactStore(store_dir)
+    def open(self, name: str) -> optuna.Study:
+        """Open (or create) study `name`, recording what `export` needs, with the sampler
+        seeded past the trials it already holds (a resumed study does not replay its
+        first session's draws)."""
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged below
+        study = _open(self.url, replace(self.opts, name=name), str(self.cfg.space._target_))
+        describe_study(study, self.cfg, self.pipeline.splits)
+        study.sampler = _instantiate(
+            self.cfg.sampler, "sampler", seed=self.seed + len(study.trials)
+        )
+        return study
+
+    def optimize(
+        self,
+        study: optuna.Study,
+        n_trials: int,
+        max_epochs: int | None,
+        space: SearchSpace | None = None,
+        queued_only: bool = False,
+    ) -> Outcome:
+        """Run trials (queued ones first) until the study holds `n_trials` finished trials
+        or has spent `max_epochs` training epochs, a signal interrupts it or trials keep
+        failing; with `queued_only`, also once no queued trial is left. `space`, when
+        given, samples the candidates instead of the configured one."""
+        opts, settings = self.opts, self.pipeline.settings
+        budget = TrialBudget(n_trials, max_epochs)
+        finished = finished_trials(study)
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if budget.exhausted(study) or (queued_only and not waiting):
+            log.info(
+                "study %r already holds %d finished trials (n_trials=%d) and spent %d "
+                "training epochs (max_epochs=%s)",
+                study.study_name, finished, n_trials, budget.epochs_spent(study), max_epochs,
+            )  # fmt: skip
+            return Outcome()
+        log.info(
+            "study %r: %d of %d trials finished; device %s",
+            study.study_name, finished, n_trials, self.pipeline.device,
+        )  # fmt: skip
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        store = FileSystemArtifactStore(self.store_dir)
 
         def checkpoints_for(trial: optuna.Trial) -> Checkpoints:
             if settings.epochs + settings.finetune_epochs <= opts.checkpoint_over_epochs:
@@ -221,37 +255,64 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
             save_trial_note(trial, result, model)
             set_constraints(trial, result, opts)
 
+        pipeline = replace(self.pipeline, space=space) if space else self.pipeline
         objective = guarded(
-            pipeline.objective(seed, checkpoints_for, keep, budget.charge, early_exit),
+            pipeline.objective(self.seed, checkpoints_for, keep, budget.charge, self.early_exit),
             budget,
-            retry,
+            RetryTrial(opts.max_retry),
         )
-        progress = SearchProgress(opts.n_trials, finished)
+        streak = FailureStreak(opts.max_consecutive_failures)
+        progress = SearchProgress(n_trials, finished)
         try:
-            interrupted_by = _optimize(study, objective, [budget, streak, progress])
+            callbacks = [budget, streak, progress] + (
+                [stop_when_queue_empty] if queued_only else []
+            )
+            interrupted_by = _optimize(study, objective, callbacks)
         finally:
             progress.close()
-    report_front(study, run_dir)
-    save_study_plots(study)
+        return Outcome(interrupted_by, streak.message() if streak.tripped else None)
 
-    finished = finished_trials(study)
-    if interrupted_by is not None:
-        raise SearchInterrupted(
-            f"interrupted by {signal.Signals(interrupted_by).name}: the running trial is marked "
-            f"failed and queued again; {finished} of {opts.n_trials} trials finished. Run the "
-            f"same command to continue.",
-            interrupted_by,
-        )
-    if streak.tripped:
-        raise SearchStopped(streak.message())
-    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-    if finished < opts.n_trials and running:
-        log.info(
-            "%d trial(s) still running in other workers (or in a process that died less than "
-            "study.grace_period ago: run again later to retry them)",
-            running,
-        )
-    return study
+    def finish(self, study: optuna.Study, outcome: Outcome, run_dir: Path) -> optuna.Study:
+        """Print and write the study's front and plots, then raise what stopped it early."""
+        report_front(study, run_dir)
+        save_study_plots(study)
+        finished = finished_trials(study)
+        if outcome.interrupted_by is not None:
+            raise SearchInterrupted(
+                f"interrupted by {signal.Signals(outcome.interrupted_by).name}: the running "
+                f"trial is marked failed and queued again; {finished} trials finished. Run the "
+                f"same command to continue.",
+                outcome.interrupted_by,
+            )
+        if outcome.stopped:
+            raise SearchStopped(outcome.stopped)
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if running:
+            log.info(
+                "%d trial(s) still running in other workers (or in a process that died less "
+                "than study.grace_period ago: run again later to retry them)",
+                running,
+            )
+        return study
+
+
+def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study:
+    """Run (or resume) the study described by `cfg` until it holds `study.n_trials`
+    finished trials or has spent `study.max_epochs`; print its Pareto front and write it
+    into `run_dir`. Returns the study.
+
+    Every value is checked, and the data loaded, before the storage is touched.
+    """
+    search = Search.from_config(cfg, launch_dir)
+    study = search.open(search.opts.name)
+    outcome = search.optimize(study, search.opts.n_trials, search.opts.max_epochs)
+    return search.finish(study, outcome, run_dir)
+
+
+def stop_when_queue_empty(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna callback: stop once no trial waits in the queue."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        study.stop()
 
 
 def set_constraints(trial: optuna.Trial, result: TrialResult, opts: StudySettings) -> None:

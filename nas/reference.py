@@ -1,0 +1,82 @@
+"""One architecture of a search space, given by parameters or by default its largest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from nas.errors import UsageError
+from nas.space import Candidate, SearchSpace
+
+
+class ReferenceTrial:
+    """Stands in for an Optuna trial while a space samples one architecture: answers each
+    architecture parameter from `given`, else with its largest value (the highest int or
+    float, the largest numeric choice, the last other choice), and each `sparsity.*`
+    parameter with its lowest value (dense). `params` and `distributions` record what
+    was asked, so the architecture can be queued into a study."""
+
+    def __init__(self, given: Mapping[str, Any] | None = None) -> None:
+        self.given = dict(given or {})
+        self.params: dict[str, Any] = {}
+        self.distributions: dict[str, BaseDistribution] = {}
+
+    def _answer(self, name: str, distribution: BaseDistribution, largest: Any, lowest: Any):
+        if name.startswith("sparsity."):
+            value = lowest
+        elif name in self.given:
+            value = self.given[name]
+            if not distribution._contains(distribution.to_internal_repr(value)):
+                raise UsageError(
+                    f"baseline.arch: {name}={value!r} is outside the space's {distribution}"
+                )
+        else:
+            value = largest
+        self.params[name] = value
+        self.distributions[name] = distribution
+        return value
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        """The given value of `name`, else `high`."""
+        return self._answer(name, IntDistribution(low, high, log=log, step=step), high, low)
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        """The given value of `name`, else `high` (`low` for a sparsity)."""
+        return self._answer(name, FloatDistribution(low, high, log=log, step=step), high, low)
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        """The given value of `name`, else the largest numeric choice (or the last one)."""
+        numeric = all(isinstance(c, int | float) and not isinstance(c, bool) for c in choices)
+        largest = max(choices) if numeric else choices[-1]
+        return self._answer(name, CategoricalDistribution(choices), largest, choices[0])
+
+    def architecture(self) -> dict[str, Any]:
+        """The architecture parameters answered (those not about sparsity)."""
+        return {k: v for k, v in self.params.items() if not k.startswith("sparsity.")}
+
+
+def reference_candidate(
+    space: SearchSpace, given: Mapping[str, Any] | None = None
+) -> tuple[Candidate, ReferenceTrial]:
+    """The candidate of `space` with the architecture parameters `given` (the rest at their
+    largest) and no sparsity, and the trial that answered it. A given parameter the space
+    never asked for is a UsageError."""
+    trial = ReferenceTrial(given)
+    candidate = space.sample(trial)
+    unused = sorted(set(trial.given) - set(trial.params))
+    if unused:
+        asked = ", ".join(sorted(trial.architecture()))
+        raise UsageError(
+            f"baseline.arch: the space has no parameter {', '.join(unused)} for this "
+            f"architecture (it asked for: {asked})"
+        )
+    return candidate, trial

@@ -1,0 +1,95 @@
+"""Baselines: one architecture pruned by a heuristic, and the two-stage habit, as studies."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.baseline import dense_front, models_in_budget, run_baseline, share, sparsity_levels
+from nas.errors import UsageError
+from nas.reference import reference_candidate
+from search_spaces.cnn import CNNSpace
+from tests.conftest import assert_one_line_error, run_nas
+
+
+def test_sparsity_levels_are_even_in_log_density_between_the_bounds():
+    assert sparsity_levels(3, 0.5, 0.98) == [0.5, 0.9, 0.98]
+    assert sparsity_levels(1, 0.5, 0.98) == [0.98]
+    assert sparsity_levels(0, 0.5, 0.98) == []
+
+
+def test_a_budget_pays_for_one_dense_training_then_fine_tuning_only():
+    assert models_in_budget(20, first_cost=5, next_cost=2) == 8
+    assert models_in_budget(4, first_cost=5, next_cost=2) == 0
+    assert share(7, 3) == [3, 2, 2]
+
+
+def test_the_reference_is_the_largest_architecture_unless_parameters_are_given():
+    candidate, trial = reference_candidate(CNNSpace())
+    assert candidate.arch == {"channels": [32, 32, 32], "kernel_size": 5, "hidden": 64}
+    assert all(ratio == 0 for ratio in candidate.sparsity.values())
+    candidate, trial = reference_candidate(CNNSpace(), {"arch.blocks": 1, "arch.hidden": 0})
+    assert candidate.arch == {"channels": [32], "kernel_size": 5, "hidden": 0}
+    assert trial.architecture() == {
+        "arch.blocks": 1, "arch.block1.channels": 32, "arch.kernel_size": 5, "arch.hidden": 0
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [({"arch.width": 3}, "no parameter arch.width"), ({"arch.blocks": 9}, "arch.blocks=9")],
+)
+def test_bad_reference_parameters_are_refused(given, message):
+    with pytest.raises(UsageError, match=message):
+        reference_candidate(CNNSpace(), given)
+
+
+@pytest.fixture
+def baseline(compose_config, tmp_path):
+    """run_baseline on the smoke config (1 + 1 epochs), in a temporary SQLite file."""
+
+    def _baseline(*overrides: str) -> optuna.Study:
+        storage = f"sqlite:///{tmp_path / 'study.db'}"
+        cfg = compose_config(
+            "+space=cnn", "+debug=smoke", "study.name=test", f"study.storage={storage}",
+            "study.n_trials=100", *overrides,
+        )  # fmt: skip
+        return run_baseline(cfg, launch_dir=tmp_path, run_dir=tmp_path / "run")
+
+    return _baseline
+
+
+def test_a_sweep_prunes_one_architecture_trained_once_within_the_epoch_budget(baseline):
+    study = baseline("method=global", "study.max_epochs=6")
+    assert study.study_name == "test-global"
+    assert study.metric_names == ["accuracy", "nonzero_params", "flops"]
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert [t.user_attrs["train_epochs"] for t in trials] == [2, 1, 1, 1, 1]
+    assert [t.user_attrs["dense_cached"] for t in trials] == [False] + [True] * 4
+    assert {t.user_attrs["arch"] for t in trials} == {"conv 32-32-32 k5 > fc 64 > head"}
+    assert [t.params["sparsity.overall"] for t in trials] == sparsity_levels(5, 0.5, 0.99)
+    nonzero = [t.values[1] for t in trials]
+    assert nonzero == sorted(nonzero, reverse=True)
+    dense = study.user_attrs["space_config"]["sparsity"]
+    assert dense["allocation"] == "global"
+    assert len(baseline("method=global", "study.max_epochs=6").trials) == 5  # resumed: done
+
+
+def test_two_stage_searches_dense_then_prunes_the_dense_front_in_the_same_budget(baseline):
+    study = baseline("method=two_stage", "study.max_epochs=12")
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    dense = [t for t in trials if t.params["sparsity.overall"] == 0]
+    pruned = [t for t in trials if t.params["sparsity.overall"] > 0]
+    assert len(dense) == 3 and pruned  # half of 12 epochs buys 3 dense trials of 2
+    assert trials[: len(dense)] == dense  # the dense search comes first
+    assert sum(t.user_attrs["train_epochs"] for t in trials) <= 12
+    assert all(t.user_attrs["dense_cached"] for t in pruned)
+    front = {t.user_attrs["arch"] for t in dense_front(dense, study.directions)}
+    assert {t.user_attrs["arch"] for t in pruned} == front  # every front member, nothing else
+
+
+def test_an_unknown_method_is_one_line_and_exit_2(tmp_path):
+    result = run_nas("baseline", "+space=cnn", "method=biggest", cwd=tmp_path)
+    assert_one_line_error(result, "unknown baseline method='biggest'")
+    assert not (tmp_path / "outputs" / "nas.db").exists()
