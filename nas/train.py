@@ -138,11 +138,16 @@ def train_epoch(
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Share of samples whose top-1 prediction equals the label."""
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Share of samples whose top-1 prediction equals the label.
+
+    Counted on the device and read once. Batches of 256, not more: on a CPU, the activations
+    of larger batches are fresh allocations every pass, whose page faults made an evaluation
+    pass about twice as slow (benchmarks/overhead.py).
+    """
     model.eval()
-    correct = 0
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
     for start in range(0, len(x), batch_size):
         logits = model(x[start : start + batch_size])
-        correct += int((logits.argmax(dim=1) == y[start : start + batch_size]).sum())
-    return correct / len(x)
+        correct += (logits.argmax(dim=1) == y[start : start + batch_size]).sum()
+    return int(correct) / len(x)

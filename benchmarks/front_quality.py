@@ -1,0 +1,213 @@
+"""Front quality of the joint search against the heuristics, at the same epoch budget.
+
+For each seed, runs on mnist5k the joint search (as configured, and with the random
+sampler) and every baseline of `nas baseline`, each with `study.max_epochs` training
+epochs, as studies in one SQLite file. Prints, per method, the mean and spread over
+seeds of: the hypervolume of its front on (1 - accuracy, nonzero params / reference,
+FLOPs / reference) from (1, 1, 1), where the reference is the space's largest dense
+architecture; the best validation accuracy with at most 10 % and 2 % of the reference's
+nonzero parameters; the epochs and trials spent. Draws the fronts of the first seed
+overlaid. Re-running resumes: finished studies are not run again, so seeds can run in
+parallel processes (one SQLite file per seed) and a last run over all seeds reports.
+
+    python benchmarks/front_quality.py                       # 3 seeds, 80 epochs each
+    python benchmarks/front_quality.py --seeds 0 --methods search lamp two_stage
+    python benchmarks/front_quality.py --tag lamp-space -- space.sparsity.allocation=lamp
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import optuna  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+
+from nas import counting  # noqa: E402
+from nas.baseline import BASELINES, run_baseline  # noqa: E402
+from nas.config_dir import CONF_DIR  # noqa: E402
+from nas.front_quality import best_accuracy_within, hypervolume, normalised_objectives  # noqa: E402
+from nas.reference import reference_candidate  # noqa: E402
+from nas.study import run_search  # noqa: E402
+
+SEARCHES = {"search": [], "search_random": ["sampler=random"]}
+METHODS = [*SEARCHES, *BASELINES]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One study's front quality."""
+
+    hypervolume: float
+    best_10: float
+    best_2: float
+    epochs: int
+    trials: int
+    points: object  # normalised objectives of its finished trials
+
+
+def study_name(method: str, seed: int, tag: str) -> str:
+    """The study a method's run of `seed` is stored as."""
+    base = f"{tag}-s{seed}" if tag else f"s{seed}"
+    return f"{base}-{method}"
+
+
+def run(method: str, seed: int, args: argparse.Namespace, out: Path) -> optuna.Study:
+    """Run (or resume) `method` for `seed` with the shared budget; returns its study."""
+    name = study_name(method, seed, args.tag)
+    overrides = [
+        f"+space={args.space}",
+        f"seed={seed}",
+        f"study.storage=sqlite:///{out / f'front_quality-s{seed}.db'}",  # seeds can run apart
+        f"study.max_epochs={args.epochs}",
+        "study.n_trials=10000",  # the epoch budget decides
+        "device=cpu",
+        *args.overrides,
+    ]
+    if method in SEARCHES:
+        overrides += [f"study.name={name}", *SEARCHES[method]]
+        command = run_search
+    else:
+        overrides += [f"study.name={name.removesuffix('-' + method)}", f"method={method}"]
+        command = run_baseline
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose(config_name="config", overrides=overrides)
+    return command(cfg, launch_dir=out, run_dir=out / "runs" / name)
+
+
+def reference_size(study: optuna.Study) -> tuple[int, int]:
+    """Dense params and FLOPs of the largest architecture of the study's space."""
+    space_config = dict(study.user_attrs["space_config"])
+    space_config["sparsity"] = {}
+    space = instantiate(space_config)
+    candidate, _ = reference_candidate(space)
+    model = space.build(
+        candidate, tuple(study.user_attrs["in_shape"]), study.user_attrs["n_classes"]
+    )
+    return counting.dense_params(model), counting.dense_flops(
+        model, tuple(study.user_attrs["in_shape"])
+    )
+
+
+def measure(study: optuna.Study, reference: tuple[int, int]) -> Measured:
+    """Front quality of `study` against `reference` (params, FLOPs)."""
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    points = normalised_objectives(trials, *reference)
+    return Measured(
+        hypervolume=hypervolume(points),
+        best_10=best_accuracy_within(points, 0.10),
+        best_2=best_accuracy_within(points, 0.02),
+        epochs=sum(t.user_attrs["train_epochs"] for t in trials),
+        trials=len(trials),
+        points=points,
+    )
+
+
+def spread(values: list[float], digits: int = 3) -> str:
+    """`mean ± standard deviation` (the deviation only with two values or more)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table(results: dict[str, list[Measured]]) -> str:
+    """A markdown table of every method's mean and spread, best hypervolume first."""
+    lines = [
+        "| method | hypervolume | best acc. ≤10 % params | best acc. ≤2 % params "
+        "| epochs | trials |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    order = sorted(results, key=lambda m: -statistics.fmean(r.hypervolume for r in results[m]))
+    for method in order:
+        rows = results[method]
+        lines.append(
+            f"| {method} | {spread([r.hypervolume for r in rows])} "
+            f"| {spread([r.best_10 for r in rows])} | {spread([r.best_2 for r in rows])} "
+            f"| {spread([r.epochs for r in rows], 0)} | {spread([r.trials for r in rows], 0)} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, list[Measured]], path: Path) -> None:
+    """Each method's front of the first seed: validation accuracy against the share of
+    the reference's nonzero parameters (log scale)."""
+    figure, ax = plt.subplots(figsize=(9, 5.5))
+    for method, rows in results.items():
+        points = rows[0].points
+        front = points[_non_dominated(points[:, :2])]
+        front = front[front[:, 1].argsort()]
+        style = {"linewidth": 2.5, "zorder": 3} if method in SEARCHES else {"alpha": 0.8}
+        ax.step(front[:, 1], 1 - front[:, 0], where="post", marker="o", markersize=3,
+                label=f"{method} (HV {rows[0].hypervolume:.3f})", **style)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("nonzero parameters / dense reference (log)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_ylim(0.5, 1.0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title("Fronts at equal training-epoch budget (accuracy vs parameters, seed 0)")
+    ax.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _non_dominated(points) -> list[int]:
+    """Indices of the rows of `points` (minimised columns) no other row dominates."""
+    keep = []
+    for i, row in enumerate(points):
+        dominated = ((points <= row).all(axis=1) & (points < row).any(axis=1)).any()
+        if not dominated:
+            keep.append(i)
+    return keep
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=80, help="training epochs per study")
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--space", default="cnn")
+    parser.add_argument("--tag", default="", help="prefix of the study names (variants)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    results: dict[str, list[Measured]] = {method: [] for method in args.methods}
+    for seed in args.seeds:
+        for method in args.methods:
+            print(f"== seed {seed}: {method}", file=sys.stderr, flush=True)
+            study = run(method, seed, args, args.out.resolve())
+            results[method].append(measure(study, reference_size(study)))
+
+    seeds = " ".join(map(str, args.seeds))
+    overrides = f", overrides: {' '.join(args.overrides)}" if args.overrides else ""
+    print(f"\n{args.space} on mnist5k, {args.epochs} epochs per study, seeds {seeds}{overrides}")
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(table(results))
+    path = args.out / f"front_quality{'-' + args.tag if args.tag else ''}.png"
+    plot(results, path)
+    print(f"fronts drawn in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Front quality on the normalised scale the benchmark compares studies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from nas.front_quality import best_accuracy_within, hypervolume, normalised_objectives
+
+
+def finished(values):
+    return optuna.trial.create_trial(values=list(values))
+
+
+def test_objectives_are_error_and_shares_of_the_reference():
+    trials = [
+        finished((0.9, 50, 2000)),
+        optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL),
+    ]
+    points = normalised_objectives(trials, reference_params=100, reference_flops=4000)
+    np.testing.assert_allclose(points, [[0.1, 0.5, 0.5]])
+
+
+def test_hypervolume_of_boxes_from_the_reference_point():
+    assert hypervolume(np.array([[0.5, 0.5, 0.5]])) == pytest.approx(0.125)
+    two = np.array([[0.5, 0.5, 0.5], [0.0, 0.75, 0.75]])  # overlap 0.5 * 0.25 * 0.25
+    assert hypervolume(two) == pytest.approx(0.125 + 1.0 * 0.25 * 0.25 - 0.5 * 0.25 * 0.25)
+    assert hypervolume(np.array([[0.1, 1.2, 0.1]])) == 0.0  # bigger than the reference
+    assert hypervolume(np.empty((0, 3))) == 0.0
+
+
+def test_best_accuracy_within_a_share_of_the_reference_parameters():
+    points = np.array([[0.03, 0.5, 0.5], [0.08, 0.09, 0.2], [0.2, 0.015, 0.1]])
+    assert best_accuracy_within(points, 0.10) == pytest.approx(0.92)
+    assert best_accuracy_within(points, 0.02) == pytest.approx(0.80)
+    assert best_accuracy_within(points, 0.01) == 0.0
