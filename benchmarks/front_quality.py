@@ -40,7 +40,12 @@ from nas.front_quality import best_accuracy_within, hypervolume, normalised_obje
 from nas.reference import reference_candidate  # noqa: E402
 from nas.study import run_search  # noqa: E402
 
-SEARCHES = {"search": [], "search_random": ["sampler=random"]}
+SEARCHES = {  # the joint search as configured, then with each other sampler
+    "search": [],
+    "search_random": ["sampler=random"],
+    "search_nsga2": ["sampler=nsga2"],
+    "search_gp": ["sampler=gp"],
+}
 METHODS = [*SEARCHES, *BASELINES]
 
 

@@ -35,6 +35,8 @@ class StudySettings:
     dense_cache: int = 8
     early_exit: str = "never"
     early_exit_margin: float = 0.02
+    siblings: int = 0
+    sibling_factor: float = 0.5
 
     def __post_init__(self) -> None:
         _check_whole_number("study.n_trials", self.n_trials, 1)

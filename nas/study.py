@@ -33,6 +33,7 @@ from nas.report import front_rows, front_table, write_front
 from nas.retry import RetryTrial
 from nas.schedule import OneShot
 from nas.settings import StudySettings
+from nas.siblings import Siblings
 from nas.space import SearchSpace
 from nas.storage import (
     STORAGE_ERRORS,
@@ -172,6 +173,7 @@ class Search:
     store_dir: Path
     pipeline: TrialPipeline
     early_exit: EarlyExit
+    siblings: Siblings
 
     @classmethod
     def from_config(cls, cfg: DictConfig, launch_dir: Path, dense_cache: int = 0) -> Search:
@@ -187,6 +189,7 @@ class Search:
             settings = TrainSettings(**OmegaConf.to_container(cfg.train))
             device = resolve_device(str(cfg.device))
             early_exit = EarlyExit(opts.early_exit, opts.early_exit_margin)
+            siblings = Siblings(opts.siblings, opts.sibling_factor)
         except (TypeError, ValueError) as error:
             raise UsageError(str(error)) from error
         url, store_dir = storage_location(opts.storage, opts.artifacts, launch_dir)
@@ -201,7 +204,7 @@ class Search:
             space, splits_to(splits, device), pruning, settings, device, schedule,
             DenseCache(max(opts.dense_cache, dense_cache)),
         )  # fmt: skip
-        return cls(cfg, opts, seed, url, store_dir, pipeline, early_exit)
+        return cls(cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings)
 
     def open(self, name: str) -> optuna.Study:
         """Open (or create) study `name`, recording what `export` needs, with the sampler
@@ -264,9 +267,13 @@ class Search:
         streak = FailureStreak(opts.max_consecutive_failures)
         progress = SearchProgress(n_trials, finished)
         try:
-            callbacks = [budget, streak, progress] + (
-                [stop_when_queue_empty] if queued_only else []
-            )
+            # a baseline runs its queue only; a search may queue siblings of its trials
+            callbacks = [
+                budget,
+                streak,
+                progress,
+                stop_when_queue_empty if queued_only else self.siblings,
+            ]
             interrupted_by = _optimize(study, objective, callbacks)
         finally:
             progress.close()

@@ -31,7 +31,7 @@ def test_smoke_debug_switch_shrinks_the_run(compose_config):
     assert (cfg.train.epochs, cfg.train.finetune_epochs, cfg.study.n_trials) == (1, 1, 2)
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2"])
+@pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2", "gp"])
 def test_each_sampler_option_instantiates_with_a_seed(compose_config, sampler):
     cfg = compose_config(f"sampler={sampler}")
     assert isinstance(instantiate(cfg.sampler, seed=1), optuna.samplers.BaseSampler)
