@@ -18,6 +18,7 @@ parallel processes (one SQLite file per seed) and a last run over all seeds repo
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -59,6 +60,16 @@ class Measured:
     epochs: int
     trials: int
     points: object  # normalised objectives of its finished trials
+
+
+def cpu_name() -> str:
+    """The CPU model, from /proc/cpuinfo where there is one."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
 
 
 def study_name(method: str, seed: int, tag: str) -> str:
@@ -205,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = " ".join(map(str, args.seeds))
     overrides = f", overrides: {' '.join(args.overrides)}" if args.overrides else ""
     print(f"\n{args.space} on mnist5k, {args.epochs} epochs per study, seeds {seeds}{overrides}")
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(f"machine: {cpu_name()} ({os.cpu_count()} cores), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} torch threads")  # fmt: skip
     print(table(results))
     path = args.out / f"front_quality{'-' + args.tag if args.tag else ''}.png"
     plot(results, path)

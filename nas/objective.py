@@ -19,7 +19,7 @@ from nas.checkpoint import NO_CHECKPOINTS, Checkpoints
 from nas.data import Splits
 from nas.dense_cache import DenseCache, DenseState, arch_seed
 from nas.early_exit import NO_EARLY_EXIT, EarlyExit, SkipFinetune
-from nas.metrics import logits_of, preservation_metrics
+from nas.metrics import logits_of, preservation_metrics, top1_accuracy
 from nas.pruning import (
     ChannelPruning,
     MagnitudePruning,
@@ -216,13 +216,13 @@ class TrialPipeline:
             if not structural:
                 self._prune_to(model, targets, example)  # final ratios, even without fine-tuning
         make_permanent(model)
+        val_logits = logits_of(model, splits.val_x)
         preserved = preservation_metrics(
-            logits_of(model, splits.val_x), state["dense_val_logits"], splits.val_y,
-            splits.n_classes,
-        )  # fmt: skip
+            val_logits, state["dense_val_logits"], splits.val_y, splits.n_classes
+        )
         trained = (0 if cached else dense_epochs) + (settings.finetune_epochs if finetuned else 0)
         result = TrialResult(
-            accuracy=accuracy(model, splits.val_x, splits.val_y),
+            accuracy=top1_accuracy(val_logits, splits.val_y),
             nonzero_params=counting.nonzero_params(model),
             flops=counting.sparse_flops(model, splits.in_shape),
             test_accuracy=accuracy(model, splits.test_x, splits.test_y),
@@ -250,11 +250,12 @@ class TrialPipeline:
             if self.dense_cache.size
             else {}
         )
+        val_logits = logits_of(model, self.splits.val_x)
         return DenseState(
             weights=weights,
             generator=generator.get_state(),
-            accuracy=accuracy(model, self.splits.val_x, self.splits.val_y),
-            val_logits=logits_of(model, self.splits.val_x),
+            accuracy=top1_accuracy(val_logits, self.splits.val_y),
+            val_logits=val_logits,
         )
 
     @staticmethod

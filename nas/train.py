@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from nas.metrics import logits_of, top1_accuracy
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -137,18 +139,6 @@ def train_epoch(
     return mean_loss
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128) -> float:
-    """Share of samples whose top-1 prediction equals the label.
-
-    Counted on the device and read once. Batches of 128, near the training batch: on a CPU,
-    the activations of much larger batches are fresh allocations (page faults) every pass;
-    after training, a pass over 750 MNIST images in batches of 1024 took twice as long
-    as in batches of 128 (benchmarks/overhead.py).
-    """
-    model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=x.device)
-    for start in range(0, len(x), batch_size):
-        logits = model(x[start : start + batch_size])
-        correct += (logits.argmax(dim=1) == y[start : start + batch_size]).sum()
-    return int(correct) / len(x)
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of samples whose top-1 prediction equals the label."""
+    return top1_accuracy(logits_of(model, x), y)
