@@ -15,8 +15,9 @@ import torch
 
 def arch_seed(seed: int, arch: Mapping[str, Any]) -> int:
     """The weight seed of architecture `arch` in a search seeded by `seed`: the same for
-    every trial of that architecture, so that their dense weights are the same."""
-    return (seed << 32) + zlib.crc32(json.dumps(arch, sort_keys=True).encode())
+    every trial of that architecture, so that their dense weights are the same. It fits
+    in 32 bits, all that torch's CPU generator uses of a seed."""
+    return (zlib.crc32(json.dumps(arch, sort_keys=True).encode()) + seed * 2654435761) % 2**32
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ def test_the_weight_seed_depends_on_the_architecture_and_the_search_seed_only():
     arch = {"channels": [8, 16], "hidden": 32}
     assert arch_seed(0, arch) == arch_seed(0, dict(reversed(list(arch.items()))))
     assert arch_seed(0, arch) != arch_seed(1, arch)
+    assert arch_seed(1, arch) % 2**32 != arch_seed(0, arch) % 2**32  # torch keeps 32 bits
     assert arch_seed(0, arch) != arch_seed(0, {**arch, "hidden": 64})
 
 
