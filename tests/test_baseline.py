@@ -93,3 +93,9 @@ def test_an_unknown_method_is_one_line_and_exit_2(tmp_path):
     result = run_nas("baseline", "+space=cnn", "method=biggest", cwd=tmp_path)
     assert_one_line_error(result, "unknown baseline method='biggest'")
     assert not (tmp_path / "outputs" / "nas.db").exists()
+
+
+def test_reference_parameters_can_be_given_on_the_command_line(compose_config):
+    cfg = compose_config("+space=cnn", "baseline.arch={arch.blocks:2,arch.hidden:0}")
+    candidate, _ = reference_candidate(CNNSpace(), cfg.baseline.arch)
+    assert candidate.arch == {"channels": [32, 32], "kernel_size": 5, "hidden": 0}
