@@ -80,7 +80,8 @@ def study_name(method: str, seed: int, tag: str) -> str:
 
 def run(method: str, seed: int, args: argparse.Namespace, out: Path) -> optuna.Study:
     """Run (or resume) `method` for `seed` with the shared budget; returns its study."""
-    name = study_name(method, seed, args.tag)
+    tag = args.search_tag if method in SEARCHES and args.search_tag is not None else args.tag
+    name = study_name(method, seed, tag)
     overrides = [
         f"+space={args.space}",
         f"seed={seed}",
@@ -195,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--space", default="cnn")
     parser.add_argument("--tag", default="", help="prefix of the study names (variants)")
+    parser.add_argument(
+        "--search-tag", default=None, help="prefix of the searches' study names (default: --tag)"
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"

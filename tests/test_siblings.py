@@ -19,7 +19,7 @@ def test_a_sparser_value_halves_the_density_on_the_grid_and_within_bounds():
     assert sparser(0.5, 0.5, FloatDistribution(0.0, 0.99)) == 0.75
 
 
-def finished_trial(cached: bool) -> optuna.trial.FrozenTrial:
+def finished_trial(cached: bool, accuracy: float = 0.9) -> optuna.trial.FrozenTrial:
     return optuna.trial.create_trial(
         params={"arch.width": 32, "sparsity.hidden": 0.6, "sparsity.head": 0.2},
         distributions={
@@ -27,7 +27,7 @@ def finished_trial(cached: bool) -> optuna.trial.FrozenTrial:
             "sparsity.hidden": GRID,
             "sparsity.head": GRID,
         },
-        values=[0.9, 100, 1000],
+        values=[accuracy, 100, 1000],
         user_attrs={"dense_cached": cached},
     )
 
@@ -60,3 +60,11 @@ def test_bad_settings_are_refused():
         Siblings(-1)
     with pytest.raises(ValueError, match="study.sibling_factor"):
         Siblings(1, factor=1.5)
+
+
+def test_a_dominated_trial_queues_nothing():
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.add_trial(finished_trial(cached=True, accuracy=0.95))  # same size, more accurate
+    study.add_trial(finished_trial(cached=False, accuracy=0.9))
+    Siblings(2)(study, study.trials[1])
+    assert not study.get_trials(states=(TrialState.WAITING,))
