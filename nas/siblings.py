@@ -20,7 +20,7 @@ def sparser(value: float, factor: float, distribution: FloatDistribution) -> flo
 
 
 class Siblings:
-    """Optuna callback: after a finished trial that trained its architecture densely
+    """After a finished trial that trained its architecture densely
     (not from the cache) and landed on the study's front, queue `count` trials of the
     same architecture with the density
     (1 - ratio) of every sparsity parameter multiplied by `factor`, `factor`², ...
@@ -35,12 +35,15 @@ class Siblings:
         self.count = count
         self.factor = factor
 
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+    def queue(self, study: optuna.Study, trial: FrozenTrial, room: int) -> None:
+        """Queue the siblings of `trial`, at most `room` of them (the trials the study's
+        budget still has, so that no queued trial is left over when it ends)."""
         if trial.state != TrialState.COMPLETE or trial.user_attrs.get("dense_cached", True):
             return
         if trial.number not in {front.number for front in study.best_trials}:
             return  # a dominated architecture is not worth pruning further
-        for power in range(1, self.count + 1):
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        for power in range(1, min(self.count, room - waiting) + 1):
             params = {
                 name: sparser(value, self.factor**power, trial.distributions[name])
                 if name.startswith("sparsity.")

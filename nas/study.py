@@ -266,13 +266,17 @@ class Search:
         )
         streak = FailureStreak(opts.max_consecutive_failures)
         progress = SearchProgress(n_trials, finished)
+
+        def siblings(study: optuna.Study, trial: FrozenTrial) -> None:
+            self.siblings.queue(study, trial, room=budget.remaining(study))
+
         try:
             # a baseline runs its queue only; a search may queue siblings of its trials
             callbacks = [
                 budget,
                 streak,
                 progress,
-                stop_when_queue_empty if queued_only else self.siblings,
+                stop_when_queue_empty if queued_only else siblings,
             ]
             interrupted_by = _optimize(study, objective, callbacks)
         finally:

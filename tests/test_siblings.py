@@ -36,7 +36,7 @@ def test_a_trial_that_trained_densely_queues_its_architecture_sparser():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     trial = finished_trial(cached=False)
     study.add_trial(trial)
-    Siblings(2)(study, study.trials[0])
+    Siblings(2).queue(study, study.trials[0], room=5)
     queued = [
         t.system_attrs["fixed_params"] for t in study.get_trials(states=(TrialState.WAITING,))
     ]
@@ -50,8 +50,8 @@ def test_cached_trials_and_a_count_of_zero_queue_nothing():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(finished_trial(cached=True))
     study.add_trial(finished_trial(cached=False))
-    Siblings(2)(study, study.trials[0])
-    Siblings(0)(study, study.trials[1])
+    Siblings(2).queue(study, study.trials[0], room=5)
+    Siblings(0).queue(study, study.trials[1], room=5)
     assert not study.get_trials(states=(TrialState.WAITING,))
 
 
@@ -66,5 +66,12 @@ def test_a_dominated_trial_queues_nothing():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(finished_trial(cached=True, accuracy=0.95))  # same size, more accurate
     study.add_trial(finished_trial(cached=False, accuracy=0.9))
-    Siblings(2)(study, study.trials[1])
+    Siblings(2).queue(study, study.trials[1], room=5)
     assert not study.get_trials(states=(TrialState.WAITING,))
+
+
+def test_no_more_siblings_are_queued_than_the_budget_has_room_for():
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.add_trial(finished_trial(cached=False))
+    Siblings(2).queue(study, study.trials[0], room=1)
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
