@@ -1,6 +1,5 @@
-"""Cheap extra points: once a trial has trained its architecture densely and reached the
-front, queue the same architecture at higher sparsities, which reuse the cached dense
-weights."""
+"""Cheap extra points: once a trial has trained its architecture densely, queue the same
+architecture at higher sparsities, which reuse the cached dense weights."""
 
 from __future__ import annotations
 
@@ -21,8 +20,7 @@ def sparser(value: float, factor: float, distribution: FloatDistribution) -> flo
 
 class Siblings:
     """After a finished trial that trained its architecture densely
-    (not from the cache) and landed on the study's front, queue `count` trials of the
-    same architecture with the density
+    (not from the cache), queue `count` trials of the same architecture with the density
     (1 - ratio) of every sparsity parameter multiplied by `factor`, `factor`², ...
     Each costs fine-tuning epochs only while the dense weights stay in this process's
     cache; another worker that picks one up trains the architecture again."""
@@ -40,8 +38,6 @@ class Siblings:
         budget still has, so that no queued trial is left over when it ends)."""
         if trial.state != TrialState.COMPLETE or trial.user_attrs.get("dense_cached", True):
             return
-        if trial.number not in {front.number for front in study.best_trials}:
-            return  # a dominated architecture is not worth pruning further
         waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         for power in range(1, min(self.count, room - waiting) + 1):
             params = {

@@ -62,14 +62,6 @@ def test_bad_settings_are_refused():
         Siblings(1, factor=1.5)
 
 
-def test_a_dominated_trial_queues_nothing():
-    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
-    study.add_trial(finished_trial(cached=True, accuracy=0.95))  # same size, more accurate
-    study.add_trial(finished_trial(cached=False, accuracy=0.9))
-    Siblings(2).queue(study, study.trials[1], room=5)
-    assert not study.get_trials(states=(TrialState.WAITING,))
-
-
 def test_no_more_siblings_are_queued_than_the_budget_has_room_for():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(finished_trial(cached=False))
