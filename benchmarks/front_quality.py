@@ -160,11 +160,17 @@ def plot(results: dict[str, list[Measured]], path: Path) -> None:
     """Each method's front of the first seed: validation accuracy against the share of
     the reference's nonzero parameters (log scale)."""
     figure, ax = plt.subplots(figsize=(9, 5.5))
-    for method, rows in results.items():
+    colors = plt.get_cmap("tab20").colors
+    for index, (method, rows) in enumerate(results.items()):
         points = rows[0].points
         front = points[_non_dominated(points[:, :2])]
         front = front[front[:, 1].argsort()]
-        style = {"linewidth": 2.5, "zorder": 3} if method in SEARCHES else {"alpha": 0.8}
+        style = (
+            {"linewidth": 2.5, "zorder": 3}
+            if method in SEARCHES
+            else {"linewidth": 1.2, "linestyle": "--", "alpha": 0.9}
+        )
+        style["color"] = colors[2 * index % 20 + index // 10]
         ax.step(front[:, 1], 1 - front[:, 0], where="post", marker="o", markersize=3,
                 label=f"{method} (HV {rows[0].hypervolume:.3f})", **style)  # fmt: skip
     ax.set_xscale("log")
