@@ -4,11 +4,14 @@ the study's custom plots, and the server itself."""
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 
 import optuna
 from optuna_dashboard import run_server, save_note, save_plotly_graph_object
 from torch import nn
 
+from nas.errors import UsageError
 from nas.objective import TrialResult
 
 log = logging.getLogger(__name__)
@@ -62,15 +65,44 @@ def save_study_plots(study: optuna.Study) -> None:
             save_plotly_graph_object(study, figures[name], graph_object_id=name)
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise a one-line UsageError when the server could not listen on `host`:`port`."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise UsageError(f"cannot serve the dashboard on {host}:{port}: {error}") from error
+
+
 def serve(
     storage: optuna.storages.BaseStorage,
     artifact_store: optuna.artifacts.FileSystemArtifactStore,
     host: str,
     port: int,
 ) -> None:
-    """Run optuna-dashboard over `storage` and `artifact_store` until Ctrl-C."""
+    """Run optuna-dashboard over `storage` and `artifact_store` until Ctrl-C.
+
+    The server runs in a daemon thread and the main thread only waits, so Ctrl-C always
+    lands in the wait: inside a request, the WSGI server would catch it and go on serving.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_server(storage, host=host, port=port, artifact_store=artifact_store)
+        except Exception as error:  # e.g. the port is taken: reported by the main thread
+            failure.append(error)
+
+    check_port(host, port)
     print(f"optuna-dashboard: http://{host}:{port}/dashboard/  (Ctrl-C stops it)", flush=True)
+    server = threading.Thread(target=run, name="optuna-dashboard", daemon=True)
+    server.start()
     try:
-        run_server(storage, host=host, port=port, artifact_store=artifact_store)
+        while server.is_alive():
+            server.join(timeout=0.5)
     except KeyboardInterrupt:
         print("dashboard stopped")
+        return
+    if failure:
+        raise UsageError(f"cannot serve the dashboard on {host}:{port}: {failure[0]}")

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import nas_command, run_nas
+from tests.conftest import assert_one_line_error, nas_command, run_nas
 
 pytestmark = pytest.mark.slow
 
@@ -75,3 +75,16 @@ def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_pat
 def _user_attr(trial: dict, key: str):
     (value,) = [attr["value"] for attr in trial["user_attrs"] if attr["key"] == key]
     return value
+
+
+def test_a_taken_port_is_one_line_and_exit_2(tmp_path):
+    assert (
+        run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=1", cwd=tmp_path).returncode
+        == 0
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_nas("dashboard", f"dashboard.port={port}", cwd=tmp_path, timeout=60)
+    assert_one_line_error(result, f"cannot serve the dashboard on 127.0.0.1:{port}", "in use")
