@@ -34,10 +34,16 @@ class EarlyExit:
         if not 0 <= self.margin <= 1:
             raise ValueError(f"early_exit.margin must be in [0, 1], got {self.margin!r}")
 
-    def judge(self, finished: Sequence[tuple[float, int, int]]) -> SkipFinetune | None:
-        """The test a candidate meets against `finished` trials' (accuracy, nonzero params,
-        FLOPs), or None when nothing can be skipped (rule never, or no finished trial)."""
-        if self.rule == "never" or not finished:
+    def judge(
+        self, finished_values: Callable[[], Sequence[tuple[float, int, int]]]
+    ) -> SkipFinetune | None:
+        """The test a candidate meets against the finished trials' (accuracy, nonzero params,
+        FLOPs), which `finished_values` reads only when the rule needs them; None when
+        nothing can be skipped (rule never, or no finished trial)."""
+        if self.rule == "never":
+            return None
+        finished = finished_values()
+        if not finished:
             return None
 
         def skip(dense_accuracy: float, pruned_accuracy: float, nonzero: int, flops: int) -> bool:

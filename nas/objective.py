@@ -319,8 +319,12 @@ class TrialPipeline:
             if before_run:
                 before_run(trial, self.planned_epochs(candidate, trial_seed))
             checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
-            finished = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            skip = early_exit.judge([tuple(t.values) for t in finished])
+            skip = early_exit.judge(
+                lambda: [
+                    tuple(t.values)
+                    for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                ]
+            )
             result, model = self.run(candidate, trial_seed, checkpoints, skip)
             for key, value in result.user_attrs().items():
                 trial.set_user_attr(key, value)

@@ -16,21 +16,21 @@ FINISHED = [(0.90, 1000, 5000)]
 
 
 def test_the_dense_rule_skips_a_candidate_dominated_even_at_its_dense_accuracy_plus_margin():
-    skip = EarlyExit("dense", margin=0.02).judge(FINISHED)
+    skip = EarlyExit("dense", margin=0.02).judge(lambda: FINISHED)
     assert skip(0.85, 0.30, 2000, 6000)  # 0.87 cannot reach 0.90 with more params and FLOPs
     assert not skip(0.89, 0.30, 2000, 6000)  # 0.91 could
     assert not skip(0.85, 0.30, 900, 6000)  # fewer params: not dominated
 
 
 def test_the_pruned_rule_judges_the_accuracy_right_after_pruning():
-    skip = EarlyExit("pruned", margin=0.05).judge(FINISHED)
+    skip = EarlyExit("pruned", margin=0.05).judge(lambda: FINISHED)
     assert skip(0.99, 0.80, 2000, 6000)
     assert not skip(0.50, 0.86, 2000, 6000)
 
 
 def test_never_and_an_empty_study_skip_nothing():
-    assert EarlyExit("never").judge(FINISHED) is None
-    assert EarlyExit("dense").judge([]) is None
+    assert EarlyExit("never").judge(lambda: FINISHED) is None
+    assert EarlyExit("dense").judge(lambda: []) is None
 
 
 @pytest.mark.parametrize(

@@ -130,7 +130,8 @@ def test_max_epochs_stops_the_search_before_its_training_epochs_pass_the_budget(
 def test_a_constraint_on_nonzero_params_keeps_heavier_trials_off_the_front(search):
     study = search(
         "study.n_trials=4", "study.max_nonzero_params=6000", "study.siblings=0",
-        "space.sparsity.allocation=per_layer", "space.sparsity.low=0", "space.sparsity.step=0.05",
+        "space.sparsity.allocation=per_layer", "space.sparsity.low=0", "space.sparsity.high=0.95",
+        "space.sparsity.step=0.05",
     )  # fmt: skip
     over = [t for t in completed(study) if t.values[1] > 6000]
     assert over, "the smoke space should produce trials above 6,000 nonzero params"
