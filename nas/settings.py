@@ -37,6 +37,8 @@ class StudySettings:
     early_exit_margin: float = 0.02
     siblings: int = 0
     sibling_factor: float = 0.5
+    sibling_rule: str = "sparser"
+    sibling_tolerance: float = 0.02
 
     def __post_init__(self) -> None:
         _check_whole_number("study.n_trials", self.n_trials, 1)

@@ -189,7 +189,9 @@ class Search:
             settings = TrainSettings(**OmegaConf.to_container(cfg.train))
             device = resolve_device(str(cfg.device))
             early_exit = EarlyExit(opts.early_exit, opts.early_exit_margin)
-            siblings = Siblings(opts.siblings, opts.sibling_factor)
+            siblings = Siblings(
+                opts.siblings, opts.sibling_factor, opts.sibling_rule, opts.sibling_tolerance
+            )
         except (TypeError, ValueError) as error:
             raise UsageError(str(error)) from error
         url, store_dir = storage_location(opts.storage, opts.artifacts, launch_dir)
