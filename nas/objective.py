@@ -18,6 +18,7 @@ from nas.allocation import allocate
 from nas.checkpoint import NO_CHECKPOINTS, Checkpoints
 from nas.data import Splits
 from nas.dense_cache import DenseCache, DenseState, arch_seed
+from nas.distill import Distillation, cross_entropy
 from nas.early_exit import NO_EARLY_EXIT, EarlyExit, SkipFinetune
 from nas.metrics import logits_of, preservation_metrics, top1_accuracy
 from nas.pruning import (
@@ -85,8 +86,9 @@ class TrialResult:
 @dataclass(frozen=True)
 class TrialPipeline:
     """What every trial shares: the space, the data (already on `device`), the pruning
-    method with its schedule, the training settings, and the cache of dense weights.
-    `run` takes one candidate through the pipeline."""
+    method with its schedule, the training settings, the cache of dense weights and, when
+    fine-tuning distils from the dense parent, the `distill` loss. `run` takes one
+    candidate through the pipeline."""
 
     space: SearchSpace
     splits: Splits
@@ -95,6 +97,7 @@ class TrialPipeline:
     device: torch.device
     schedule: Schedule = ONE_SHOT
     dense_cache: DenseCache = field(default_factory=lambda: DenseCache(0))
+    distill: Distillation | None = None
 
     def planned_epochs(self, candidate: Candidate, seed: int) -> int:
         """Training epochs `run` will spend on `candidate`: fine-tuning alone when its dense
@@ -130,9 +133,11 @@ class TrialPipeline:
         example = splits.train_x[:2]
         steps_per_epoch = math.ceil(len(splits.train_x) / settings.batch_size)
 
-        def fit(epochs: range, optimizer: torch.optim.Optimizer, state: dict) -> None:
+        def fit(epochs: range, optimizer: torch.optim.Optimizer, state: dict, teacher=None) -> None:
             """Train `epochs`, pruning as the schedule says towards `state`'s targets once
-            dense training is over; checkpoint `state` plus the training state each epoch."""
+            dense training is over, distilling from `teacher` when given; checkpoint
+            `state` plus the training state each epoch."""
+            loss_fn = self.distill.against(teacher) if teacher else cross_entropy
             for epoch in epochs:
                 train_epoch(
                     model, splits.train_x, splits.train_y, optimizer, settings.batch_size,
@@ -141,6 +146,7 @@ class TrialPipeline:
                     ),
                     augment=splits.augmenter(generator),
                     mixed_precision=autocast_dtype(self.device, settings.mixed_precision),
+                    loss_fn=loss_fn,
                 )  # fmt: skip
                 checkpoints.save(
                     {
@@ -170,6 +176,7 @@ class TrialPipeline:
             "dense_accuracy": None,
             "dense_val_logits": None,
             "sparsity_target": None,
+            "teacher": None,
         }
         if done < dense_epochs:
             optimizer = make_optimizer(model, settings.lr, settings.weight_decay)
@@ -185,6 +192,7 @@ class TrialPipeline:
             if not cached:
                 self.dense_cache.put(candidate.arch, seed, dense)
             targets = self._targets(candidate, model, seed)
+            teacher = copy.deepcopy(model) if self.distill else None
             removed_channels = []
             if skip_finetune is not None:
                 pruned = copy.deepcopy(model)
@@ -205,14 +213,19 @@ class TrialPipeline:
                 "dense_accuracy": dense.accuracy,
                 "dense_val_logits": dense.val_logits,
                 "sparsity_target": targets,
+                "teacher": teacher.state_dict() if teacher else None,
             }
         else:
             optimizer.load_state_dict(saved["optimizer"])
-            state = {key: saved[key] for key in dense_state}
+            state = {key: saved.get(key) for key in dense_state}
             state["dense_val_logits"] = state["dense_val_logits"].to(self.device)
             targets = state["sparsity_target"]
+            teacher = None
+            if self.distill and state["teacher"] is not None:
+                teacher = space.build(candidate, splits.in_shape, splits.n_classes)
+                teacher.to(self.device).load_state_dict(state["teacher"])
         if finetuned:
-            fit(range(max(done, dense_epochs) + 1, total_epochs + 1), optimizer, state)
+            fit(range(max(done, dense_epochs) + 1, total_epochs + 1), optimizer, state, teacher)
             if not structural:
                 self._prune_to(model, targets, example)  # final ratios, even without fine-tuning
         make_permanent(model)

@@ -26,6 +26,7 @@ from nas.checkpoint import NO_CHECKPOINTS, ArtifactCheckpoints, Checkpoints
 from nas.dashboard import save_study_plots, save_trial_note
 from nas.data import Splits, splits_to
 from nas.dense_cache import DenseCache
+from nas.distill import distillation_of
 from nas.early_exit import EarlyExit
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.objective import TrialPipeline, TrialResult
@@ -189,6 +190,7 @@ class Search:
             settings = TrainSettings(**OmegaConf.to_container(cfg.train))
             device = resolve_device(str(cfg.device))
             early_exit = EarlyExit(opts.early_exit, opts.early_exit_margin)
+            distill = distillation_of(OmegaConf.to_container(cfg.finetune))
             siblings = Siblings(
                 opts.siblings, opts.sibling_factor, opts.sibling_rule, opts.sibling_tolerance
             )
@@ -204,7 +206,7 @@ class Search:
         splits = _instantiate(cfg.data, "data")
         pipeline = TrialPipeline(
             space, splits_to(splits, device), pruning, settings, device, schedule,
-            DenseCache(max(opts.dense_cache, dense_cache)),
+            DenseCache(max(opts.dense_cache, dense_cache)), distill,
         )  # fmt: skip
         return cls(cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings)
 

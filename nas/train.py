@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from nas.distill import LossFn, cross_entropy
 from nas.metrics import logits_of, top1_accuracy
 
 
@@ -106,17 +107,18 @@ def train_epoch(
     before_step: Callable[[int], None] | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     mixed_precision: torch.dtype | None = None,
+    loss_fn: LossFn = cross_entropy,
 ) -> float:
     """One pass over (`x`, `y`) in an order drawn from `generator`; returns the mean loss.
     `before_step(i)` runs before the i-th optimizer step of the pass (pruning schedules).
     `augment`, when given, maps each batch's inputs to the ones the model is trained on
     (e.g. `Splits.augmenter(generator)`: random crops and flips). `mixed_precision` is the
     autocast dtype of the forward pass (see `autocast_dtype`), None for float32.
+    `loss_fn(inputs, logits, labels)` is the loss minimised (see `nas.distill`).
 
     Raises FloatingPointError when the loss is not finite.
     """
     model.train()
-    loss_fn = nn.CrossEntropyLoss()
     order = torch.randperm(len(x), generator=generator).to(x.device)
     total, batches = torch.zeros((), device=x.device), 0  # summed on the device: no sync per step
     for step, start in enumerate(range(0, len(x), batch_size)):
@@ -127,7 +129,7 @@ def train_epoch(
         with torch.autocast(
             x.device.type, dtype=mixed_precision, enabled=mixed_precision is not None
         ):
-            loss = loss_fn(model(inputs), y[index])
+            loss = loss_fn(inputs, model(inputs), y[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -47,6 +47,8 @@ def existing_studies(tmp_path_factory) -> Path:
         (("+space=cnn", "train.epochs=0"), ("train.epochs must be at least 1",)),
         (("+space=cnn", "train.finetune_epochs=-1"), ("train.finetune_epochs must be >= 0",)),
         (("+space=cnn", "study.n_trials=0"), ("study.n_trials must be at least 1",)),
+        (("+space=cnn", "finetune.distill=yes"), ("finetune.distill must be true or false",)),
+        (("+space=cnn", "finetune.distill=true", "finetune.weight=2"), ("finetune.weight",)),
         (("+space=cnn", "study.n_trials=-3"), ("study.n_trials must be at least 1",)),
         (
             ("+space=cnn", f"study.storage=postgresql+psycopg2://nas:{SECRET}@127.0.0.1:1/nas"),
