@@ -38,6 +38,7 @@ from nas import counting  # noqa: E402
 from nas.baseline import BASELINES, run_baseline  # noqa: E402
 from nas.config_dir import CONF_DIR  # noqa: E402
 from nas.front_quality import best_accuracy_within, hypervolume, normalised_objectives  # noqa: E402
+from nas.objectives import objective_names  # noqa: E402
 from nas.reference import reference_candidate  # noqa: E402
 from nas.study import run_search  # noqa: E402
 
@@ -119,7 +120,7 @@ def reference_size(study: optuna.Study) -> tuple[int, int]:
 def measure(study: optuna.Study, reference: tuple[int, int]) -> Measured:
     """Front quality of `study` against `reference` (params, FLOPs)."""
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    points = normalised_objectives(trials, *reference)
+    points = normalised_objectives(trials, *reference, objective_names(study))
     return Measured(
         hypervolume=hypervolume(points),
         best_10=best_accuracy_within(points, 0.10),

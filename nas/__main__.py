@@ -25,7 +25,7 @@ USAGE = "usage: python -m nas <command> [hydra overrides]   (or: nas <command> .
 def main_help() -> str:
     """The text of `python -m nas --help`."""
     lines = [USAGE, "", "commands:"]
-    lines += [f"  {name:<10}{summary}" for name, summary in COMMANDS.items()]
+    lines += [f"  {name:<13}{summary}" for name, summary in COMMANDS.items()]
     lines += [
         "",
         f"search spaces (+space=NAME): {', '.join(available_spaces())}",
@@ -59,6 +59,7 @@ COMMANDS = {
     "dashboard": "open optuna-dashboard on the study storage",
     "export": "write a trial's pruned network (trial=N or best) to files",
     "baseline": "prune one architecture by a heuristic (method=lamp, ...) or run two_stage",
+    "sensitivity": "prune each layer alone at a grid of sparsities; plot accuracy, write caps",
 }
 
 

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.allocation import METHODS
 from nas.dense_cache import DenseCache
 from nas.errors import UsageError
+from nas.objectives import metric, objective_names
 from nas.reference import reference_candidate
 from nas.study import Outcome, Search, _instantiate
 
@@ -51,11 +52,12 @@ def share(total: int, ways: int) -> list[int]:
     return [total // ways + (1 if i < total % ways else 0) for i in range(ways)]
 
 
-def dense_front(trials: Sequence[FrozenTrial], directions) -> list[FrozenTrial]:
-    """The non-dominated trials among `trials`, most accurate first."""
-    front = optuna.create_study(directions=directions)
+def dense_front(trials: Sequence[FrozenTrial], study: optuna.Study) -> list[FrozenTrial]:
+    """The non-dominated trials among `trials` of `study`, most accurate first."""
+    front = optuna.create_study(directions=study.directions)
     front.add_trials(trials)
-    return sorted(front.best_trials, key=lambda trial: -trial.values[0])
+    names = objective_names(study)
+    return sorted(front.best_trials, key=lambda trial: -metric(trial, "accuracy", names))
 
 
 def queue(study: optuna.Study, arch: dict, levels: Sequence[float]) -> None:
@@ -116,7 +118,7 @@ def two_stage(search: Search, study: optuna.Study, method_cfg: DictConfig) -> Ou
 
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     dense = [trial for trial in finished if trial.params["sparsity.overall"] == 0.0]
-    front = dense_front(dense, study.directions)
+    front = dense_front(dense, study)
     spent = sum(trial.user_attrs["train_epochs"] for trial in finished)
     remaining = max(0, min(opts.n_trials - len(finished), (budget - spent) // finetune))
     log.info(

@@ -10,6 +10,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from nas.objectives import DEFAULT, metric, objective_names
+
 log = logging.getLogger(__name__)
 
 
@@ -143,7 +145,8 @@ class SearchProgress:
         finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         self.bar.update(finished - self.bar.n)  # other workers' trials count too
         self.bar.set_postfix(front=len(study.best_trials))
-        accuracy, nonzero, flops = trial.values
+        names = objective_names(study)
+        accuracy, nonzero, flops = (metric(trial, name, names) for name in DEFAULT)
         attrs = trial.user_attrs
         log.info(
             "trial %d: accuracy %.4f (test %.4f), nonzero %s of %s, flops %s, %.1fs, %s",

@@ -15,6 +15,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from nas.config_dir import available_spaces
 from nas.dashboard import save_study_plots, serve
 from nas.errors import UsageError
+from nas.objectives import metric, objective_names
 from nas.pruning import ChannelPruning
 from nas.storage import (
     STORAGE_ERRORS,
@@ -56,15 +57,20 @@ def require_space(cfg: DictConfig) -> None:
 
 def search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     """Run or resume the study for the chosen space (see `nas.study.run_search`)."""
+    from nas.sensitivity import check_layer_high
+
     require_space(cfg)
+    check_layer_high(cfg)
     run_search(cfg, launch_dir, run_dir)
 
 
 def baseline(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     """Run or resume a baseline study beside the search (see `nas.baseline`)."""
     from nas.baseline import run_baseline
+    from nas.sensitivity import check_layer_high
 
     require_space(cfg)
+    check_layer_high(cfg)
     run_baseline(cfg, launch_dir, run_dir)
 
 
@@ -98,9 +104,14 @@ def pick_trial(study: optuna.Study, choice, best_within: float) -> FrozenTrial:
     if not finished:
         raise UsageError(f"study {study.study_name!r} has no finished trial to export")
     if choice == "best":
-        top = max(trial.values[0] for trial in finished)
-        close = [trial for trial in finished if trial.values[0] >= top - best_within]
-        return min(close, key=lambda trial: (trial.values[1], -trial.values[0]))
+        names = objective_names(study)
+        accuracy = {trial.number: metric(trial, "accuracy", names) for trial in finished}
+        top = max(accuracy.values())
+        close = [trial for trial in finished if accuracy[trial.number] >= top - best_within]
+        return min(
+            close,
+            key=lambda t: (metric(t, "nonzero_params", names), -accuracy[t.number]),
+        )
     by_number = {trial.number: trial for trial in finished}
     if isinstance(choice, bool) or not isinstance(choice, int) or choice not in by_number:
         numbers = ", ".join(str(n) for n in sorted(by_number))
@@ -140,9 +151,28 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     dense = space.build(candidate, in_shape, n_classes).eval()
     print(
         f"trial {trial.number} of study {study.study_name!r}: {trial.user_attrs['arch']}, "
-        f"validation accuracy {trial.values[0]:.4f}, test {trial.user_attrs['test_accuracy']:.4f}"
+        f"validation accuracy {metric(trial, 'accuracy', objective_names(study)):.4f}, "
+        f"test {trial.user_attrs['test_accuracy']:.4f}"
     )
     for path, size in files.sizes():
         print(f"  {path}  {size:,} bytes")
     latency = compare_latency(dense, files.program, in_shape)
     print(f"CPU latency, dense network vs exported program: {latency}")
+
+
+def sensitivity(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Prune each layer of one architecture alone at each sparsity of sensitivity.grid:
+    the space's largest, `baseline.arch`, or trial `sensitivity.trial` of study.name
+    (see `nas.sensitivity`)."""
+    from nas.sensitivity import run_sensitivity, with_trial
+
+    require_space(cfg)
+    if cfg.sensitivity.trial is None:
+        run_sensitivity(cfg, launch_dir, run_dir)
+        return
+    if cfg.baseline.arch:
+        raise UsageError("give baseline.arch or sensitivity.trial, not both")
+    study = StudyAt(cfg, launch_dir).study()
+    trial = pick_trial(study, cfg.sensitivity.trial, float(cfg.export.best_within))
+    source = f"trial {trial.number} of study {study.study_name!r}"
+    run_sensitivity(with_trial(cfg, study, trial), launch_dir, run_dir, source)

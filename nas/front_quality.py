@@ -10,16 +10,25 @@ import numpy as np
 from optuna._hypervolume import compute_hypervolume  # Optuna's own (WFG), as its plots use
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.objectives import DEFAULT, metric
+
 REFERENCE_POINT = np.ones(3)
 
 
 def normalised_objectives(
-    trials: Sequence[FrozenTrial], reference_params: int, reference_flops: int
+    trials: Sequence[FrozenTrial],
+    reference_params: int,
+    reference_flops: int,
+    names: Sequence[str] = DEFAULT,
 ) -> np.ndarray:
-    """One row per finished trial: 1 - accuracy, nonzero params and FLOPs over the
-    reference's, all to be minimised."""
+    """One row per finished trial (of a study with objectives `names`): 1 - accuracy,
+    nonzero params and FLOPs over the reference's, all to be minimised."""
     rows = [
-        (1.0 - t.values[0], t.values[1] / reference_params, t.values[2] / reference_flops)
+        (
+            1.0 - metric(t, "accuracy", names),
+            metric(t, "nonzero_params", names) / reference_params,
+            metric(t, "flops", names) / reference_flops,
+        )
         for t in trials
         if t.state == TrialState.COMPLETE
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import optuna
@@ -20,7 +20,9 @@ from nas.data import Splits
 from nas.dense_cache import DenseCache, DenseState, arch_seed
 from nas.distill import Distillation, cross_entropy
 from nas.early_exit import NO_EARLY_EXIT, EarlyExit, SkipFinetune
+from nas.latency import forward_seconds
 from nas.metrics import logits_of, preservation_metrics, top1_accuracy
+from nas.objectives import DEFAULT, Objectives, metric, objective_names
 from nas.pruning import (
     ChannelPruning,
     MagnitudePruning,
@@ -40,9 +42,6 @@ from nas.train import (
     seed_everything,
     train_epoch,
 )
-
-METRIC_NAMES = ("accuracy", "nonzero_params", "flops")
-DIRECTIONS = ("maximize", "minimize", "minimize")
 
 
 @dataclass(frozen=True)
@@ -70,17 +69,19 @@ class TrialResult:
     removed_channels: list
     seconds: float
     arch: str
+    latency_ms: float | None = None  # measured only when it is an objective
 
-    def values(self) -> tuple[float, int, int]:
-        """The objectives, in the order of `METRIC_NAMES`."""
-        return self.accuracy, self.nonzero_params, self.flops
+    def values(self, objectives: Sequence[str] = DEFAULT) -> tuple[float, ...]:
+        """The measures named by `objectives`, in that order."""
+        return tuple(getattr(self, name) for name in objectives)
 
-    def user_attrs(self) -> dict:
-        """Everything but the objectives, stored as trial user attributes."""
-        attrs = asdict(self)
-        for name in METRIC_NAMES:
-            del attrs[name]
-        return attrs
+    def user_attrs(self, objectives: Sequence[str] = DEFAULT) -> dict:
+        """Everything measured but the objectives, stored as trial user attributes."""
+        return {
+            name: value
+            for name, value in asdict(self).items()
+            if name not in objectives and not (name == "latency_ms" and value is None)
+        }
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class TrialPipeline:
     """What every trial shares: the space, the data (already on `device`), the pruning
     method with its schedule, the training settings, the cache of dense weights and, when
     fine-tuning distils from the dense parent, the `distill` loss. `run` takes one
-    candidate through the pipeline."""
+    candidate through the pipeline and measures what the `objectives` need."""
 
     space: SearchSpace
     splits: Splits
@@ -98,6 +99,7 @@ class TrialPipeline:
     schedule: Schedule = ONE_SHOT
     dense_cache: DenseCache = field(default_factory=lambda: DenseCache(0))
     distill: Distillation | None = None
+    objectives: Objectives = field(default_factory=Objectives)
 
     def planned_epochs(self, candidate: Candidate, seed: int) -> int:
         """Training epochs `run` will spend on `candidate`: fine-tuning alone when its dense
@@ -252,8 +254,15 @@ class TrialPipeline:
             **preserved,
             seconds=round(time.perf_counter() - started, 3),
             arch=space.describe(candidate),
+            latency_ms=self._latency_ms(model) if "latency_ms" in self.objectives.names else None,
         )
         return result, model.eval()
+
+    def _latency_ms(self, model: nn.Module) -> float:
+        """Milliseconds per forward pass of a validation batch (`train.batch_size`
+        samples) on the pipeline's device: median of 20 after 5 untimed passes."""
+        batch = self.splits.val_x[: self.settings.batch_size]
+        return 1000 * forward_seconds(model.eval(), batch, warmup=5, repeats=20)
 
     def _dense_state(self, model: nn.Module, generator: torch.Generator) -> DenseState:
         """The trained dense model's state; its weights are copied only if the cache keeps
@@ -274,13 +283,15 @@ class TrialPipeline:
     @staticmethod
     def _targets(candidate: Candidate, model: nn.Module, seed: int) -> dict[str, float]:
         """Per-layer sparsity ratios: the candidate's own, or its allocation rule's share
-        of its overall sparsity, computed from the dense weights."""
+        of its overall sparsity, computed from the dense weights and clipped to the
+        space's per-layer caps."""
         if candidate.allocation is None:
             return dict(candidate.sparsity)
         rule = candidate.allocation
-        return allocate(
+        ratios = allocate(
             rule.method, model, rule.layers, rule.sparsity, torch.Generator().manual_seed(seed)
         )
+        return rule.clip(ratios)
 
     def _prune_to(self, model: nn.Module, targets: dict[str, float], example: torch.Tensor):
         """Prune `model` to `targets`; returns the channels removed (structural pruning)."""
@@ -317,7 +328,7 @@ class TrialPipeline:
         on_result: Callable[[optuna.Trial, TrialResult, nn.Module], None] | None = None,
         before_run: Callable[[optuna.Trial, int], None] | None = None,
         early_exit: EarlyExit = NO_EARLY_EXIT,
-    ) -> Callable[[optuna.Trial], tuple[float, int, int]]:
+    ) -> Callable[[optuna.Trial], tuple[float, ...]]:
         """An Optuna objective: sample a candidate and `run` it with weights seeded by
         `seed` and its architecture (trials of one architecture share dense weights),
         checkpointing into `checkpoints_for(trial)`. `before_run(trial, epochs)` sees the
@@ -326,23 +337,24 @@ class TrialPipeline:
         finished trials. Stores the user attrs, hands the result and the pruned model to
         `on_result`, and returns the objectives."""
 
-        def objective(trial: optuna.Trial) -> tuple[float, int, int]:
+        def objective(trial: optuna.Trial) -> tuple[float, ...]:
             candidate = self.space.sample(trial)
             trial_seed = arch_seed(seed, candidate.arch)
             if before_run:
                 before_run(trial, self.planned_epochs(candidate, trial_seed))
             checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
+            names = objective_names(trial.study)
             skip = early_exit.judge(
                 lambda: [
-                    tuple(t.values)
+                    tuple(metric(t, name, names) for name in DEFAULT)
                     for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 ]
             )
             result, model = self.run(candidate, trial_seed, checkpoints, skip)
-            for key, value in result.user_attrs().items():
+            for key, value in result.user_attrs(self.objectives.names).items():
                 trial.set_user_attr(key, value)
             if on_result:
                 on_result(trial, result, model)
-            return result.values()
+            return result.values(self.objectives.names)
 
         return objective

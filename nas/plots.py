@@ -1,15 +1,16 @@
 """Charts of a study's complete trials, as interactive plotly HTML and static matplotlib PNGs.
 
-- `front_3d`: every trial against all three objectives, the Pareto front bright and the
-  dominated trials faint;
-- `front_accuracy_params`, `front_accuracy_flops`: 2-D projections, each with the front of
-  that projection;
+- `front_3d`: every trial against all three objectives (when there are three), the
+  Pareto front bright and the dominated trials faint;
+- `front_<maximised>_<minimised>` for each pair of a maximised and a minimised objective,
+  e.g. `front_accuracy_params`, `front_accuracy_flops`: 2-D projections, each with the
+  front of that projection;
 - `hypervolume`: the hypervolume of the front after each trial (see `hypervolume_reference`);
 - `importance_<metric>`: fANOVA importance of the parameters for each objective;
 - `layer_sparsity`: achieved sparsity of each prunable layer of the Pareto-front trials.
 
-The study's objectives must be named (`study.set_metric_names`) `accuracy`, `nonzero_params`
-and `flops`. Plots that cannot be drawn yet are left out; `skipped_plots` says why.
+The study's objectives must be named (`study.set_metric_names`) after measures of
+`METRIC_STYLES`. Plots that cannot be drawn yet are left out; `skipped_plots` says why.
 """
 
 from __future__ import annotations
@@ -39,21 +40,33 @@ from optuna.importance import FanovaImportanceEvaluator
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-AXIS_TITLES = {
-    "accuracy": "validation accuracy",
-    "nonzero_params": "nonzero parameters",
-    "flops": "FLOPs per sample",
-}
-PERCENT_METRICS = ("accuracy",)
-# Axes (x, y[, z]) of each front chart; accuracy last, so that better is up.
-FRONTS = {
-    "front_3d": ("nonzero_params", "flops", "accuracy"),
-    "front_accuracy_params": ("nonzero_params", "accuracy"),
-    "front_accuracy_flops": ("flops", "accuracy"),
+from nas import objectives
+
+
+class MetricStyle(NamedTuple):
+    """How a measure is named on an axis, in short, in file names, and whether it is a share
+    drawn in percent."""
+
+    title: str
+    short: str
+    tag: str
+    percent: bool
+
+
+# Every measure of nas.objectives.DIRECTIONS.
+METRIC_STYLES = {
+    "accuracy": MetricStyle("validation accuracy", "accuracy", "accuracy", True),
+    "nonzero_params": MetricStyle("nonzero parameters", "parameters", "params", False),
+    "flops": MetricStyle("FLOPs per sample", "FLOPs", "flops", False),
+    "agreement": MetricStyle("agreement with the dense parent", "agreement", "agreement", True),
+    "macro_f1": MetricStyle("macro F1", "macro F1", "macro_f1", True),
+    "worst_class_accuracy": MetricStyle("worst class accuracy", "worst class", "worst", True),
+    "kl_divergence": MetricStyle("KL divergence from the dense parent", "KL", "kl", False),
+    "ece": MetricStyle("expected calibration error", "ECE", "ece", True),
+    "latency_ms": MetricStyle("latency per batch (ms)", "latency", "latency", False),
 }
 # The reference point of a minimised objective is this times the largest value seen.
 HYPERVOLUME_MARGIN = 1.1
-HYPERVOLUME_AXIS_TITLE = "hypervolume (accuracy × parameters × FLOPs)"
 IMPORTANCE_CAPTION = "parameters that every complete trial has; share of the objective's variance"
 FRONT_COLOR = "#d62728"
 DOMINATED_COLOR = "#7f7f7f"
@@ -121,6 +134,20 @@ def _metric_index(study: optuna.Study, metric: str) -> int:
     return study.metric_names.index(metric)
 
 
+def front_axes(study: optuna.Study) -> dict[str, tuple[str, ...]]:
+    """The axes (x, y[, z]) of each front chart of `study`, by file name: all three
+    objectives when there are three, and each maximised objective against each minimised
+    one; maximised objectives last, so that better is up."""
+    pairs = list(zip(study.metric_names, study.directions, strict=True))
+    up = [name for name, direction in pairs if direction == StudyDirection.MAXIMIZE]
+    down = [name for name, direction in pairs if direction == StudyDirection.MINIMIZE]
+    fronts = {"front_3d": (*down, *up)} if len(pairs) == 3 else {}
+    for y in up:
+        for x in down:
+            fronts[f"front_{METRIC_STYLES[y].tag}_{METRIC_STYLES[x].tag}"] = (x, y)
+    return fronts
+
+
 def projection(study: optuna.Study, metrics: Sequence[str]) -> optuna.Study:
     """An in-memory copy of `study` with only the objectives `metrics`, in that order, and
     every trial under its own number: its `best_trials` are that projection's Pareto front."""
@@ -154,10 +181,16 @@ def hypervolume_reference(study: optuna.Study) -> list[float]:
 
 def _hypervolume_caption(study: optuna.Study) -> str:
     reference = ", ".join(
-        f"{AXIS_TITLES[metric]} {value:,.0f}"
+        f"{METRIC_STYLES[metric].title} {value:,.0f}"
+        if value >= 100
+        else f"{METRIC_STYLES[metric].title} {value:.3g}"
         for metric, value in zip(study.metric_names, hypervolume_reference(study), strict=True)
     )
     return f"reference point: {reference}"
+
+
+def _hypervolume_axis_title(study: optuna.Study) -> str:
+    return f"hypervolume ({' × '.join(METRIC_STYLES[m].short for m in study.metric_names)})"
 
 
 def _network_order(layer_lists: Iterable[Sequence[str]]) -> list[str]:
@@ -184,9 +217,15 @@ def _network_order(layer_lists: Iterable[Sequence[str]]) -> list[str]:
 
 def layer_sparsity(study: optuna.Study) -> SparsityMatrix:
     """The achieved sparsity (user attr `sparsity_achieved`) of the Pareto-front trials."""
-    accuracy = _metric_index(study, "accuracy")
-    params = _metric_index(study, "nonzero_params")
-    front = sorted(study.best_trials, key=lambda t: (-t.values[accuracy], t.values[params]))
+    names = study.metric_names
+
+    def accuracy(trial: FrozenTrial) -> float:
+        return objectives.metric(trial, "accuracy", names)
+
+    front = sorted(
+        study.best_trials,
+        key=lambda t: (-accuracy(t), objectives.metric(t, "nonzero_params", names)),
+    )
     achieved = [trial.user_attrs.get("sparsity_achieved", {}) for trial in front]
     layers = _network_order(list(ratios) for ratios in achieved)
     percent = np.array(
@@ -196,23 +235,25 @@ def layer_sparsity(study: optuna.Study) -> SparsityMatrix:
     return SparsityMatrix(
         layers=layers,
         trials=[trial.number for trial in front],
-        labels=[f"#{trial.number} {trial.values[accuracy]:.1%}" for trial in front],
+        labels=[f"#{trial.number} {accuracy(trial):.1%}" for trial in front],
         percent=percent,
     )
 
 
 def _charts(study: optuna.Study) -> dict[str, Chart]:
     """Every plot by file name, whether or not it can be drawn."""
-    charts = {
-        "front_3d": Chart("front", (FRONTS["front_3d"],), "Pareto front of all three objectives"),
-    }
-    for name in ("front_accuracy_params", "front_accuracy_flops"):
-        x_metric = FRONTS[name][0]
-        title = f"Pareto front of validation accuracy and {AXIS_TITLES[x_metric]}"
-        charts[name] = Chart("front", (FRONTS[name],), title)
+    charts = {}
+    for name, axes in front_axes(study).items():
+        if len(axes) == 3:
+            title = "Pareto front of all three objectives"
+        else:
+            title = (
+                f"Pareto front of {METRIC_STYLES[axes[1]].title} and {METRIC_STYLES[axes[0]].title}"
+            )
+        charts[name] = Chart("front", (axes,), title)
     charts["hypervolume"] = Chart("hypervolume", (), "Hypervolume of the Pareto front by trial")
     for metric in study.metric_names:
-        title = f"Parameter importance (fANOVA) for {AXIS_TITLES[metric]}"
+        title = f"Parameter importance (fANOVA) for {METRIC_STYLES[metric].title}"
         charts[f"importance_{metric}"] = Chart("importance", (metric,), title)
     charts["layer_sparsity"] = Chart(
         "layer_sparsity", (), "Achieved sparsity per layer of the Pareto-front trials (%)"
@@ -249,9 +290,9 @@ def _axis_specs(study: optuna.Study) -> list[AxisSpec]:
     values = np.array([trial.values for trial in _complete_trials(study)])
     return [
         AxisSpec(
-            title=AXIS_TITLES[metric],
-            log=metric not in PERCENT_METRICS and _spans_decades(list(column)),
-            percent=metric in PERCENT_METRICS,
+            title=METRIC_STYLES[metric].title,
+            log=not METRIC_STYLES[metric].percent and _spans_decades(list(column)),
+            percent=METRIC_STYLES[metric].percent,
         )
         for metric, column in zip(study.metric_names, values.T, strict=True)
     ]
@@ -263,7 +304,7 @@ def _importance_options(study: optuna.Study, metric: str) -> dict:
     return {
         "evaluator": FanovaImportanceEvaluator(seed=0),
         "target": lambda trial: trial.values[index],
-        "target_name": AXIS_TITLES[metric],
+        "target_name": METRIC_STYLES[metric].title,
     }
 
 
@@ -309,7 +350,7 @@ def _plotly_hypervolume(study: optuna.Study, title: str) -> go.Figure:
     figure.update_layout(
         title={"text": title, "subtitle": {"text": _hypervolume_caption(study)}},
         xaxis_title="trial number",
-        yaxis_title=HYPERVOLUME_AXIS_TITLE,
+        yaxis_title=_hypervolume_axis_title(study),
     )
     return figure
 
@@ -423,7 +464,7 @@ def _mpl_hypervolume(study: optuna.Study, title: str) -> Figure:
     _set_titles(ax, title, _hypervolume_caption(study))
     ax.set_xlabel("trial number")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(HYPERVOLUME_AXIS_TITLE)
+    ax.set_ylabel(_hypervolume_axis_title(study))
     ax.figure.set_size_inches(8, 5)
     return ax.figure
 

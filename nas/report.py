@@ -8,6 +8,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from nas.objectives import DEFAULT, metric, objective_names
+
 FRONT_COLUMNS = (
     "trial",
     "accuracy",
@@ -36,8 +38,9 @@ def front_rows(study: optuna.Study) -> list[dict]:
     are validation measures of what pruning preserved.
     """
     rows = []
+    names = objective_names(study)
     for trial in study.best_trials:
-        accuracy, nonzero, flops = trial.values
+        accuracy, nonzero, flops = (metric(trial, name, names) for name in DEFAULT)
         attrs = trial.user_attrs
         rows.append(
             {
@@ -48,7 +51,7 @@ def front_rows(study: optuna.Study) -> list[dict]:
                 "flops": int(flops),
                 "sparsity": 1 - nonzero / attrs["dense_params"],
                 "compression": attrs["dense_params"] / max(nonzero, 1),
-                **{name: attrs.get(name, math.nan) for name in PRESERVATION_COLUMNS},
+                **{name: metric(trial, name, names, math.nan) for name in PRESERVATION_COLUMNS},
                 "arch": attrs["arch"],
             }
         )

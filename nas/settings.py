@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nas.objectives import DEFAULT
+
 
 def _check_whole_number(name: str, value, minimum: int) -> None:
     """Raise ValueError unless `value` is an int (not a bool) of at least `minimum`."""
@@ -21,6 +23,7 @@ class StudySettings:
     """
 
     name: str
+    objectives: tuple[str, ...] = DEFAULT
     storage: str | None = None
     artifacts: str | None = None
     n_trials: int = 30

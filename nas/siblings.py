@@ -9,6 +9,8 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.objectives import metric, objective_names
+
 RULES = ("sparser", "knee")
 
 
@@ -90,8 +92,10 @@ class Siblings:
             if len(family) - 1 >= self.count:
                 return
             held, broke = [], []
+            names = objective_names(study)
             for member in family:
-                ok = member.values[0] >= member.user_attrs["dense_accuracy"] - self.tolerance
+                accuracy = metric(member, "accuracy", names)
+                ok = accuracy >= member.user_attrs["dense_accuracy"] - self.tolerance
                 (held if ok else broke).append(member.user_attrs.get("density_factor", 1.0))
             factors = [next_factor(held, broke, self.factor)]
             tried = [member.params for member in family]

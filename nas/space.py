@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,6 +39,11 @@ class Allocation:
     method: str
     sparsity: float
     layers: tuple[str, ...]
+    caps: Mapping[str, float] = field(default_factory=dict)
+
+    def clip(self, ratios: Mapping[str, float]) -> dict[str, float]:
+        """The rule's per-layer `ratios`, each lowered to its layer's cap in `caps`."""
+        return {name: min(ratio, self.caps.get(name, ratio)) for name, ratio in ratios.items()}
 
 
 @dataclass(frozen=True)
@@ -45,12 +51,19 @@ class SparsityGrid:
     """Sparsity ratios sampled from `low` to `high` in steps of `step` (None: any value):
     one per layer (`allocation: per_layer`), or one for the whole network
     (`sparsity.overall`) that an allocation rule of `nas.allocation` shares out among the
-    layers."""
+    layers.
+
+    `layer_high` caps the sparsity of the layers it names (module path -> cap in [0, 1)),
+    e.g. from `nas sensitivity`. Per layer, a layer's ratio is sampled up to its cap (taken
+    down to the step grid; a cap below `low` fixes the layer at its cap). Under an
+    allocation rule, the rule's ratios are lowered to the caps, so the network keeps more
+    weights than `sparsity.overall` asks for."""
 
     low: float = 0.0
     high: float = 0.95
     step: float | None = 0.05
     allocation: str = "per_layer"
+    layer_high: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high < 1.0:
@@ -65,6 +78,15 @@ class SparsityGrid:
                 f"sparsity allocation must be per_layer or one of {', '.join(METHODS)}, "
                 f"got {self.allocation!r}"
             )
+        if not isinstance(self.layer_high, Mapping | None):
+            raise ValueError(
+                f"sparsity layer_high must map layer names to caps, got {self.layer_high!r}"
+            )
+        caps = dict(self.layer_high or {})
+        for name, cap in caps.items():
+            if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 <= cap < 1:
+                raise ValueError(f"sparsity layer_high cap must be in [0, 1), got {name}={cap!r}")
+        object.__setattr__(self, "layer_high", caps)
 
     @classmethod
     def of(cls, sparsity: Mapping | SparsityGrid | None) -> SparsityGrid:
@@ -78,14 +100,29 @@ class SparsityGrid:
         or `sparsity.overall` under an allocation rule. Ratios are rounded to 6 decimals,
         dropping the float noise of stepped grids."""
         if self.allocation == "per_layer":
-            return Candidate(arch, {name: self._suggest(trial, name) for name in layer_names})
-        overall = self._suggest(trial, "overall")
-        return Candidate(arch, allocation=Allocation(self.allocation, overall, tuple(layer_names)))
+            return Candidate(
+                arch, {name: self._suggest(trial, name, *self.bounds(name)) for name in layer_names}
+            )
+        overall = self._suggest(trial, "overall", self.low, self.high)
+        layers = tuple(layer_names)
+        caps = {name: cap for name, cap in self.layer_high.items() if name in layers}
+        return Candidate(arch, allocation=Allocation(self.allocation, overall, layers, caps))
 
-    def _suggest(self, trial: optuna.Trial, name: str) -> float:
-        return round(
-            trial.suggest_float(f"sparsity.{name}", self.low, self.high, step=self.step), 6
-        )
+    def bounds(self, layer: str) -> tuple[float, float]:
+        """The range `sparsity.<layer>` is sampled from: [low, high], with high lowered to
+        the layer's cap on the step grid, or [cap, cap] when the cap is below `low`."""
+        cap = self.layer_high.get(layer, self.high)
+        if cap >= self.high:
+            return self.low, self.high
+        if cap <= self.low:
+            return cap, cap
+        if self.step is None:
+            return self.low, cap
+        steps = math.floor(round((cap - self.low) / self.step, 9))
+        return self.low, round(self.low + steps * self.step, 6)
+
+    def _suggest(self, trial: optuna.Trial, name: str, low: float, high: float) -> float:
+        return round(trial.suggest_float(f"sparsity.{name}", low, high, step=self.step), 6)
 
 
 def inclusive_range(name: str, bounds: Sequence[int]) -> tuple[int, int]:

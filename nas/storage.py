@@ -22,7 +22,7 @@ from sqlalchemy.exc import (
 )
 
 from nas.errors import UsageError, failure_reason, root_cause
-from nas.objective import DIRECTIONS, METRIC_NAMES
+from nas.objectives import Objectives, objective_names
 from nas.secrets import hide_secret, with_password, without_password
 
 # What opening a storage raises for a bad URL, an unreachable server, a file that is not
@@ -116,36 +116,44 @@ def open_storage(
     return connect()
 
 
-def open_study(storage: optuna.storages.RDBStorage, name: str, space: str) -> optuna.Study:
-    """Load the study `name` if it exists and is a search of `space` with this search's
-    objectives; otherwise create it. A study of another kind raises UsageError, untouched."""
+def open_study(
+    storage: optuna.storages.RDBStorage,
+    name: str,
+    space: str,
+    objectives: Objectives,
+) -> optuna.Study:
+    """Load the study `name` if it exists and is a search of `space` with `objectives`;
+    otherwise create it. A study of another kind raises UsageError, untouched."""
     try:
         storage.get_study_id_from_name(name)
     except KeyError:
         study = optuna.create_study(
-            study_name=name, storage=storage, directions=list(DIRECTIONS), load_if_exists=True
+            study_name=name,
+            storage=storage,
+            directions=list(objectives.directions),
+            load_if_exists=True,
         )
     else:
         study = optuna.load_study(study_name=name, storage=storage)
-        _check_compatible(study, space)
+        _check_compatible(study, space, objectives)
     if study.metric_names is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            study.set_metric_names(list(METRIC_NAMES))
+            study.set_metric_names(list(objectives.names))
     if "space" not in study.user_attrs:
         study.set_user_attr("space", space)
     return study
 
 
-def _check_compatible(study: optuna.Study, space: str) -> None:
-    """Raise UsageError unless `study` optimises our objectives over `space`."""
+def _check_compatible(study: optuna.Study, space: str, objectives: Objectives) -> None:
+    """Raise UsageError unless `study` optimises `objectives` over `space`."""
     directions = tuple(direction.name.lower() for direction in study.directions)
-    names = tuple(study.metric_names or METRIC_NAMES)
-    if (directions, names) != (DIRECTIONS, METRIC_NAMES):
-        objectives = ", ".join(f"{n} ({d})" for n, d in zip(names, directions, strict=False))
+    names = objective_names(study)
+    if (directions, names) != (objectives.directions, objectives.names):
+        stored = ", ".join(f"{n} ({d})" for n, d in zip(names, directions, strict=False))
         raise UsageError(
-            f"study {study.study_name!r} already exists with other objectives ({objectives}); "
-            f"choose another study.name"
+            f"study {study.study_name!r} already exists with other objectives ({stored}), "
+            f"not {', '.join(objectives.names)}; choose another study.name or study.objectives"
         )
     stored_space = study.user_attrs.get("space", space)
     if stored_space != space:

@@ -30,6 +30,7 @@ from nas.distill import distillation_of
 from nas.early_exit import EarlyExit
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.objective import TrialPipeline, TrialResult
+from nas.objectives import Objectives
 from nas.report import front_rows, front_table, write_front
 from nas.retry import RetryTrial
 from nas.schedule import OneShot
@@ -111,13 +112,13 @@ def _instantiate(node: DictConfig, what: str, **kwargs):
         raise UsageError(f"{what}: {cause}") from error
 
 
-def _open(url: str, settings: StudySettings, space: str) -> optuna.Study:
+def _open(url: str, settings: StudySettings, space: str, objectives: Objectives) -> optuna.Study:
     """Open the study with heartbeats, fail its stale trials (queuing them again, at most
     `settings.max_retry` times); any storage problem becomes a one-line UsageError."""
     try:
         retry = RetryTrial(settings.max_retry)
         storage = open_storage(url, settings.heartbeat_interval, settings.grace_period, retry)
-        study = open_study(storage, settings.name, space)
+        study = open_study(storage, settings.name, space, objectives)
     except STORAGE_ERRORS as error:
         raise storage_error(url, error) from error
     with warnings.catch_warnings():
@@ -191,6 +192,7 @@ class Search:
             device = resolve_device(str(cfg.device))
             early_exit = EarlyExit(opts.early_exit, opts.early_exit_margin)
             distill = distillation_of(OmegaConf.to_container(cfg.finetune))
+            objectives = Objectives(tuple(opts.objectives))
             siblings = Siblings(
                 opts.siblings, opts.sibling_factor, opts.sibling_rule, opts.sibling_tolerance
             )
@@ -206,7 +208,7 @@ class Search:
         splits = _instantiate(cfg.data, "data")
         pipeline = TrialPipeline(
             space, splits_to(splits, device), pruning, settings, device, schedule,
-            DenseCache(max(opts.dense_cache, dense_cache)), distill,
+            DenseCache(max(opts.dense_cache, dense_cache)), distill, objectives,
         )  # fmt: skip
         return cls(cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings)
 
@@ -215,7 +217,12 @@ class Search:
         seeded past the trials it already holds (a resumed study does not replay its
         first session's draws)."""
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged below
-        study = _open(self.url, replace(self.opts, name=name), str(self.cfg.space._target_))
+        study = _open(
+            self.url,
+            replace(self.opts, name=name),
+            str(self.cfg.space._target_),
+            self.pipeline.objectives,
+        )
         describe_study(study, self.cfg, self.pipeline.splits)
         study.sampler = _instantiate(
             self.cfg.sampler, "sampler", seed=self.seed + len(study.trials)

@@ -85,7 +85,7 @@ def test_two_stage_searches_dense_then_prunes_the_dense_front_in_the_same_budget
     assert trials[: len(dense)] == dense  # the dense search comes first
     assert sum(t.user_attrs["train_epochs"] for t in trials) <= 12
     assert all(t.user_attrs["dense_cached"] for t in pruned)
-    front = {t.user_attrs["arch"] for t in dense_front(dense, study.directions)}
+    front = {t.user_attrs["arch"] for t in dense_front(dense, study)}
     assert {t.user_attrs["arch"] for t in pruned} == front  # every front member, nothing else
 
 

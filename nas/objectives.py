@@ -1,0 +1,72 @@
+"""The study's objectives: which of a trial's measures Optuna optimises, and in which
+direction. Every other measure is stored as a trial user attr."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial
+
+# Every measure that may be an objective, with its direction.
+DIRECTIONS = {
+    "accuracy": "maximize",
+    "nonzero_params": "minimize",
+    "flops": "minimize",
+    "agreement": "maximize",
+    "macro_f1": "maximize",
+    "worst_class_accuracy": "maximize",
+    "kl_divergence": "minimize",
+    "ece": "minimize",
+    "latency_ms": "minimize",
+}
+DEFAULT = ("accuracy", "nonzero_params", "flops")
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """The measures a study optimises, in order (`study.objectives`)."""
+
+    names: tuple[str, ...] = DEFAULT
+
+    def __post_init__(self) -> None:
+        names = self.names
+        if isinstance(names, str) or len(names) < 2:
+            raise ValueError(
+                f"study.objectives must list at least two measures (a front needs two), "
+                f"got {names!r}"
+            )
+        unknown = [name for name in names if name not in DIRECTIONS]
+        if unknown:
+            raise ValueError(
+                f"study.objectives: unknown {', '.join(map(repr, unknown))}; choose from "
+                f"{', '.join(DIRECTIONS)}"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"study.objectives lists a measure twice: {list(names)!r}")
+        object.__setattr__(self, "names", tuple(names))
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """Optuna's direction of each objective."""
+        return tuple(DIRECTIONS[name] for name in self.names)
+
+
+def objective_names(study: optuna.Study) -> tuple[str, ...]:
+    """The names of `study`'s objectives (the default ones for a study without names)."""
+    return tuple(study.metric_names or DEFAULT)
+
+
+_REQUIRED = object()
+
+
+def metric(trial: FrozenTrial, name: str, names: Sequence[str], default=_REQUIRED) -> float:
+    """Measure `name` of a finished `trial` of a study with objectives `names`: its
+    objective value if it is one, else its user attr, else `default` (KeyError if none
+    is given)."""
+    if name in names:
+        return trial.values[list(names).index(name)]
+    if default is _REQUIRED or name in trial.user_attrs:
+        return trial.user_attrs[name]
+    return default
