@@ -75,16 +75,22 @@ def baseline(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
 
 
 def report(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
-    """Print the front of an existing study; write it as CSV and JSON, with its plots."""
+    """Print the front of an existing study; write it as CSV and JSON, with its plots.
+    With `retrain_seeds=N`, retrain the front with N other seeds (see `nas.retrain`)."""
     from nas.plots import write_plots
+    from nas.retrain import Retrainer, retrain_count, revalidate_front
 
+    count = retrain_count(cfg.get("retrain_seeds", 0))
     study = StudyAt(cfg, launch_dir).study()
+    retrainer = Retrainer.of_study(study, cfg, launch_dir) if count else None  # before any output
     report_front(study, run_dir)
     paths = write_plots(study, run_dir)
     names = sorted({path.stem for path in paths if path.suffix == ".png"})
     print(f"plots written to {run_dir} as .html and .png: {', '.join(names)}")
     for name, reason in paths.skipped.items():
         print(f"  not drawn: {name} ({reason})")
+    if retrainer is not None:
+        revalidate_front(study, retrainer, count, run_dir)
 
 
 def dashboard(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:

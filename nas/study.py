@@ -141,13 +141,20 @@ def _optimize(
 
 
 def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None:
-    """Record in `study` what `export` needs to rebuild and check its models: the space
-    and data configs, input shape and class count (once, when the study is new)."""
+    """Record in `study` what `export` needs to rebuild and check its models (the space
+    and data configs, input shape and class count) and what `report retrain_seeds=N`
+    needs to train them again (the train, finetune, prune and schedule configs and the
+    seed), once, when the study is new."""
     attrs = {
         "space_config": OmegaConf.to_container(cfg.space, resolve=True),
         "data_config": OmegaConf.to_container(cfg.data, resolve=True),
         "in_shape": list(splits.in_shape),
         "n_classes": splits.n_classes,
+        **{
+            f"{group}_config": OmegaConf.to_container(cfg[group], resolve=True)
+            for group in ("train", "finetune", "prune", "schedule")
+        },
+        "seed": cfg.seed,
     }
     for key, value in attrs.items():
         if key not in study.user_attrs:

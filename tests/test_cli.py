@@ -26,7 +26,8 @@ def test_search_end_to_end_then_rerun_only_reports(tmp_path):
     for trial in trials:
         assert len(trial.values) == 3
         assert 0.0 <= trial.values[0] <= 1.0
-        assert set(trial.user_attrs) == TRIAL_USER_ATTRS
+        sibling = {"sibling_of", "density_factor"} if trial.number else set()  # trial 1: a sibling
+        assert set(trial.user_attrs) == TRIAL_USER_ATTRS | sibling
         assert any(name.startswith("sparsity.") for name in trial.params)
     assert len(list((tmp_path / "outputs" / "runs").glob("*/front.csv"))) == 1
 

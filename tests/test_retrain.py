@@ -1,0 +1,276 @@
+"""`report retrain_seeds=N`: the front's candidates retrained from scratch with other seeds."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import math
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from optuna.trial import TrialState
+
+from nas.dense_cache import arch_seed
+from nas.errors import UsageError
+from nas.objectives import DEFAULT, metric, objective_names
+from nas.retrain import (
+    ATTR_PREFIX,
+    Retrainer,
+    check_epochs,
+    front_trials,
+    lucky_verdict,
+    retrain_count,
+    retrain_front,
+    retrain_seeds,
+    summarise,
+)
+from nas.study import run_search
+from nas.train import TrainSettings
+from tests.conftest import CONF_DIR, assert_one_line_error, run_nas
+
+DIRECTIONS = ["maximize", "minimize", "minimize"]
+
+
+def smoke_config(*overrides: str):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="config", overrides=["+space=cnn", "+debug=smoke", *overrides])
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """Two finished 3-trial smoke studies in one SQLite file: `lamp` (the cnn space's
+    allocation rule, one overall sparsity) and `per_layer` (a ratio per layer). The second
+    and third trial of each are siblings of the first, reusing its dense weights."""
+    folder = tmp_path_factory.mktemp("retrain")
+    storage = f"sqlite:///{folder / 'nas.db'}"
+    configs = {}
+    for name, allocation in (("lamp", "lamp"), ("per_layer", "per_layer")):
+        configs[name] = smoke_config(
+            f"study.name={name}", f"study.storage={storage}", "study.n_trials=3",
+            f"space.sparsity.allocation={allocation}", "space.sparsity.low=0.3",
+        )  # fmt: skip
+        run_search(configs[name], launch_dir=folder, run_dir=folder / "run")
+    return storage, configs
+
+
+def load(storage: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@pytest.mark.parametrize("name", ["lamp", "per_layer"])
+def test_retraining_with_the_studys_own_seed_reproduces_every_trial_exactly(searched, name):
+    storage, configs = searched
+    study = load(storage, name)
+    retrainer = Retrainer.of_study(study, configs[name])
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 3 and [t.user_attrs["dense_cached"] for t in trials][1:] == [True] * 2
+    for trial in trials:
+        weight_seed, result = retrainer.run(trial, configs[name].seed)
+        assert weight_seed == arch_seed(configs[name].seed, retrainer.candidate(trial).arch)
+        assert result.test_accuracy == trial.user_attrs["test_accuracy"]
+        names = objective_names(study)
+        recorded = [metric(trial, name, names) for name in DEFAULT]
+        assert [result.accuracy, result.nonzero_params, result.flops] == recorded
+        assert result.sparsity_achieved == trial.user_attrs["sparsity_achieved"]
+        assert result.arch == trial.user_attrs["arch"]
+
+
+def test_a_trial_whose_fine_tuning_early_exit_skipped_is_retrained_without_it(searched):
+    storage, configs = searched
+    study = load(storage, "per_layer")
+    retrainer = Retrainer.of_study(study, configs["per_layer"])
+    trial = study.trials[0]
+    skipped = copy.copy(trial)
+    skipped.user_attrs = {**trial.user_attrs, "finetune_skipped": True}
+    _, plain = retrainer.run(trial, 1)
+    _, early = retrainer.run(skipped, 1)
+    assert not plain.finetune_skipped and early.finetune_skipped
+    assert plain.train_epochs == 2  # smoke: 1 dense + 1 fine-tuning epoch
+    assert early.dense_cached and early.train_epochs == 0  # the dense weights plain trained
+
+
+def test_n_seeds_give_n_rows_per_front_trial_other_seeds_and_a_rerun_reuses_them(
+    searched, monkeypatch
+):
+    storage, configs = searched
+    study = load(storage, "per_layer")
+    retrainer = Retrainer.of_study(study, configs["per_layer"])
+    front = [trial.number for trial in front_trials(study)]
+    ran = []
+    real_run = Retrainer.run
+
+    def counted(self, trial, seed):
+        ran.append((trial.number, seed))
+        return real_run(self, trial, seed)
+
+    monkeypatch.setattr(Retrainer, "run", counted)
+    runs = retrain_front(study, retrainer, 2)
+
+    assert retrain_seeds(0, 2) == [1, 2]
+    assert [(row["trial"], row["seed"]) for row in runs] == [(t, s) for t in front for s in (1, 2)]
+    assert sorted(ran) == sorted((t, s) for t in front for s in (1, 2))
+    assert not any(row["reused"] for row in runs)
+    for row in runs:
+        assert row["seed"] != configs["per_layer"].seed
+        assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["accuracy"] <= 1
+    stored = study.user_attrs[f"{ATTR_PREFIX}{front[0]}"]
+    assert set(stored) == {"1", "2"}
+
+    ran.clear()
+    again = retrain_front(study, retrainer, 3)  # seeds 1 and 2 stored: only seed 3 runs
+    assert sorted(ran) == [(t, 3) for t in sorted(front)]
+    assert [row["reused"] for row in again] == [s != 3 for _ in front for s in (1, 2, 3)]
+    assert [r for r in again if r["seed"] != 3] == [{**r, "reused": True} for r in runs]
+
+    ran.clear()
+    other = dataclasses.replace(retrainer, settings_key="other training settings")
+    retrain_front(study, other, 1)  # stored runs of other settings are not reused
+    assert sorted(ran) == [(t, 1) for t in sorted(front)]
+
+
+def test_the_summary_flags_a_recorded_accuracy_far_above_its_retrains_as_lucky():
+    study = optuna.create_study(directions=DIRECTIONS)
+    for accuracy, nonzero, test in ((0.9, 1000, 0.95), (0.8, 500, 0.80)):
+        attrs = {"test_accuracy": test, "dense_params": 2000, "arch": "conv 8 k3 > head"}
+        study.add_trial(optuna.create_trial(values=[accuracy, nonzero, 1], user_attrs=attrs))
+    runs = [
+        {"trial": trial, "seed": seed, "test_accuracy": test, "accuracy": test}
+        for trial, tests in ((0, (0.80, 0.82, 0.81)), (1, (0.78, 0.81, 0.83)))
+        for seed, test in zip((1, 2, 3), tests, strict=True)
+    ]
+    lucky, plain = summarise(study, runs, resolution=0.01)
+    assert (lucky["trial"], lucky["verdict"], lucky["retrains"]) == (0, "lucky", 3)
+    assert lucky["test_mean"] == pytest.approx(0.81) and lucky["test_std"] == pytest.approx(0.01)
+    assert (lucky["test_min"], lucky["test_max"]) == (0.80, 0.82)
+    assert plain["verdict"] == ""
+
+
+def test_the_lucky_rule():
+    assert lucky_verdict(0.85, [0.80, 0.81, 0.82], 0.001) == "lucky"  # 4 std above
+    assert lucky_verdict(0.75, [0.80, 0.81, 0.82], 0.001) == "unlucky"
+    assert lucky_verdict(0.83, [0.80, 0.81, 0.82], 0.001) == ""  # 2 std: inside the band
+    assert lucky_verdict(0.81, [0.80, 0.80, 0.80], 0.01) == ""  # one test sample is noise
+    assert lucky_verdict(0.82, [0.80, 0.80, 0.80], 0.01) == "lucky"
+    assert lucky_verdict(0.99, [0.50], 0.01) == ""  # one retrain: no spread to judge by
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "3", True, None])
+def test_retrain_seeds_must_be_a_whole_number_at_least_zero(value):
+    with pytest.raises(UsageError, match="retrain_seeds must be a whole number >= 0"):
+        retrain_count(value)
+    assert retrain_count(0) == 0 and retrain_count(3) == 3
+
+
+def test_training_settings_that_the_trials_epochs_contradict_are_refused():
+    def trial(epochs, cached, skipped=False):
+        attrs = {"train_epochs": epochs, "dense_cached": cached, "finetune_skipped": skipped}
+        return optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)
+
+    trials = [trial(5, False), trial(2, True), trial(3, False, skipped=True)]
+    check_epochs(trials, TrainSettings(epochs=3, finetune_epochs=2))
+    with pytest.raises(UsageError, match=r"train.epochs=1 .* trained 5 epochs"):
+        check_epochs(trials, TrainSettings(epochs=1, finetune_epochs=1))
+
+
+def test_training_settings_the_study_records_win_over_the_command_line(searched):
+    storage, configs = searched
+    study = load(storage, "lamp")
+    recorded = study.user_attrs["train_config"]
+    defaults = smoke_config("train.epochs=3", "train.finetune_epochs=2")
+    settings = Retrainer.of_study(study, defaults).pipeline.settings
+    assert (
+        (settings.epochs, settings.finetune_epochs)
+        == (
+            recorded["epochs"],
+            recorded["finetune_epochs"],
+        )
+        != (3, 2)
+    )
+
+    older = optuna.create_study(directions=DIRECTIONS)  # made before studies recorded them
+    older.add_trials(study.get_trials())
+    for key, value in study.user_attrs.items():
+        if not key.endswith("_config") or key in ("space_config", "data_config"):
+            older.set_user_attr(key, value)
+    with pytest.raises(UsageError, match="give report the search's training overrides"):
+        Retrainer.of_study(older, defaults)
+
+
+@pytest.fixture(scope="module")
+def cli_study(tmp_path_factory) -> Path:
+    """outputs/nas.db holding a finished 3-trial smoke study `cnn` and an empty one."""
+    folder = tmp_path_factory.mktemp("retrain-cli")
+    result = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    storage = f"sqlite:///{folder}/outputs/nas.db"
+    optuna.create_study(study_name="empty", storage=storage, directions=DIRECTIONS)
+    return folder
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open() as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.slow
+def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_them(
+    cli_study, tmp_path
+):
+    launch = tmp_path / "launch"
+    shutil.copytree(cli_study, launch)
+    result = run_nas("report", "study.name=cnn", "+debug=smoke", "retrain_seeds=2", cwd=launch)
+    assert result.returncode == 0, result.stderr
+    assert "with seeds 1, 2 (the study's seed is 0)" in result.stdout
+    assert "retrain: 100%" in result.stderr  # the progress bar
+
+    (run_dir,) = [p.parent for p in (launch / "outputs" / "runs").glob("*/retrain.csv")]
+    front = read_csv(run_dir / "front.csv")
+    runs = read_csv(run_dir / "retrain.csv")
+    summary = read_csv(run_dir / "retrain_summary.csv")
+    assert [(r["trial"], r["seed"]) for r in runs] == [
+        (row["trial"], seed) for row in front for seed in ("1", "2")
+    ]
+    assert [row["trial"] for row in summary] == [row["trial"] for row in front]
+    for row in summary:
+        assert row["retrains"] == "2" and row["verdict"] in ("", "lucky", "unlucky")
+        assert not math.isnan(float(row["test_std"]))
+    for suffix in (".png", ".html"):
+        assert (run_dir / f"retrain_front{suffix}").stat().st_size > 0
+    assert f"({2 * len(front)} trained, 0 reused from the study)" in result.stdout
+
+    again = run_nas("report", "study.name=cnn", "+debug=smoke", "retrain_seeds=2", cwd=launch)
+    assert again.returncode == 0, again.stderr
+    assert f"(0 trained, {2 * len(front)} reused from the study)" in again.stdout
+    (second,) = [
+        p.parent for p in (launch / "outputs" / "runs").glob("*/retrain.csv") if p.parent != run_dir
+    ]
+    assert read_csv(second / "retrain_summary.csv") == summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [
+        (("study.name=cnn", "retrain_seeds=-1"), ("retrain_seeds must be a whole number >= 0",)),
+        (("study.name=cnn", "retrain_seeds=two"), ("got 'two'",)),
+        (("study.name=empty", "retrain_seeds=2"), ("'empty' has no finished trial to retrain",)),
+        (("study.name=cnn", "retrain_seeds=1.5"), ("retrain_seeds must be a whole number",)),
+    ],
+)
+def test_bad_retrain_input_is_one_line_exit_2_and_leaves_the_study_as_it_was(
+    cli_study, tmp_path, overrides, fragments
+):
+    launch = tmp_path / "launch"
+    shutil.copytree(cli_study, launch)
+    before = (launch / "outputs" / "nas.db").read_bytes()
+    fronts = set(launch.rglob("front.csv"))
+
+    result = run_nas("report", *overrides, cwd=launch)
+
+    assert_one_line_error(result, *fragments)
+    assert (launch / "outputs" / "nas.db").read_bytes() == before
+    assert set(launch.rglob("front.csv")) == fronts, "a front was written despite the error"
