@@ -9,7 +9,7 @@ the dense parent (same seed, same architecture), so the fine-tuning loss is the 
 difference. Draws accuracy and agreement against sparsity. Re-running resumes.
 
     python benchmarks/distill.py                                   # seeds 0 1 2
-    python benchmarks/distill.py --seeds 0 -- finetune.temperature=2
+    python benchmarks/distill.py --tag t2 -- finetune.temperature=2
 """
 
 from __future__ import annotations
@@ -37,13 +37,18 @@ MODES = {"plain": "finetune.distill=false", "distill": "finetune.distill=true"}
 METRICS = ("accuracy", "agreement", "kl_divergence", "ece", "worst_class_accuracy")
 
 
+def study_name(mode: str, seed: int, tag: str) -> str:
+    """The study of `mode` for `seed`; a tag keeps a variant's studies apart."""
+    return f"distill{'-' + tag if tag else ''}-s{seed}-{mode}"
+
+
 def run(mode: str, seed: int, args: argparse.Namespace) -> optuna.Study:
     """Run (or resume) the LAMP sweep of `seed` fine-tuned the `mode` way."""
     overrides = [
         "+space=cnn",
         f"seed={seed}",
         f"study.storage=sqlite:///{args.out.resolve() / 'distill.db'}",
-        f"study.name=distill-s{seed}-{mode}",
+        f"study.name={study_name(mode, seed, args.tag)}",
         f"study.n_trials={args.levels}",
         "method=lamp",
         f"baseline.sparsity.low={args.low}",
@@ -54,7 +59,7 @@ def run(mode: str, seed: int, args: argparse.Namespace) -> optuna.Study:
     ]
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose(config_name="config", overrides=overrides)
-    name = f"distill-s{seed}-{mode}"
+    name = study_name(mode, seed, args.tag)
     return run_baseline(cfg, launch_dir=args.out, run_dir=args.out / "runs" / name)
 
 
@@ -89,13 +94,17 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
         axes, ("accuracy", "agreement"), ("validation accuracy", "agreement with dense parent"),
         strict=True,
     ):  # fmt: skip
+        densities = [1 - level for level in levels]
         for mode, style in zip(MODES, ("--o", "-s"), strict=True):
             values = [[seed[level][metric] for seed in results[mode]] for level in levels]
             means = [statistics.fmean(v) for v in values]
             stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
-            ax.errorbar(levels, means, yerr=stds, fmt=style, capsize=3, label=mode)
-        ax.set_xscale("logit")
-        ax.set_xlabel("overall sparsity (LAMP)")
+            ax.errorbar(densities, means, yerr=stds, fmt=style, capsize=3, label=mode)
+        ax.set_xscale("log")  # density (1 - sparsity) on a log scale, sparser to the right
+        ax.invert_xaxis()
+        ax.set_xticks(densities, [f"{level:.1%}" for level in levels])
+        ax.minorticks_off()
+        ax.set_xlabel("overall sparsity (LAMP; log density scale)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
@@ -113,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--high", type=float, default=0.99, help="highest overall sparsity")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--tag", default="", help="prefix of a variant's study names")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -131,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {cpu_name()} ({os.cpu_count()} cores), torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads")  # fmt: skip
     print(table(results))
-    path = args.out / "distill.png"
+    path = args.out / f"distill{'-' + args.tag if args.tag else ''}.png"
     plot(results, path)
     print(f"drawn in {path}")
     return 0
