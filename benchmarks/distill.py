@@ -15,7 +15,6 @@ difference. Draws accuracy and agreement against sparsity. Re-running resumes.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -25,8 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
-import torch  # noqa: E402
-from front_quality import cpu_name, spread  # noqa: E402
+from front_quality import machine_line, prepare, spread  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
@@ -125,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="", help="prefix of a variant's study names")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    prepare(args.out, args.threads)
 
     results: dict[str, list[dict]] = {mode: [] for mode in MODES}
     for seed in args.seeds:
@@ -138,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = f", overrides: {' '.join(args.overrides)}" if args.overrides else ""
     print(f"\ncnn's largest architecture, LAMP, seeds {' '.join(map(str, args.seeds))}{overrides}")
-    print(f"machine: {cpu_name()} ({os.cpu_count()} cores), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} torch threads")  # fmt: skip
+    print(machine_line())
     print(table(results))
     path = args.out / f"distill{'-' + args.tag if args.tag else ''}.png"
     plot(results, path)

@@ -73,6 +73,22 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_line() -> str:
+    """`machine: <CPU> (<n> cores), torch <version>, <n> torch threads`."""
+    return (
+        f"machine: {cpu_name()} ({os.cpu_count()} cores), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
+
+
+def prepare(out: Path, threads: int | None) -> None:
+    """Make the output folder, quieten Optuna and set torch's thread count (if given)."""
+    out.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def study_name(method: str, seed: int, tag: str) -> str:
     """The study a method's run of `seed` is stored as."""
     base = f"{tag}-s{seed}" if tag else f"s{seed}"
@@ -212,10 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    prepare(args.out, args.threads)
 
     results: dict[str, list[Measured]] = {method: [] for method in args.methods}
     for seed in args.seeds:
@@ -227,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = " ".join(map(str, args.seeds))
     overrides = f", overrides: {' '.join(args.overrides)}" if args.overrides else ""
     print(f"\n{args.space} on mnist5k, {args.epochs} epochs per study, seeds {seeds}{overrides}")
-    print(f"machine: {cpu_name()} ({os.cpu_count()} cores), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} torch threads")  # fmt: skip
+    print(machine_line())
     print(table(results))
     path = args.out / f"front_quality{'-' + args.tag if args.tag else ''}.png"
     plot(results, path)
