@@ -19,16 +19,20 @@ from nas.space import Candidate, SearchSpace
 class ReferenceTrial:
     """Stands in for an Optuna trial while a space samples one architecture: answers each
     architecture parameter from `given`, else with its largest value (the highest int or
-    float, the largest numeric choice, the last other choice), and each `sparsity.*`
-    parameter with its lowest value (dense). `params` and `distributions` record what
-    was asked, so the architecture can be queued into a study."""
+    float, the largest numeric choice, the last other choice; with `smallest`, the
+    opposite), and each `sparsity.*` parameter with its lowest value (dense). `params`
+    and `distributions` record what was asked, so the architecture can be queued into a
+    study."""
 
-    def __init__(self, given: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, given: Mapping[str, Any] | None = None, smallest: bool = False) -> None:
         self.given = dict(given or {})
+        self.smallest = smallest
         self.params: dict[str, Any] = {}
         self.distributions: dict[str, BaseDistribution] = {}
 
     def _answer(self, name: str, distribution: BaseDistribution, largest: Any, lowest: Any):
+        if self.smallest:
+            largest = lowest
         if name.startswith("sparsity."):
             value = lowest
         elif name in self.given:
@@ -54,14 +58,22 @@ class ReferenceTrial:
         return self._answer(name, FloatDistribution(low, high, log=log, step=step), high, low)
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        """The given value of `name`, else the largest numeric choice (or the last one)."""
+        """The given value of `name`, else the largest numeric choice (or the last one);
+        with `smallest`, the smallest (or the first)."""
         numeric = all(isinstance(c, int | float) and not isinstance(c, bool) for c in choices)
-        largest = max(choices) if numeric else choices[-1]
-        return self._answer(name, CategoricalDistribution(choices), largest, choices[0])
+        largest, smallest = (max(choices), min(choices)) if numeric else (choices[-1], choices[0])
+        return self._answer(name, CategoricalDistribution(choices), largest, smallest)
 
     def architecture(self) -> dict[str, Any]:
         """The architecture parameters answered (those not about sparsity)."""
         return {k: v for k, v in self.params.items() if not k.startswith("sparsity.")}
+
+
+def smallest_architecture(space: SearchSpace) -> dict[str, Any]:
+    """The architecture parameters of `space`'s smallest architecture."""
+    trial = ReferenceTrial(smallest=True)
+    space.sample(trial)
+    return trial.architecture()
 
 
 def reference_candidate(

@@ -42,8 +42,11 @@ class StudySettings:
     sibling_factor: float = 0.5
     sibling_rule: str = "sparser"
     sibling_tolerance: float = 0.02
+    warm_start: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.warm_start, bool):
+            raise ValueError(f"study.warm_start must be true or false, got {self.warm_start!r}")
         _check_whole_number("study.n_trials", self.n_trials, 1)
         _check_whole_number("study.heartbeat_interval", self.heartbeat_interval, 1)
         _check_whole_number("study.grace_period", self.grace_period, self.heartbeat_interval + 1)

@@ -31,6 +31,7 @@ from nas.early_exit import EarlyExit
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.objective import TrialPipeline, TrialResult
 from nas.objectives import Objectives
+from nas.reference import smallest_architecture
 from nas.report import front_rows, front_table, write_front
 from nas.retry import RetryTrial
 from nas.schedule import OneShot
@@ -334,6 +335,9 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     """
     search = Search.from_config(cfg, launch_dir)
     study = search.open(search.opts.name)
+    if search.opts.warm_start and not study.trials:
+        # its sparsity is left to the sampler; siblings then map how far it can be pruned
+        study.enqueue_trial(smallest_architecture(search.pipeline.space), skip_if_exists=True)
     outcome = search.optimize(study, search.opts.n_trials, search.opts.max_epochs)
     return search.finish(study, outcome, run_dir)
 
