@@ -31,6 +31,6 @@ def test_a_new_study_with_warm_start_runs_the_smallest_architecture_first(compos
     (first,) = warm.trials
     assert {k: v for k, v in first.params.items() if k in smallest} == smallest
     assert first.state == optuna.trial.TrialState.COMPLETE
-    cold = search("cold", "seed=0")
+    cold = search("cold", "study.warm_start=false")
     arch = {k: v for k, v in cold.trials[0].params.items() if k.startswith("arch.")}
     assert arch != smallest  # seed 0 alone does not draw it
