@@ -48,6 +48,7 @@ def existing_studies(tmp_path_factory) -> Path:
         (("+space=cnn", "train.finetune_epochs=-1"), ("train.finetune_epochs must be >= 0",)),
         (("+space=cnn", "study.n_trials=0"), ("study.n_trials must be at least 1",)),
         (("+space=cnn", "finetune.distill=yes"), ("finetune.distill must be true or false",)),
+        (("+space=cnn", "study.objectives=[accuracy,speed]"), ("study.objectives", "'speed'")),
         (("+space=cnn", "finetune.distill=true", "finetune.weight=2"), ("finetune.weight",)),
         (("+space=cnn", "study.n_trials=-3"), ("study.n_trials must be at least 1",)),
         (
