@@ -30,6 +30,7 @@ def faulty_search(compose_config, tmp_path):
             f"study.storage=sqlite:///{tmp_path / 'study.db'}",
             "space._target_=tests.faulty_space.FaultySpace",
             f"+space.faults={faults}",
+            "study.warm_start=false",  # faults are keyed by the numbers of sampled trials
             *overrides,
         )
         run_search(cfg, launch_dir=tmp_path, run_dir=tmp_path / "run")
@@ -76,7 +77,8 @@ def test_the_command_exits_1_with_one_line_when_every_trial_fails(tmp_path, monk
     monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     result = run_nas(
         "search", "+space=cnn", "+debug=smoke", "space._target_=tests.faulty_space.FaultySpace",
-        "+space.faults=[nan_loss,nan_loss]", "study.max_consecutive_failures=2", cwd=tmp_path,
+        "+space.faults=[nan_loss,nan_loss]", "study.max_consecutive_failures=2",
+        "study.warm_start=false", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
