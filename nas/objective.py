@@ -44,6 +44,14 @@ from nas.train import (
 )
 
 
+def finished_measures(study: optuna.Study) -> list[tuple[float, ...]]:
+    """(accuracy, nonzero params, FLOPs) of each finished trial of `study`, whatever its
+    objectives."""
+    names = objective_names(study)
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [tuple(metric(t, name, names) for name in DEFAULT) for t in finished]
+
+
 @dataclass(frozen=True)
 class TrialResult:
     """Everything one candidate's run measured; `values()` are the study's objectives."""
@@ -343,13 +351,7 @@ class TrialPipeline:
             if before_run:
                 before_run(trial, self.planned_epochs(candidate, trial_seed))
             checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
-            names = objective_names(trial.study)
-            skip = early_exit.judge(
-                lambda: [
-                    tuple(metric(t, name, names) for name in DEFAULT)
-                    for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                ]
-            )
+            skip = early_exit.judge(lambda: finished_measures(trial.study))
             result, model = self.run(candidate, trial_seed, checkpoints, skip)
             for key, value in result.user_attrs(self.objectives.names).items():
                 trial.set_user_attr(key, value)

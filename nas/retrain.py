@@ -195,9 +195,10 @@ class Retrainer:
                 f"study {study.study_name!r} does not record {' and '.join(missing)}: only "
                 f"studies made by `nas search` or `nas baseline` can be retrained"
             )
-        if not front_trials(study):
+        front = front_trials(study)
+        if not front:
             raise UsageError(f"study {study.study_name!r} has no feasible trial on its front")
-        archs = {json.dumps(t.user_attrs.get("arch")) for t in front_trials(study)}
+        archs = {json.dumps(t.user_attrs.get("arch")) for t in front}
         merged = search_config(study, cfg)
         # a seed's front trials of one architecture train it once
         search = Search.from_config(merged, launch_dir or Path.cwd(), dense_cache=len(archs))

@@ -75,8 +75,6 @@ class Siblings:
         trials the study's budget still has, so that none is left over when it ends)."""
         if trial.state != TrialState.COMPLETE or self.count == 0:
             return
-        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-        room -= waiting
         if "sibling_of" in trial.user_attrs:
             if self.rule != "knee":
                 return
@@ -99,6 +97,7 @@ class Siblings:
                 (held if ok else broke).append(member.user_attrs.get("density_factor", 1.0))
             factors = [next_factor(held, broke, self.factor)]
             tried = [member.params for member in family]
+        room -= len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         for factor in factors[: max(room, 0)]:
             params = {
                 name: scaled(value, factor, first.distributions[name])
