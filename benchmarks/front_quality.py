@@ -18,6 +18,7 @@ parallel processes (one SQLite file per seed) and a last run over all seeds repo
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -173,6 +174,35 @@ def table(results: dict[str, list[Measured]]) -> str:
     return "\n".join(lines)
 
 
+def paired(results: dict[str, list[Measured]], seeds: list[int]) -> str:
+    """A markdown table of the first method's hypervolume minus each other method's, seed
+    by seed (what the seeds share cancels out): per seed, then the mean, its standard
+    error and on how many seeds the first method was better."""
+    first, others = next(iter(results)), list(results)[1:]
+    differences = {
+        method: [
+            a.hypervolume - b.hypervolume
+            for a, b in zip(results[first], results[method], strict=True)
+        ]
+        for method in others
+    }
+    lines = [
+        f"| seed | {' | '.join(f'{first} − {method}' for method in others)} |",
+        f"| --- |{' --- |' * len(others)}",
+    ]
+    for index, seed in enumerate(seeds):
+        cells = " | ".join(f"{differences[method][index]:+.4f}" for method in others)
+        lines.append(f"| {seed} | {cells} |")
+    summary = []
+    for method in others:
+        values = differences[method]
+        error = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else math.nan
+        wins = sum(value > 0 for value in values)
+        summary.append(f"{statistics.fmean(values):+.4f} ± {error:.4f} SE, {wins}/{len(values)}")
+    lines.append(f"| mean | {' | '.join(summary)} |")
+    return "\n".join(lines)
+
+
 def plot(results: dict[str, list[Measured]], path: Path) -> None:
     """Each method's front of the first seed: validation accuracy against the share of
     the reference's nonzero parameters (log scale)."""
@@ -242,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.space} on mnist5k, {args.epochs} epochs per study, seeds {seeds}{overrides}")
     print(machine_line())
     print(table(results))
+    if len(results) > 1:
+        print(f"\nPaired hypervolume differences:\n{paired(results, args.seeds)}")
     path = args.out / f"front_quality{'-' + args.tag if args.tag else ''}.png"
     plot(results, path)
     print(f"fronts drawn in {path}")
