@@ -35,6 +35,7 @@ class StudySettings:
     max_epochs: int | None = None
     max_nonzero_params: int | None = None
     max_flops: int | None = None
+    min_accuracy_kept: float | None = None
     dense_cache: int = 8
     early_exit: str = "never"
     early_exit_margin: float = 0.02
@@ -57,3 +58,8 @@ class StudySettings:
         for name in ("max_epochs", "max_nonzero_params", "max_flops"):
             if getattr(self, name) is not None:
                 _check_whole_number(f"study.{name}", getattr(self, name), 1)
+        kept = self.min_accuracy_kept
+        if kept is not None and (
+            isinstance(kept, bool) or not isinstance(kept, int | float) or not 0 < kept <= 1
+        ):
+            raise ValueError(f"study.min_accuracy_kept must be in (0, 1] or null, got {kept!r}")

@@ -349,11 +349,16 @@ def stop_when_queue_empty(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def set_constraints(trial: optuna.Trial, result: TrialResult, opts: StudySettings) -> None:
-    """Store the trial's distance to the user's budgets (`study.max_nonzero_params`,
-    `study.max_flops`) as Optuna constraints: positive means infeasible, off the front."""
+    """Store the trial's distance to the user's limits as Optuna constraints (positive means
+    infeasible: off the front, and a failure to the sampler): the budgets
+    `study.max_nonzero_params` and `study.max_flops`, and `study.min_accuracy_kept`, the
+    share of its dense network's validation accuracy a pruned network must keep."""
     for name, limit in (("nonzero_params", opts.max_nonzero_params), ("flops", opts.max_flops)):
         if limit is not None:
             trial.set_constraint(f"max_{name}", getattr(result, name) - limit)
+    if opts.min_accuracy_kept is not None:
+        floor = opts.min_accuracy_kept * result.dense_accuracy
+        trial.set_constraint("min_accuracy_kept", floor - result.accuracy)
 
 
 def report_front(study: optuna.Study, run_dir: Path) -> None:

@@ -138,3 +138,13 @@ def test_a_constraint_on_nonzero_params_keeps_heavier_trials_off_the_front(searc
     for trial in completed(study):
         assert trial.constraints == {"max_nonzero_params": trial.values[1] - 6000}
     assert study.best_trials and all(t.values[1] <= 6000 for t in study.best_trials)
+
+
+def test_a_pruned_network_that_kept_too_little_of_its_dense_accuracy_is_infeasible(search):
+    study = search("study.n_trials=4", "study.min_accuracy_kept=0.9", "seed=1")
+    for trial in completed(study):
+        floor = 0.9 * trial.user_attrs["dense_accuracy"]
+        assert trial.constraints == {"min_accuracy_kept": pytest.approx(floor - trial.values[0])}
+    kept = [t for t in completed(study) if t.values[0] >= 0.9 * t.user_attrs["dense_accuracy"]]
+    assert len(kept) < len(completed(study)), "the smoke search should break some network"
+    assert study.best_trials and {t.number for t in study.best_trials} <= {t.number for t in kept}
