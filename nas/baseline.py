@@ -20,6 +20,7 @@ from nas.dense_cache import DenseCache
 from nas.errors import UsageError
 from nas.objectives import metric, objective_names
 from nas.reference import reference_candidate
+from nas.revisits import Revisits
 from nas.study import Outcome, Search, _instantiate
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,10 @@ def two_stage(search: Search, study: optuna.Study, method_cfg: DictConfig) -> Ou
     )
     # every dense architecture's weights stay cached until its front is pruned
     cache = DenseCache(max(opts.dense_cache, dense_trials))
-    search = replace(search, pipeline=replace(search.pipeline, dense_cache=cache))
+    # and its dense search revisits nothing: its front is pruned afterwards
+    search = replace(
+        search, pipeline=replace(search.pipeline, dense_cache=cache), revisits=Revisits(0)
+    )
     dense_space_cfg = OmegaConf.merge(search.cfg.space, {"sparsity": {"high": 0.0}})
     dense_space = _instantiate(dense_space_cfg, "space")
     outcome = search.optimize(study, dense_trials, dense_trials * full, space=dense_space)

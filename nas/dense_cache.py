@@ -57,6 +57,10 @@ class DenseCache:
             self._states.move_to_end(self.key(arch, seed))
         return state
 
+    def holds(self, arch: Mapping[str, Any], seed: int) -> bool:
+        """Whether the dense state of `arch` and `seed` is kept (without using it)."""
+        return self.key(arch, seed) in self._states
+
     def put(self, arch: Mapping[str, Any], seed: int, state: DenseState) -> None:
         """Keep `state`, dropping the least recently used entry beyond `size`."""
         if not self.size:

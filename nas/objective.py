@@ -115,6 +115,12 @@ class TrialPipeline:
         cached = self.dense_cache.get(candidate.arch, seed) is not None
         return self.settings.finetune_epochs + (0 if cached else self.settings.epochs)
 
+    def holds_dense(self, params: dict, seed: int) -> bool:
+        """Whether the dense weights of the architecture that trial parameters `params`
+        choose, in a search seeded by `seed`, are in the cache."""
+        arch = self.space.sample(optuna.trial.FixedTrial(params)).arch
+        return self.dense_cache.holds(arch, arch_seed(seed, arch))
+
     def run(
         self,
         candidate: Candidate,

@@ -44,6 +44,7 @@ class StudySettings:
     sibling_rule: str = "sparser"
     sibling_tolerance: float = 0.02
     warm_start: bool = False
+    revisit_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.warm_start, bool):

@@ -34,6 +34,7 @@ from nas.objectives import Objectives
 from nas.reference import smallest_architecture
 from nas.report import front_rows, front_table, write_front
 from nas.retry import RetryTrial
+from nas.revisits import Revisits
 from nas.schedule import OneShot
 from nas.settings import StudySettings
 from nas.siblings import Siblings
@@ -184,6 +185,7 @@ class Search:
     pipeline: TrialPipeline
     early_exit: EarlyExit
     siblings: Siblings
+    revisits: Revisits
 
     @classmethod
     def from_config(cls, cfg: DictConfig, launch_dir: Path, dense_cache: int = 0) -> Search:
@@ -204,6 +206,7 @@ class Search:
             siblings = Siblings(
                 opts.siblings, opts.sibling_factor, opts.sibling_rule, opts.sibling_tolerance
             )
+            revisits = Revisits(opts.revisit_share)
         except (TypeError, ValueError) as error:
             raise UsageError(str(error)) from error
         url, store_dir = storage_location(opts.storage, opts.artifacts, launch_dir)
@@ -218,7 +221,7 @@ class Search:
             space, splits_to(splits, device), pruning, settings, device, schedule,
             DenseCache(max(opts.dense_cache, dense_cache)), distill, objectives,
         )  # fmt: skip
-        return cls(cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings)
+        return cls(cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings, revisits)
 
     def open(self, name: str) -> optuna.Study:
         """Open (or create) study `name`, recording what `export` needs, with the sampler
@@ -288,6 +291,12 @@ class Search:
 
         def siblings(study: optuna.Study, trial: FrozenTrial) -> None:
             self.siblings.queue(study, trial, room=budget.remaining(study))
+            if max_epochs is None:
+                left, total = budget.remaining(study), n_trials
+            else:
+                left, total = max_epochs - budget.epochs_spent(study), max_epochs
+            if self.revisits.due(left, total):
+                self.revisits.queue(study, lambda params: pipeline.holds_dense(params, self.seed))
 
         try:
             # a baseline runs its queue only; a search may queue siblings of its trials

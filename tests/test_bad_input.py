@@ -52,6 +52,7 @@ def existing_studies(tmp_path_factory) -> Path:
         (("+space=cnn", "finetune.distill=true", "finetune.weight=2"), ("finetune.weight",)),
         (("+space=cnn", "study.n_trials=-3"), ("study.n_trials must be at least 1",)),
         (("+space=cnn", "study.min_accuracy_kept=1.5"), ("study.min_accuracy_kept", "1.5")),
+        (("+space=cnn", "study.revisit_share=1"), ("study.revisit_share must be in [0, 1)",)),
         (
             ("+space=cnn", f"study.storage=postgresql+psycopg2://nas:{SECRET}@127.0.0.1:1/nas"),
             ("cannot open the study storage", "nas:***@127.0.0.1:1"),

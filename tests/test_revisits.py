@@ -1,0 +1,94 @@
+"""Revisits: the end of a budget goes to architectures of the front, at new sparsities."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
+from nas.revisits import Revisits, architecture_params
+from nas.study import run_search
+
+DIRECTIONS = ["maximize", "minimize", "minimize"]
+
+
+def finished(width: int, sparsity: float, accuracy: float, params: int) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(
+        params={"arch.width": width, "sparsity.overall": sparsity},
+        distributions={
+            "arch.width": CategoricalDistribution([16, 32, 64]),
+            "sparsity.overall": FloatDistribution(0.5, 0.99),
+        },
+        values=[accuracy, params, params * 10],
+    )
+
+
+def waiting(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(states=(TrialState.WAITING,))
+
+
+@pytest.fixture
+def study() -> optuna.Study:
+    """Width 32 tried twice, width 16 once (both on the front); width 64 dominated."""
+    study = optuna.create_study(directions=DIRECTIONS)
+    study.add_trial(finished(32, 0.5, 0.95, 1000))
+    study.add_trial(finished(32, 0.9, 0.90, 200))
+    study.add_trial(finished(16, 0.8, 0.85, 100))
+    study.add_trial(finished(64, 0.5, 0.80, 5000))
+    return study
+
+
+def test_the_front_architecture_tried_least_is_queued_with_its_sparsity_left_open(study):
+    Revisits(0.25).queue(study, cached=lambda params: True)
+    [queued] = waiting(study)
+    assert queued.system_attrs["fixed_params"] == {"arch.width": 16}
+    assert queued.user_attrs == {"revisit_of": 2}
+    Revisits(0.25).queue(study, cached=lambda params: True)
+    assert len(waiting(study)) == 1, "nothing is queued while a trial waits"
+
+
+def test_among_equally_tried_architectures_the_most_accurate_goes_first(study):
+    study.add_trial(finished(16, 0.95, 0.70, 50))  # width 16 now tried twice too
+    Revisits(0.25).queue(study, cached=lambda params: True)
+    assert waiting(study)[0].system_attrs["fixed_params"] == {"arch.width": 32}
+
+
+def test_only_architectures_whose_dense_weights_are_cached_are_revisited(study):
+    Revisits(0.25).queue(study, cached=lambda params: params["arch.width"] == 32)
+    assert waiting(study)[0].system_attrs["fixed_params"] == {"arch.width": 32}
+    study = optuna.create_study(directions=DIRECTIONS)
+    study.add_trial(finished(32, 0.5, 0.95, 1000))
+    Revisits(0.25).queue(study, cached=lambda params: False)
+    assert not waiting(study)
+
+
+def test_revisits_are_due_over_the_last_share_of_the_budget_only():
+    assert Revisits(0.25).due(left=25, total=100)
+    assert not Revisits(0.25).due(left=26, total=100)
+    assert not Revisits(0.0).due(left=0, total=100)
+
+
+def test_a_share_outside_zero_to_one_is_refused():
+    for share in (1, -0.1, True, "half"):
+        with pytest.raises(ValueError, match="study.revisit_share"):
+            Revisits(share)
+
+
+def test_a_search_spends_its_last_share_on_cached_front_architectures(compose_config, tmp_path):
+    cfg = compose_config(
+        "+space=cnn", "+debug=smoke", "study.name=test", f"study.storage=sqlite:///{tmp_path}/s.db",
+        "study.n_trials=100", "study.max_epochs=12", "study.revisit_share=0.5",
+        "study.siblings=0", "study.warm_start=false", "sampler=random",
+    )  # fmt: skip
+    study = run_search(cfg, launch_dir=tmp_path, run_dir=tmp_path / "run")
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    revisits = [t for t in trials if "revisit_of" in t.user_attrs]
+    assert revisits, "the last half of the budget should revisit"
+    spent_before = sum(t.user_attrs["train_epochs"] for t in trials[: trials.index(revisits[0])])
+    assert spent_before >= 6  # not before the last half
+    for trial in revisits:
+        first = study.trials[trial.user_attrs["revisit_of"]]
+        assert architecture_params(trial.params) == architecture_params(first.params)
+        assert trial.user_attrs["dense_cached"] and trial.user_attrs["train_epochs"] == 1
+    assert sum(t.user_attrs["train_epochs"] for t in trials) <= 12
