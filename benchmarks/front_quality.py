@@ -203,9 +203,9 @@ def paired(results: dict[str, list[Measured]], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: dict[str, list[Measured]], path: Path) -> None:
-    """Each method's front of the first seed: validation accuracy against the share of
-    the reference's nonzero parameters (log scale)."""
+def plot(results: dict[str, list[Measured]], seed: int, path: Path) -> None:
+    """Each method's front of the first seed run, `seed`: validation accuracy against the
+    share of the reference's nonzero parameters (log scale)."""
     figure, ax = plt.subplots(figsize=(9, 5.5))
     colors = plt.get_cmap("tab20").colors
     for index, (method, rows) in enumerate(results.items()):
@@ -225,7 +225,7 @@ def plot(results: dict[str, list[Measured]], path: Path) -> None:
     ax.set_ylabel("validation accuracy")
     ax.set_ylim(0.5, 1.0)
     ax.grid(True, which="both", alpha=0.3)
-    ax.set_title("Fronts at equal training-epoch budget (accuracy vs parameters, seed 0)")
+    ax.set_title(f"Fronts at equal training-epoch budget (accuracy vs parameters, seed {seed})")
     ax.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(results) > 1:
         print(f"\nPaired hypervolume differences:\n{paired(results, args.seeds)}")
     path = args.out / f"front_quality{'-' + args.tag if args.tag else ''}.png"
-    plot(results, path)
+    plot(results, args.seeds[0], path)
     print(f"fronts drawn in {path}")
     return 0
 
