@@ -20,7 +20,7 @@ from nas.dense_cache import DenseCache
 from nas.errors import UsageError
 from nas.objectives import metric, objective_names
 from nas.reference import reference_candidate
-from nas.revisits import Revisits
+from nas.revisits import Revisits, architecture_params
 from nas.study import Outcome, Search, _instantiate
 
 log = logging.getLogger(__name__)
@@ -132,8 +132,7 @@ def two_stage(search: Search, study: optuna.Study, method_cfg: DictConfig) -> Ou
     )  # fmt: skip
     low, high = method_cfg.sparsity.low, method_cfg.sparsity.high
     for trial, count in zip(front, share(remaining, len(front)), strict=True):
-        arch = {k: v for k, v in trial.params.items() if k != "sparsity.overall"}
-        queue(study, arch, sparsity_levels(count, low, high))
+        queue(study, architecture_params(trial.params), sparsity_levels(count, low, high))
     return search.optimize(study, len(finished) + remaining, budget, queued_only=True)
 
 

@@ -36,6 +36,13 @@ class TrialBudget:
         taken = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
         return self.n_trials - len(taken)
 
+    def left(self, study: optuna.Study) -> tuple[int, int]:
+        """What is left of the budget and its size: epochs when `max_epochs` is set,
+        trials otherwise."""
+        if self.max_epochs is None:
+            return self.remaining(study), self.n_trials
+        return self.max_epochs - self.epochs_spent(study), self.max_epochs
+
     @staticmethod
     def epochs_spent(study: optuna.Study, before: int | None = None) -> int:
         """Training epochs of the finished trials and of the running ones (those numbered

@@ -289,22 +289,19 @@ class Search:
         streak = FailureStreak(opts.max_consecutive_failures)
         progress = SearchProgress(n_trials, finished)
 
-        def siblings(study: optuna.Study, trial: FrozenTrial) -> None:
+        def queue_more(study: optuna.Study, trial: FrozenTrial) -> None:
+            """Queue the siblings due after `trial`, then a revisit near the budget's end."""
             self.siblings.queue(study, trial, room=budget.remaining(study))
-            if max_epochs is None:
-                left, total = budget.remaining(study), n_trials
-            else:
-                left, total = max_epochs - budget.epochs_spent(study), max_epochs
-            if self.revisits.due(left, total):
+            if self.revisits.due(*budget.left(study)):
                 self.revisits.queue(study, lambda params: pipeline.holds_dense(params, self.seed))
 
         try:
-            # a baseline runs its queue only; a search may queue siblings of its trials
+            # a baseline runs its queue only; a search may queue siblings and revisits
             callbacks = [
                 budget,
                 streak,
                 progress,
-                stop_when_queue_empty if queued_only else siblings,
+                stop_when_queue_empty if queued_only else queue_more,
             ]
             interrupted_by = _optimize(study, objective, callbacks)
         finally:
