@@ -157,7 +157,7 @@ def projection(study: optuna.Study, metrics: Sequence[str]) -> optuna.Study:
         projected.set_metric_names(list(metrics))
     for trial in study.get_trials(deepcopy=False):  # all states, to keep the numbers
         copied = copy.copy(trial)
-        if trial.state == TrialState.COMPLETE:
+        if trial.values is not None:  # not only COMPLETE: another worker may be finishing it
             copied.values = [trial.values[i] for i in indices]
         projected.add_trial(copied)
     return projected

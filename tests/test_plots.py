@@ -197,6 +197,12 @@ def test_projection_keeps_trial_numbers_and_attrs(study):
     assert projected.trials[6].params == study.trials[6].params
 
 
+def test_projection_takes_a_trial_read_while_another_worker_finishes_it(study):
+    finishing = optuna.trial.create_trial(state=TrialState.RUNNING, values=[0.9, 100, 1000])
+    study.add_trial(finishing)
+    assert projection(study, ("flops", "accuracy")).trials[-1].values == [1000, 0.9]
+
+
 def test_hypervolume_reference_is_zero_accuracy_and_beyond_the_largest_cost(study):
     reference = hypervolume_reference(study)
     assert reference == pytest.approx([0.0, 1.1 * 30_000, 1.1 * 900_000])
