@@ -12,7 +12,8 @@ from pathlib import Path
 import optuna
 from optuna.exceptions import ExperimentalWarning, StorageInternalError
 from optuna.trial import FrozenTrial
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     IntegrityError,
@@ -69,11 +70,18 @@ def artifact_dir(storage: str, artifacts: str | None, launch_dir: Path) -> Path:
     (`nas.db` -> `nas-artifacts/`); else `outputs/artifacts` under `launch_dir`."""
     if artifacts:
         return Path(artifacts)
-    url = make_url(storage)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        database = Path(url.database)
+    database = sqlite_file(storage)
+    if database is not None:
         return database.with_name(f"{database.stem}-artifacts")
     return launch_dir / "outputs" / "artifacts"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite `url`; None for another backend or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
 
 
 TABLE_CREATION_ATTEMPTS = 5
@@ -96,13 +104,16 @@ def open_storage(
     def connect() -> optuna.storages.RDBStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=on_stale_trial,
             )
+        if sqlite_file(url):  # a file that local workers share
+            _begin_immediately(storage.engine)
+        return storage
 
     for _ in range(TABLE_CREATION_ATTEMPTS - 1):
         try:
@@ -114,6 +125,26 @@ def open_storage(
                 raise
             time.sleep(random.uniform(0.2, 1.0))
     return connect()
+
+
+def _begin_immediately(engine: Engine) -> None:
+    """Make every transaction of a SQLite `engine` take the write lock when it begins.
+
+    Optuna claims a waiting trial by reading that it is WAITING and then writing RUNNING;
+    its row lock (SELECT ... FOR UPDATE) means nothing to SQLite, so two workers could both
+    read WAITING and run the same trial twice. `BEGIN IMMEDIATE` makes the read and the
+    write one step. This is SQLAlchemy's documented recipe for pysqlite's transactions.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _leave_transactions_to_sqlalchemy(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _take_the_write_lock(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners get them too
 
 
 def open_study(
@@ -166,13 +197,11 @@ def _check_compatible(study: optuna.Study, space: str, objectives: Objectives) -
 def existing_storage(url: str) -> optuna.storages.RDBStorage:
     """The storage at `url`, which must already exist: a missing SQLite file raises
     UsageError instead of being created empty."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not Path(parsed.database).is_file():
-            raise UsageError(
-                f"no study database at {parsed.database}: run a search first, or point "
-                f"study.storage at one"
-            )
+    database = sqlite_file(url)
+    if database is not None and not database.is_file():
+        raise UsageError(
+            f"no study database at {database}: run a search first, or point study.storage at one"
+        )
     return optuna.storages.RDBStorage(url)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 
 import optuna
@@ -9,7 +10,20 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.callbacks import TrialBudget
+from nas.storage import open_storage
 from tests.conftest import nas_command
+
+WAITING_TRIALS = 150
+
+
+def _claim_waiting_trials(url: str) -> list[int]:
+    """Claim waiting trials of study "queue" at `url` (as `study.optimize` does) until
+    none is left; the ids of those this process got."""
+    study = optuna.load_study(study_name="queue", storage=open_storage(url, 10, 30, print))
+    claimed = []
+    while (trial_id := study._pop_waiting_trial_id()) is not None:
+        claimed.append(trial_id)
+    return claimed
 
 
 def test_the_budget_counts_finished_trials_and_running_trials_numbered_before():
@@ -22,6 +36,18 @@ def test_the_budget_counts_finished_trials_and_running_trials_numbered_before():
     assert budget.remaining(study) == -1
     study.tell(first, state=TrialState.FAIL)
     assert budget.admits(third) and budget.remaining(study) == 0
+
+
+def test_workers_sharing_a_sqlite_file_never_claim_the_same_waiting_trial(tmp_path):
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    study = optuna.create_study(study_name="queue", storage=open_storage(url, 10, 30, print))
+    for x in range(WAITING_TRIALS):
+        study.enqueue_trial({"x": x}, skip_if_exists=False)
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        claims = pool.map(_claim_waiting_trials, [url] * 4)
+    claimed = [trial_id for claim in claims for trial_id in claim]
+    assert len(claimed) == WAITING_TRIALS, "a waiting trial was claimed twice (or lost)"
+    assert len(set(claimed)) == WAITING_TRIALS
 
 
 @pytest.mark.slow
