@@ -112,7 +112,7 @@ class TrialPipeline:
     def planned_epochs(self, candidate: Candidate, seed: int) -> int:
         """Training epochs `run` will spend on `candidate`: fine-tuning alone when its dense
         weights are cached, dense training plus fine-tuning otherwise."""
-        cached = self.dense_cache.get(candidate.arch, seed) is not None
+        cached = self.dense_cache.holds(candidate.arch, seed)
         return self.settings.finetune_epochs + (0 if cached else self.settings.epochs)
 
     def holds_dense(self, params: dict, seed: int) -> bool:
