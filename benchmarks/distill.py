@@ -28,8 +28,8 @@ from front_quality import machine_line, prepare, spread  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from nas.baseline import run_baseline  # noqa: E402
-from nas.config_dir import CONF_DIR  # noqa: E402
+from nas.cli.config_dir import CONF_DIR  # noqa: E402
+from nas.studies.baseline import run_baseline  # noqa: E402
 
 MODES = {"plain": "finetune.distill=false", "distill": "finetune.distill=true"}
 METRICS = ("accuracy", "agreement", "kl_divergence", "ece", "worst_class_accuracy")

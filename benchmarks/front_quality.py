@@ -35,13 +35,13 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from nas import counting  # noqa: E402
-from nas.baseline import BASELINES, run_baseline  # noqa: E402
-from nas.config_dir import CONF_DIR  # noqa: E402
-from nas.front_quality import best_accuracy_within, hypervolume, normalised_objectives  # noqa: E402
-from nas.objectives import objective_names  # noqa: E402
-from nas.reference import reference_candidate  # noqa: E402
-from nas.study import run_search  # noqa: E402
+from nas.cli.config_dir import CONF_DIR  # noqa: E402
+from nas.prune import counting  # noqa: E402
+from nas.report.front_quality import best_accuracy_within, hypervolume, normalised_objectives  # noqa: E402
+from nas.search.reference import reference_candidate  # noqa: E402
+from nas.studies.baseline import BASELINES, run_baseline  # noqa: E402
+from nas.studies.joint_search import run_search  # noqa: E402
+from nas.trial.objectives import objective_names  # noqa: E402
 
 SEARCHES = {  # the joint search as configured, then with each other sampler
     "search": [],

@@ -4,12 +4,12 @@
     python benchmarks/memory.py --trials 20 --space resnet train.epochs=1 train.finetune_epochs=1
 
 The search is the real one: conf/ is composed with Hydra's compose API (as
-tests/conftest.py does) and handed to `nas.study.run_search`, with the study in a SQLite
-file of a temporary folder (the repository's outputs/ is never touched). Trailing
+tests/conftest.py does) and handed to `nas.studies.joint_search.run_search`, with the study
+in a SQLite file of a temporary folder (the repository's outputs/ is never touched). Trailing
 arguments are extra Hydra overrides.
 
 `run_search` builds its own Optuna callbacks, so the benchmark observes trials through one
-of them, called once after every trial: `nas.callbacks.SearchProgress.__call__` is wrapped
+of them, called once after every trial: `nas.search.callbacks.SearchProgress.__call__` is wrapped
 (unittest.mock, for the duration of the search only) to call the original, then read the
 resident set size (VmRSS of /proc/self/status). The trial's objective has returned by then,
 so its model, optimiser and masks are out of scope. Nothing else in `nas` is changed, and
@@ -184,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
     from tqdm import tqdm
 
-    from nas.callbacks import SearchProgress
-    from nas.study import run_search
+    from nas.search.callbacks import SearchProgress
+    from nas.studies.joint_search import run_search
 
     trim = malloc_trim() if args.trim else None
     if args.trim and trim is None:

@@ -54,16 +54,16 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.data import Splits, load_mnist5k, splits_to  # noqa: E402
-from nas.dense_cache import DenseCache  # noqa: E402
-from nas.metrics import logits_of  # noqa: E402
-from nas.objective import TrialPipeline  # noqa: E402
-from nas.pruning import (  # noqa: E402
+from nas.prune.methods import (  # noqa: E402
     MagnitudePruning,
 )
-from nas.schedule import ONE_SHOT  # noqa: E402
-from nas.settings import StudySettings  # noqa: E402
+from nas.prune.schedule import ONE_SHOT  # noqa: E402
+from nas.search.settings import StudySettings  # noqa: E402
 from nas.space import Candidate  # noqa: E402
-from nas.train import (  # noqa: E402
+from nas.trial.dense_cache import DenseCache  # noqa: E402
+from nas.trial.metrics import logits_of  # noqa: E402
+from nas.trial.pipeline import TrialPipeline  # noqa: E402
+from nas.trial.train import (  # noqa: E402
     TrainSettings,
     autocast_dtype,
     resolve_device,
@@ -73,8 +73,8 @@ from search_spaces.cnn import CNNSpace  # noqa: E402
 DEFAULT_ARCH = {"channels": [16, 32], "kernel_size": 3, "hidden": 64}
 TARGET_RATIO = 1.10
 NOISY_SPREAD = 1.25  # slowest / fastest run of one kind beyond which timings are suspect
-# The evaluation batch of nas.metrics.logits_of, so that an evaluation pass costs the bare loop
-# what it costs the framework and the ratio counts only the framework's extra work.
+# The evaluation batch of nas.trial.metrics.logits_of, so that an evaluation pass costs the bare
+# loop what it costs the framework and the ratio counts only the framework's extra work.
 EVAL_BATCH = inspect.signature(logits_of).parameters["batch_size"].default
 # A search keeps dense-trained weights of `study.dense_cache` architectures (a copy each).
 DENSE_CACHE = next(f.default for f in fields(StudySettings) if f.name == "dense_cache")

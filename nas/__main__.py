@@ -15,9 +15,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from nas.config_dir import CONF_DIR, available_spaces
+from nas.cli.config_dir import CONF_DIR, available_spaces
 from nas.errors import NasError, UsageError
-from nas.secrets import move_password_to_env
+from nas.search.secrets import move_password_to_env
 
 USAGE = "usage: python -m nas <command> [hydra overrides]   (or: nas <command> ...)"
 
@@ -52,7 +52,7 @@ def normalise_overrides(overrides: list[str]) -> list[str]:
     return result
 
 
-# Each command is the function of that name in nas/commands.py.
+# Each command is the function of that name in nas/cli/commands.py.
 COMMANDS = {
     "search": "run or resume a joint architecture + per-layer sparsity search; print its front",
     "report": "print the front of a study; write CSV, JSON and plots",
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def app(cfg: DictConfig) -> None:
         try:
-            from nas import commands  # torch and optuna load only when a command runs
+            from nas.cli import commands  # torch and optuna load only when a command runs
 
             run_dir = Path(HydraConfig.get().runtime.output_dir)
             getattr(commands, command)(cfg, launch_dir=Path.cwd(), run_dir=run_dir)

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import optuna
 from torch import nn
 
-from nas.allocation import METHODS
+from nas.prune.allocation import METHODS
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Candidate:
 @dataclass(frozen=True)
 class Allocation:
     """One overall sparsity for a candidate's `layers` together, shared out among them by
-    the allocation rule `method` (see `nas.allocation`) once the dense weights are trained."""
+    the allocation rule `method` (see `nas.prune.allocation`) once the dense weights are trained."""
 
     method: str
     sparsity: float
@@ -50,7 +50,7 @@ class Allocation:
 class SparsityGrid:
     """Sparsity ratios sampled from `low` to `high` in steps of `step` (None: any value):
     one per layer (`allocation: per_layer`), or one for the whole network
-    (`sparsity.overall`) that an allocation rule of `nas.allocation` shares out among the
+    (`sparsity.overall`) that an allocation rule of `nas.prune.allocation` shares out among the
     layers.
 
     `layer_high` caps the sparsity of the layers it names (module path -> cap in [0, 1)),

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from nas.allocation import METHODS, allocate
-from nas.pruning import MagnitudePruning, effective_weight, make_permanent
+from nas.prune.allocation import METHODS, allocate
+from nas.prune.methods import MagnitudePruning, effective_weight, make_permanent
 
 LAYERS = ["0", "1", "2", "4"]  # 72, 2304, 9216 and 1280 weights
 

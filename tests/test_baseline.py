@@ -6,9 +6,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.baseline import dense_front, models_in_budget, run_baseline, share, sparsity_levels
 from nas.errors import UsageError
-from nas.reference import reference_candidate
+from nas.search.reference import reference_candidate
+from nas.studies.baseline import dense_front, models_in_budget, run_baseline, share, sparsity_levels
 from search_spaces.cnn import CNNSpace
 from tests.conftest import assert_one_line_error, run_nas
 

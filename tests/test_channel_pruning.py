@@ -8,13 +8,13 @@ import torch
 from optuna.samplers import RandomSampler
 from optuna.trial import FixedTrial
 
-from nas import counting
 from nas.errors import UsageError
-from nas.objective import TrialPipeline
-from nas.pruning import ChannelPruning
-from nas.schedule import OneShot
+from nas.prune import counting
+from nas.prune.methods import ChannelPruning
+from nas.prune.schedule import OneShot
 from nas.space import Candidate
-from nas.train import TrainSettings
+from nas.trial.pipeline import TrialPipeline
+from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
 from search_spaces.mobilenet import MobileNetSpace
 from search_spaces.resnet import ResNetSpace
@@ -80,7 +80,7 @@ def test_a_channel_pruned_trial_is_smaller_and_resumes_exactly(tiny_splits):
 
 
 def test_channel_pruning_needs_the_one_shot_schedule(compose_config, tmp_path):
-    from nas.study import run_search
+    from nas.studies.joint_search import run_search
 
     cfg = compose_config(
         "+space=cnn", "+debug=smoke", "prune=channel", "schedule=gradual", "study.name=x",

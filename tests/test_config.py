@@ -5,7 +5,7 @@ import pytest
 from hydra.utils import instantiate
 
 from nas.__main__ import normalise_overrides
-from nas.config_dir import available_spaces
+from nas.cli.config_dir import available_spaces
 from nas.errors import UsageError
 from search_spaces.cnn import CNNSpace
 

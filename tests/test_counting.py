@@ -6,8 +6,8 @@ from optuna.trial import FixedTrial
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas import counting
-from nas.pruning import MagnitudePruning, make_permanent
+from nas.prune import counting
+from nas.prune.methods import MagnitudePruning, make_permanent
 from search_spaces.cnn import CNNSpace
 
 CNN_PARAMS = [

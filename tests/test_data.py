@@ -17,13 +17,9 @@ from hydra.utils import instantiate
 from PIL import Image
 from torch import nn
 
-import nas.data
+import nas.data.splits
 from nas.data import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
     TORCHVISION_DATASETS,
-    _normalised,
-    _not_loaded,
     augment_batch,
     load_image_folder,
     load_imagefolder,
@@ -33,7 +29,10 @@ from nas.data import (
     splits_to,
     synthetic_images,
 )
-from nas.train import train_epoch
+from nas.data.splits import normalised as _normalised
+from nas.data.statistics import CIFAR10_MEAN, CIFAR10_STD
+from nas.data.torchvision_sets import _not_loaded
+from nas.trial.train import train_epoch
 
 
 def test_split_is_disjoint_complete_and_fixed_by_its_seed():
@@ -661,9 +660,9 @@ def test_a_trial_trains_on_augmented_batches_only(tiny_splits, monkeypatch):
     validation and test images as they are."""
     from optuna.trial import FixedTrial
 
-    from nas.objective import TrialPipeline
-    from nas.pruning import MagnitudePruning
-    from nas.train import TrainSettings
+    from nas.prune.methods import MagnitudePruning
+    from nas.trial.pipeline import TrialPipeline
+    from nas.trial.train import TrainSettings
     from search_spaces.cnn import CNNSpace
 
     seen = []
@@ -672,7 +671,7 @@ def test_a_trial_trains_on_augmented_batches_only(tiny_splits, monkeypatch):
         seen.append(x.data_ptr())
         return augment_batch(x, kind, generator)
 
-    monkeypatch.setattr(nas.data, "augment_batch", recording)
+    monkeypatch.setattr(nas.data.splits, "augment_batch", recording)
     splits = replace(tiny_splits, augment="crop_flip")
     settings = TrainSettings(epochs=1, finetune_epochs=1, batch_size=64)
     space = CNNSpace()

@@ -8,9 +8,9 @@ import pytest
 import torch
 from optuna.trial import FixedTrial
 
-from nas.dense_cache import DenseCache, DenseState, arch_seed
-from nas.objective import TrialPipeline
-from nas.pruning import MagnitudePruning
+from nas.prune.methods import MagnitudePruning
+from nas.trial.dense_cache import DenseCache, DenseState, arch_seed
+from nas.trial.pipeline import TrialPipeline
 from search_spaces.cnn import CNNSpace
 from tests.test_objective import PARAMS, SETTINGS
 

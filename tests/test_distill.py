@@ -7,10 +7,10 @@ import torch
 from optuna.trial import FixedTrial
 from torch.nn import functional as F
 
-from nas.distill import Distillation, distillation_of
-from nas.objective import TrialPipeline
-from nas.pruning import MagnitudePruning
-from nas.train import TrainSettings
+from nas.prune.methods import MagnitudePruning
+from nas.trial.distill import Distillation, distillation_of
+from nas.trial.pipeline import TrialPipeline
+from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
 from tests.test_objective import PARAMS, Killed, MemoryCheckpoints
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from optuna.trial import FixedTrial
 
-from nas.early_exit import EarlyExit
-from nas.objective import TrialPipeline
-from nas.pruning import MagnitudePruning
+from nas.prune.methods import MagnitudePruning
+from nas.trial.early_exit import EarlyExit
+from nas.trial.pipeline import TrialPipeline
 from search_spaces.cnn import CNNSpace
 from tests.test_objective import PARAMS, SETTINGS
 

@@ -12,15 +12,15 @@ from optuna.trial import FixedTrial
 from torch import nn
 
 import nas
-import nas.export
-from nas.export import (
+import nas.report.export
+from nas.prune.methods import MagnitudePruning, make_permanent
+from nas.report.export import (
     ExportedFiles,
     compare_latency,
     export_model,
     load_model,
     measure_latency,
 )
-from nas.pruning import MagnitudePruning, make_permanent
 from search_spaces.cnn import CNNSpace
 from search_spaces.mobilenet import MobileNetSpace
 from search_spaces.resnet import ResNetSpace
@@ -146,7 +146,7 @@ def test_pickled_module_is_refused_without_running_it(tmp_path, exported):
 
 
 def test_load_model_is_a_lazy_package_attribute():
-    assert nas.load_model is nas.export.load_model
+    assert nas.load_model is nas.report.export.load_model
     assert "load_model" in nas.__all__
     with pytest.raises(AttributeError):
         nas.no_such_name  # noqa: B018
@@ -163,7 +163,7 @@ def test_torchscript_when_torch_export_fails(tmp_path, monkeypatch, caplog):
         raise RuntimeError("cannot capture this graph")
 
     monkeypatch.setattr(torch.export, "export", refuse)
-    with caplog.at_level(logging.WARNING, logger="nas.export"):
+    with caplog.at_level(logging.WARNING, logger="nas.report.export"):
         files = export_model(model, IN_SHAPE, tmp_path / "m")
     assert files.program == tmp_path / "m.ts"
     assert not (tmp_path / "m.pt2").exists()

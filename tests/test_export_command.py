@@ -8,9 +8,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from nas import load_model
-from nas.commands import pick_trial
+from nas.cli.commands import pick_trial
 from nas.errors import UsageError
-from nas.train import accuracy
+from nas.trial.train import accuracy
 from tests.conftest import run_nas
 
 

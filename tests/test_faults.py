@@ -10,9 +10,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.callbacks import FailureStreak
 from nas.errors import SearchStopped
-from nas.study import run_search
+from nas.search.callbacks import FailureStreak
+from nas.studies.joint_search import run_search
 from tests.conftest import run_nas
 
 REPO = Path(__file__).resolve().parent.parent

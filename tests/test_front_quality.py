@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pytest
 
-from nas.front_quality import best_accuracy_within, hypervolume, normalised_objectives
+from nas.report.front_quality import best_accuracy_within, hypervolume, normalised_objectives
 
 
 def finished(values):

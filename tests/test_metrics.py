@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from nas.metrics import expected_calibration_error, preservation_metrics
+from nas.trial.metrics import expected_calibration_error, preservation_metrics
 
 
 def logits_for(predictions: list[int], n_classes: int = 2, margin: float = 4.0) -> torch.Tensor:

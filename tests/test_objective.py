@@ -5,10 +5,10 @@ import pytest
 import torch
 from optuna.trial import FixedTrial
 
-from nas.counting import dense_params
-from nas.objective import TrialPipeline
-from nas.pruning import MagnitudePruning
-from nas.train import TrainSettings
+from nas.prune.counting import dense_params
+from nas.prune.methods import MagnitudePruning
+from nas.trial.pipeline import TrialPipeline
+from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
 from tests.conftest import TRIAL_USER_ATTRS
 

@@ -6,9 +6,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas import objectives
-from nas.objectives import Objectives, metric
-from nas.plots import METRIC_STYLES, front_axes
+from nas.report.plots import METRIC_STYLES, front_axes
+from nas.trial import objectives
+from nas.trial.objectives import Objectives, metric
 from tests.conftest import assert_one_line_error, run_nas
 
 CUSTOM = ("agreement", "nonzero_params", "latency_ms")

@@ -10,7 +10,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
-from nas.plots import (
+from nas.report.plots import (
     front_figures,
     hypervolume_reference,
     layer_sparsity,

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas.pruning import (
+from nas.prune.methods import (
     MagnitudePruning,
     NMPruning,
     achieved_sparsity,

@@ -7,7 +7,7 @@ import json
 import optuna
 import pytest
 
-from nas.report import front_rows
+from nas.report.front import front_rows
 from tests.conftest import assert_one_line_error, run_nas
 from tests.test_plots import CHARTS
 

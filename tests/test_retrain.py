@@ -14,10 +14,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
-from nas.dense_cache import arch_seed
 from nas.errors import UsageError
-from nas.objectives import DEFAULT, metric, objective_names
-from nas.retrain import (
+from nas.studies.joint_search import run_search
+from nas.studies.retrain import (
     ATTR_PREFIX,
     Retrainer,
     check_epochs,
@@ -28,8 +27,9 @@ from nas.retrain import (
     retrain_seeds,
     summarise,
 )
-from nas.study import run_search
-from nas.train import TrainSettings
+from nas.trial.dense_cache import arch_seed
+from nas.trial.objectives import DEFAULT, metric, objective_names
+from nas.trial.train import TrainSettings
 from tests.conftest import CONF_DIR, assert_one_line_error, run_nas
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]

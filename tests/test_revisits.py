@@ -7,8 +7,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from nas.revisits import Revisits, architecture_params
-from nas.study import run_search
+from nas.search.revisits import Revisits, architecture_params
+from nas.studies.joint_search import run_search
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from optuna.trial import FixedTrial
 
-from nas.objective import TrialPipeline
-from nas.pruning import MagnitudePruning
-from nas.schedule import Gradual, Iterative, OneShot
-from nas.train import TrainSettings
+from nas.prune.methods import MagnitudePruning
+from nas.prune.schedule import Gradual, Iterative, OneShot
+from nas.trial.pipeline import TrialPipeline
+from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
 from tests.test_objective import PARAMS, Killed, MemoryCheckpoints
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas.secrets import PASSWORD_ENV, hide_secret, move_password_to_env, with_password
+from nas.search.secrets import PASSWORD_ENV, hide_secret, move_password_to_env, with_password
 from tests.conftest import run_nas
 
 URL = "postgresql+psycopg2://nas:s3cr%40t@db.example:5432/studies"

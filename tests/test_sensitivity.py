@@ -12,15 +12,15 @@ import pytest
 import torch
 import yaml
 
-from nas import commands
-from nas.dense_cache import DenseCache
+from nas.cli import commands
 from nas.errors import UsageError
-from nas.objective import TrialPipeline
-from nas.pruning import MagnitudePruning
-from nas.reference import reference_candidate
-from nas.sensitivity import Point, layer_bounds, measure, write_csv
+from nas.prune.methods import MagnitudePruning
+from nas.search.reference import reference_candidate
 from nas.space import SparsityGrid
-from nas.train import TrainSettings
+from nas.studies.sensitivity import Point, layer_bounds, measure, write_csv
+from nas.trial.dense_cache import DenseCache
+from nas.trial.pipeline import TrialPipeline
+from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
 from tests.conftest import assert_one_line_error, run_nas
 

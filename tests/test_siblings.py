@@ -7,7 +7,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from nas.siblings import Siblings, next_factor, scaled
+from nas.search.siblings import Siblings, next_factor, scaled
 
 GRID = FloatDistribution(0.0, 0.95, step=0.05)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from optuna.trial import FixedTrial
 
-from nas.counting import prunable_layers
+from nas.prune.counting import prunable_layers
 from nas.space import SparsityGrid
 from search_spaces.cnn import CNNSpace
 

@@ -12,8 +12,8 @@ from optuna.trial import FixedTrial, TrialState
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas import counting
-from nas.pruning import MagnitudePruning
+from nas.prune import counting
+from nas.prune.methods import MagnitudePruning
 from search_spaces.mlp import MLPSpace
 from search_spaces.mobilenet import InvertedResidual, MobileNetSpace
 from search_spaces.resnet import BasicBlock, ResNetSpace

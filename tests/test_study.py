@@ -7,8 +7,8 @@ import optuna
 import pytest
 
 from nas.errors import UsageError
-from nas.storage import artifact_dir, storage_url
-from nas.study import run_search
+from nas.search.storage import artifact_dir, storage_url
+from nas.studies.joint_search import run_search
 
 
 @pytest.fixture

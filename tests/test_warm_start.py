@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import optuna
 
-from nas.reference import smallest_architecture
-from nas.study import run_search
+from nas.search.reference import smallest_architecture
+from nas.studies.joint_search import run_search
 from search_spaces.cnn import CNNSpace
 
 

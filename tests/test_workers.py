@@ -9,8 +9,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.callbacks import TrialBudget
-from nas.storage import open_storage
+from nas.search.callbacks import TrialBudget
+from nas.search.storage import open_storage
 from tests.conftest import nas_command
 
 WAITING_TRIALS = 150

@@ -1,0 +1,186 @@
+"""The commands that look at an existing study: `report`, `dashboard` and `export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
+
+from nas.cli.config_dir import available_spaces
+from nas.errors import UsageError
+from nas.prune.methods import ChannelPruning
+from nas.report.dashboard import save_study_plots, serve
+from nas.report.front import report_front
+from nas.search.recorded import recorded_config
+from nas.search.storage import (
+    STORAGE_ERRORS,
+    existing_storage,
+    load_named_study,
+    storage_error,
+    storage_location,
+)
+from nas.studies.joint_search import run_search
+from nas.trial.objectives import metric, objective_names
+
+
+class StudyAt:
+    """An existing study's storage, artifact store and (lazily) the study itself."""
+
+    def __init__(self, cfg: DictConfig, launch_dir: Path) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.url, store_dir = storage_location(cfg.study.storage, cfg.study.artifacts, launch_dir)
+        self.store = FileSystemArtifactStore(store_dir)
+        try:
+            self.storage = existing_storage(self.url)
+        except STORAGE_ERRORS as error:
+            raise storage_error(self.url, error) from error
+        try:
+            self.name = str(cfg.study.name)
+        except InterpolationResolutionError:  # no study.name and no +space to default to
+            self.name = None
+
+    def study(self) -> optuna.Study:
+        """The study named by study.name (or the storage's only study)."""
+        return load_named_study(self.storage, self.name)
+
+
+def require_space(cfg: DictConfig) -> None:
+    """Raise a UsageError unless `cfg` has a search space (+space=NAME)."""
+    if "space" not in cfg:
+        spaces = ", ".join(available_spaces())
+        raise UsageError(f"no search space given: add +space=NAME (available: {spaces})")
+
+
+def search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Run or resume the study for the chosen space (see `nas.studies.joint_search.run_search`)."""
+    from nas.studies.sensitivity import check_layer_high
+
+    require_space(cfg)
+    check_layer_high(cfg)
+    run_search(cfg, launch_dir, run_dir)
+
+
+def baseline(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Run or resume a baseline study beside the search (see `nas.studies.baseline`)."""
+    from nas.studies.baseline import run_baseline
+    from nas.studies.sensitivity import check_layer_high
+
+    require_space(cfg)
+    check_layer_high(cfg)
+    run_baseline(cfg, launch_dir, run_dir)
+
+
+def report(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Print the front of an existing study; write it as CSV and JSON, with its plots.
+    With `retrain_seeds=N`, retrain the front with N other seeds (see `nas.studies.retrain`)."""
+    from nas.report.plots import write_plots
+    from nas.studies.retrain import Retrainer, retrain_count, revalidate_front
+
+    count = retrain_count(cfg.get("retrain_seeds", 0))
+    study = StudyAt(cfg, launch_dir).study()
+    retrainer = Retrainer.of_study(study, cfg, launch_dir) if count else None  # before any output
+    report_front(study, run_dir)
+    paths = write_plots(study, run_dir)
+    names = sorted({path.stem for path in paths if path.suffix == ".png"})
+    print(f"plots written to {run_dir} as .html and .png: {', '.join(names)}")
+    for name, reason in paths.skipped.items():
+        print(f"  not drawn: {name} ({reason})")
+    if retrainer is not None:
+        revalidate_front(study, retrainer, count, run_dir)
+
+
+def dashboard(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Refresh the custom plots of every nas study in the storage, then serve the dashboard."""
+    at = StudyAt(cfg, launch_dir)
+    for summary in optuna.get_all_study_summaries(at.storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=at.storage)
+        if "space" in study.user_attrs:
+            save_study_plots(study)
+    serve(at.storage, at.store, str(cfg.dashboard.host), int(cfg.dashboard.port))
+
+
+def pick_trial(study: optuna.Study, choice, best_within: float) -> FrozenTrial:
+    """Trial number `choice`, or for `best` the one with the fewest nonzero parameters
+    among finished trials whose validation accuracy is within `best_within` of the best."""
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not finished:
+        raise UsageError(f"study {study.study_name!r} has no finished trial to export")
+    if choice == "best":
+        names = objective_names(study)
+        accuracy = {trial.number: metric(trial, "accuracy", names) for trial in finished}
+        top = max(accuracy.values())
+        close = [trial for trial in finished if accuracy[trial.number] >= top - best_within]
+        return min(
+            close,
+            key=lambda t: (metric(t, "nonzero_params", names), -accuracy[t.number]),
+        )
+    by_number = {trial.number: trial for trial in finished}
+    if isinstance(choice, bool) or not isinstance(choice, int) or choice not in by_number:
+        numbers = ", ".join(str(n) for n in sorted(by_number))
+        raise UsageError(f"trial={choice!r} is not a finished trial; finished: {numbers}")
+    return by_number[choice]
+
+
+def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Rebuild a trial's pruned network, write it in the three export formats and print
+    their sizes and the CPU latency of the dense and the exported network."""
+    from nas.report.export import compare_latency, export_model
+    from nas.search.weights import load_pruned_weights
+
+    at = StudyAt(cfg, launch_dir)
+    study = at.study()
+    trial = pick_trial(study, cfg.trial, float(cfg.export.best_within))
+    attrs = study.user_attrs
+    space = instantiate(OmegaConf.create(recorded_config(study, "space")))
+    in_shape, n_classes = tuple(attrs["in_shape"]), attrs["n_classes"]
+    candidate = space.sample(FixedTrial(trial.params, number=trial.number))
+    model = space.build(candidate, in_shape, n_classes)
+    removed_channels = trial.user_attrs.get("removed_channels")
+    if removed_channels:  # prune=channel: give the network its pruned shapes first
+        ChannelPruning.replay(model, removed_channels, torch.zeros(2, *in_shape))
+    try:
+        model.load_state_dict(load_pruned_weights(at.store, at.storage, trial))
+    except LookupError as error:
+        raise UsageError(str(error)) from error
+    model.eval()
+    out = (
+        Path(cfg.out)
+        if cfg.out
+        else launch_dir / "exports" / f"{study.study_name}-trial{trial.number}"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = export_model(model, in_shape, out)
+    dense = space.build(candidate, in_shape, n_classes).eval()
+    print(
+        f"trial {trial.number} of study {study.study_name!r}: {trial.user_attrs['arch']}, "
+        f"validation accuracy {metric(trial, 'accuracy', objective_names(study)):.4f}, "
+        f"test {trial.user_attrs['test_accuracy']:.4f}"
+    )
+    for path, size in files.sizes():
+        print(f"  {path}  {size:,} bytes")
+    latency = compare_latency(dense, files.program, in_shape)
+    print(f"CPU latency, dense network vs exported program: {latency}")
+
+
+def sensitivity(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Prune each layer of one architecture alone at each sparsity of sensitivity.grid:
+    the space's largest, `baseline.arch`, or trial `sensitivity.trial` of study.name
+    (see `nas.studies.sensitivity`)."""
+    from nas.studies.sensitivity import run_sensitivity, with_trial
+
+    require_space(cfg)
+    if cfg.sensitivity.trial is None:
+        run_sensitivity(cfg, launch_dir, run_dir)
+        return
+    if cfg.baseline.arch:
+        raise UsageError("give baseline.arch or sensitivity.trial, not both")
+    study = StudyAt(cfg, launch_dir).study()
+    trial = pick_trial(study, cfg.sensitivity.trial, float(cfg.export.best_within))
+    source = f"trial {trial.number} of study {study.study_name!r}"
+    run_sensitivity(with_trial(cfg, study, trial), launch_dir, run_dir, source)

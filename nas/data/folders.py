@@ -1,0 +1,256 @@
+"""The user's own images in torchvision's ImageFolder layout: one folder (`data=folder`)
+or train/val/test folders (`data=imagefolder`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from nas.data.splits import (
+    Splits,
+    carve,
+    check_augment,
+    check_fractions,
+    normalised,
+    split_tensors,
+)
+
+FOLDER_LAYOUT = "expected root/<class name>/<image files>"
+SPLIT_FOLDER_LAYOUT = (
+    "expected root/train/<class name>/<image files>, optionally root/val/ and root/test/ alike"
+)
+
+
+def _check_image_settings(image_size: int, channels: int) -> None:
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"data.image_size must be a whole number >= 1, got {image_size!r}")
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+
+
+def _image_dataset(folder: Path, image_size: int, channels: int, layout: str):
+    """torchvision's ImageFolder over `folder`, every image converted to `channels`, resized to
+    `image_size` square and made a [0, 1] tensor; ValueError when a class folder is empty or
+    there is none."""
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    # The default loader opens every image as RGB; 1 channel needs an explicit grayscale step.
+    steps = [transforms.Grayscale(1)] if channels == 1 else []
+    transform = transforms.Compose(
+        [*steps, transforms.Resize((image_size, image_size)), transforms.ToTensor()]
+    )
+    try:
+        dataset = ImageFolder(str(folder), transform=transform, allow_empty=True)
+    except FileNotFoundError as error:  # torchvision: no class sub-folder
+        raise ValueError(f"data.root: no class sub-folders in '{folder}'; {layout}") from error
+    counts = torch.bincount(
+        torch.tensor(dataset.targets, dtype=torch.int64), minlength=len(dataset.classes)
+    )
+    empty = [
+        name for name, count in zip(dataset.classes, counts.tolist(), strict=True) if count == 0
+    ]
+    if empty:
+        raise ValueError(
+            f"data.root: no images in class folder(s) {', '.join(map(repr, empty))} of '{folder}'; "
+            f"{layout} ({', '.join(dataset.extensions)})"
+        )
+    return dataset
+
+
+def _read_images(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image of an `_image_dataset`, stacked, and its int64 labels."""
+    images = []
+    for index, (path, _) in enumerate(dataset.samples):
+        try:
+            images.append(dataset[index][0])
+        except OSError as error:  # PIL: not an image, truncated, unreadable
+            raise ValueError(
+                f"data.root: cannot read image '{path}' ({type(error).__name__})"
+            ) from error
+    return torch.stack(images), torch.tensor(dataset.targets, dtype=torch.int64)
+
+
+def _only_one_class(dataset, folder: Path, layout: str) -> ValueError:
+    return ValueError(
+        f"data.root: only one class folder ({dataset.classes[0]!r}) in '{folder}'; "
+        f"need at least 2 classes, {layout}"
+    )
+
+
+def load_image_folder(
+    root: str | None,
+    image_size: int,
+    channels: int,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+) -> Splits:
+    """The user's images in torchvision's ImageFolder layout, `root/<class name>/<images>`.
+
+    Classes are the sub-folder names in sorted order. Every image is converted to
+    `channels` (1 grayscale, 3 RGB), resized to `image_size` x `image_size` and loaded into
+    memory; each channel is then normalised to mean 0 / std 1 with the statistics of all the
+    loaded images (taken before the split, so validation and test images count too).
+    """
+    if root is None:
+        raise ValueError("data.root: no folder given; set data.root=/path/to/images")
+    _check_image_settings(image_size, channels)
+    folder = Path(root).expanduser()
+    if not folder.exists():
+        raise ValueError(f"data.root: folder '{folder}' does not exist")
+    if not folder.is_dir():
+        raise ValueError(f"data.root: '{folder}' is not a folder; {FOLDER_LAYOUT}")
+
+    dataset = _image_dataset(folder, image_size, channels, FOLDER_LAYOUT)
+    if len(dataset.classes) < 2:
+        raise _only_one_class(dataset, folder, FOLDER_LAYOUT)
+    pixels, labels = _read_images(dataset)
+    mean = pixels.mean(dim=(0, 2, 3), keepdim=True)
+    std = pixels.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)  # a constant channel stays 0
+    splits = split_tensors((pixels - mean) / std, labels, val_fraction, test_fraction, split_seed)
+    if min(len(splits.train_x), len(splits.val_x), len(splits.test_x)) == 0:
+        raise ValueError(
+            f"data.root: {len(labels)} images are too few to split with "
+            f"data.val_fraction={val_fraction!r} and data.test_fraction={test_fraction!r}"
+        )
+    return replace(splits, n_classes=len(dataset.classes))
+
+
+def _channel_stat(value, channels: int, name: str) -> list[float] | None:
+    """`data.mean` / `data.std` from the config: null, or one number for every channel, or one
+    number per channel."""
+    if value is None:
+        return None
+    number = (int, float)
+    items = [value] if isinstance(value, number) and not isinstance(value, bool) else value
+    try:
+        valid = (
+            not isinstance(items, (str, bytes))
+            and len(items) in (1, channels)
+            and all(isinstance(v, number) and not isinstance(v, bool) for v in items)
+        )
+    except TypeError:  # not a list
+        valid = False
+    values = [float(v) for v in items] if valid else []
+    if not values or (name == "std" and min(values) <= 0):
+        positive = " positive" if name == "std" else ""
+        raise ValueError(
+            f"data.{name} must be null (computed from the training images) or {channels}"
+            f"{positive} number(s), one per channel, got {value!r}"
+        )
+    return values * channels if len(values) == 1 else values
+
+
+def _class_mismatch(folder: Path, classes: list[str], train: Path, train_classes: list[str]):
+    missing = [name for name in train_classes if name not in classes]
+    extra = [name for name in classes if name not in train_classes]
+    differences = [
+        f"{what} {', '.join(map(repr, names))}"
+        for what, names in (("missing", missing), ("extra", extra))
+        if names
+    ]
+    return ValueError(
+        f"data.root: the class folders of '{folder}' differ from those of '{train}': "
+        f"{'; '.join(differences)}"
+    )
+
+
+def load_imagefolder(
+    root: str | None,
+    image_size: int,
+    channels: int,
+    mean: float | Sequence[float] | None = None,
+    std: float | Sequence[float] | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    split_seed: int = 0,
+    augment: str | None = None,
+) -> Splits:
+    """The user's images, split by folder: `root/train/<class name>/<images>` and optionally
+    `root/val/` and `root/test/` with the same class folders (torchvision's ImageFolder layout
+    under each).
+
+    Classes are the sub-folder names of train/ in sorted order; val/ and test/ must have the
+    same ones. A split without its folder is carved out of train/, once, by `split_seed`:
+    `val_fraction` of the training images for validation when val/ is absent, `test_fraction`
+    for test when test/ is absent (the validation set picks the architectures, so it never
+    doubles as the test set). Every image is converted to `channels` (1 grayscale, 3 RGB),
+    resized to `image_size` square and loaded into memory, then normalised per channel with
+    `mean` / `std` (on the [0, 1] pixel scale, one number or one per channel; null: the
+    statistics of the training split's images). `augment` names the augmentation of training
+    batches (`crop_flip`: random crop and flip, see `augment_batch`).
+    """
+    if root is None:
+        raise ValueError("data.root: no folder given; set data.root=/path/to/images")
+    _check_image_settings(image_size, channels)
+    mean, std = _channel_stat(mean, channels, "mean"), _channel_stat(std, channels, "std")
+    check_augment(augment)
+    folder = Path(root).expanduser()
+    if not folder.exists():
+        raise ValueError(f"data.root: folder '{folder}' does not exist")
+    if not folder.is_dir():
+        raise ValueError(f"data.root: '{folder}' is not a folder; {SPLIT_FOLDER_LAYOUT}")
+    train_folder = folder / "train"
+    if not train_folder.is_dir():
+        raise ValueError(
+            f"data.root: no train/ folder in '{folder}'; {SPLIT_FOLDER_LAYOUT} "
+            f"(images in root/<class name>/ directly: use data=folder)"
+        )
+    for part in ("val", "test"):
+        if (folder / part).exists() and not (folder / part).is_dir():
+            raise ValueError(f"data.root: '{folder / part}' is not a folder; {SPLIT_FOLDER_LAYOUT}")
+    carved = {
+        name: fraction
+        for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction))
+        if not (folder / name.removesuffix("_fraction")).is_dir()
+    }
+    check_fractions(**carved)
+
+    train_set = _image_dataset(train_folder, image_size, channels, SPLIT_FOLDER_LAYOUT)
+    if len(train_set.classes) < 2:
+        raise _only_one_class(train_set, train_folder, SPLIT_FOLDER_LAYOUT)
+    given = {}
+    for part in ("val", "test"):
+        if (folder / part).is_dir():
+            dataset = _image_dataset(folder / part, image_size, channels, SPLIT_FOLDER_LAYOUT)
+            if dataset.classes != train_set.classes:
+                raise _class_mismatch(
+                    folder / part, dataset.classes, train_folder, train_set.classes
+                )
+            given[part] = dataset
+
+    pixels, labels = _read_images(train_set)
+    train, *parts = carve(len(pixels), tuple(carved.values()), split_seed)
+    if min(len(part) for part in (train, *parts)) == 0:
+        settings = " and ".join(f"data.{name}={fraction!r}" for name, fraction in carved.items())
+        raise ValueError(
+            f"data.root: {len(pixels)} images in '{train_folder}' are too few to carve "
+            f"validation / test images out of with {settings}"
+        )
+    split = dict(zip((name.removesuffix("_fraction") for name in carved), parts, strict=True))
+    data = {"train": (pixels[train], labels[train])}
+    for part in ("val", "test"):
+        data[part] = (
+            _read_images(given[part])
+            if part in given
+            else (pixels[split[part]], labels[split[part]])
+        )
+    train_pixels = data["train"][0]
+    if mean is None:
+        mean = train_pixels.mean(dim=(0, 2, 3)).tolist()
+    if std is None:  # a constant channel stays 0
+        std = train_pixels.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+    return Splits(
+        train_x=normalised(data["train"][0], mean, std),
+        train_y=data["train"][1],
+        val_x=normalised(data["val"][0], mean, std),
+        val_y=data["val"][1],
+        test_x=normalised(data["test"][0], mean, std),
+        test_y=data["test"][1],
+        n_classes=len(train_set.classes),
+        augment=augment,
+    )

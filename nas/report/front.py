@@ -1,0 +1,101 @@
+"""The Pareto front of a study as rows, a terminal table, CSV and JSON."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from nas.trial.objectives import DEFAULT, metric, objective_names
+
+FRONT_COLUMNS = (
+    "trial",
+    "accuracy",
+    "test_accuracy",
+    "nonzero_params",
+    "flops",
+    "sparsity",
+    "compression",
+    "agreement",
+    "worst_class_accuracy",
+    "ece",
+    "arch",
+)
+
+
+# From the trial's user attrs (NaN for trials recorded before they existed).
+PRESERVATION_COLUMNS = ("agreement", "worst_class_accuracy", "ece")
+
+
+def front_rows(study: optuna.Study) -> list[dict]:
+    """One row per non-dominated finished trial, most accurate first.
+
+    `sparsity` is the share of the candidate's parameters that are zero; `compression`
+    is its dense parameter count over its nonzero count (e.g. 4.0: a quarter remains).
+    `agreement` (with the dense parent's predictions), `worst_class_accuracy` and `ece`
+    are validation measures of what pruning preserved.
+    """
+    rows = []
+    names = objective_names(study)
+    for trial in study.best_trials:
+        accuracy, nonzero, flops = (metric(trial, name, names) for name in DEFAULT)
+        attrs = trial.user_attrs
+        rows.append(
+            {
+                "trial": trial.number,
+                "accuracy": accuracy,
+                "test_accuracy": attrs["test_accuracy"],
+                "nonzero_params": int(nonzero),
+                "flops": int(flops),
+                "sparsity": 1 - nonzero / attrs["dense_params"],
+                "compression": attrs["dense_params"] / max(nonzero, 1),
+                **{name: metric(trial, name, names, math.nan) for name in PRESERVATION_COLUMNS},
+                "arch": attrs["arch"],
+            }
+        )
+    return sorted(rows, key=lambda row: (-row["accuracy"], row["nonzero_params"]))
+
+
+def front_table(rows: list[dict]) -> str:
+    """The front as an aligned text table."""
+    if not rows:
+        return "(no finished trials yet)"
+    frame = pd.DataFrame(rows, columns=FRONT_COLUMNS)
+    return frame.to_string(
+        index=False,
+        formatters={
+            "accuracy": "{:.4f}".format,
+            "test_accuracy": "{:.4f}".format,
+            "nonzero_params": "{:,}".format,
+            "flops": "{:,}".format,
+            "sparsity": "{:.1%}".format,
+            "compression": "{:.1f}x".format,
+            "agreement": "{:.3f}".format,
+            "worst_class_accuracy": "{:.3f}".format,
+            "ece": "{:.3f}".format,
+        },
+    )
+
+
+def write_front(rows: list[dict], folder: Path) -> tuple[Path, Path]:
+    """Write the front as `front.csv` and `front.json` in `folder`; returns both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=FRONT_COLUMNS)
+    csv_path, json_path = folder / "front.csv", folder / "front.json"
+    frame.to_csv(csv_path, index=False)
+    frame.to_json(json_path, orient="records", indent=2)
+    return csv_path, json_path
+
+
+def report_front(study: optuna.Study, run_dir: Path) -> None:
+    """Print the study's Pareto front and write it as CSV and JSON into `run_dir`."""
+    rows = front_rows(study)
+    finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    print(
+        f"\nPareto front of study {study.study_name!r} ({len(rows)} of {finished} "
+        f"finished trials):\n{front_table(rows)}"
+    )
+    csv_path, json_path = write_front(rows, run_dir)
+    print(f"front written to {csv_path} and {json_path}")

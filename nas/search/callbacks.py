@@ -1,0 +1,172 @@
+"""Optuna callbacks of a search: the shared trial budget, the stop after repeated
+failures, and the progress bar with one log line per trial."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
+
+from nas.trial.objectives import DEFAULT, metric, objective_names
+
+log = logging.getLogger(__name__)
+
+
+class TrialBudget:
+    """`n_trials` finished (COMPLETE) trials in total, and at most `max_epochs` training
+    epochs (the `train_epochs` user attrs of finished and running trials summed), shared
+    by every worker of a study.
+
+    As a callback it stops this worker once finished plus running trials fill either
+    budget; `admits` lets a trial that was started in the same instant as others run only
+    if the trials numbered before it leave room, so workers never finish more than
+    `n_trials`; `charge` refuses a trial whose epochs would take the study past
+    `max_epochs`.
+    """
+
+    def __init__(self, n_trials: int, max_epochs: int | None = None) -> None:
+        self.n_trials = n_trials
+        self.max_epochs = max_epochs
+
+    def remaining(self, study: optuna.Study) -> int:
+        """Trials still to start: the budget less finished and running trials."""
+        taken = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        return self.n_trials - len(taken)
+
+    def left(self, study: optuna.Study) -> tuple[int, int]:
+        """What is left of the budget and its size: epochs when `max_epochs` is set,
+        trials otherwise."""
+        if self.max_epochs is None:
+            return self.remaining(study), self.n_trials
+        return self.max_epochs - self.epochs_spent(study), self.max_epochs
+
+    @staticmethod
+    def epochs_spent(study: optuna.Study, before: int | None = None) -> int:
+        """Training epochs of the finished trials and of the running ones (those numbered
+        before `before`, when given) that have said how many they train."""
+        return sum(
+            trial.user_attrs.get("train_epochs", 0)
+            for trial in study.get_trials(deepcopy=False)
+            if trial.state == TrialState.COMPLETE
+            or (trial.state == TrialState.RUNNING and (before is None or trial.number < before))
+        )
+
+    def exhausted(self, study: optuna.Study) -> bool:
+        """Whether either budget is spent: no trial left to start, or no epoch left."""
+        out_of_epochs = self.max_epochs is not None and (
+            self.epochs_spent(study) >= self.max_epochs
+        )
+        return self.remaining(study) <= 0 or out_of_epochs
+
+    def admits(self, trial: optuna.Trial) -> bool:
+        """Whether `trial` (already RUNNING) fits in the budget, given the trials before it."""
+        taken = sum(
+            1
+            for other in trial.study.get_trials(deepcopy=False)
+            if other.state == TrialState.COMPLETE
+            or (other.state == TrialState.RUNNING and other.number < trial.number)
+        )
+        if self.max_epochs is not None:
+            if self.epochs_spent(trial.study, before=trial.number) >= self.max_epochs:
+                return False
+        return taken < self.n_trials
+
+    def charge(self, trial: optuna.Trial, epochs: int) -> None:
+        """Record that `trial` trains `epochs` epochs, so that other workers count them; raise
+        `optuna.TrialPruned` instead when they would take the study past `max_epochs`."""
+        if self.max_epochs is not None:
+            spent = self.epochs_spent(trial.study, before=trial.number)
+            if spent + epochs > self.max_epochs:
+                refuse(
+                    trial,
+                    f"its {epochs} training epochs would take the study past study.max_epochs="
+                    f"{self.max_epochs} ({spent} spent)",
+                )
+        trial.set_user_attr("train_epochs", epochs)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.exhausted(study) or "not_run" in trial.user_attrs:  # refused: the budget is full
+            study.stop()
+
+
+def refuse(trial: optuna.Trial, reason: str) -> None:
+    """End `trial` unrun (PRUNED), with `reason` stored as its `not_run` user attr."""
+    trial.set_user_attr("not_run", reason)
+    raise optuna.TrialPruned(reason)
+
+
+class FailureStreak:
+    """Stop the search after `limit` trials in a row failed; `message` names the reason."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.reasons: list[str] = []
+
+    @property
+    def tripped(self) -> bool:
+        """Whether the last `limit` trials all failed."""
+        return len(self.reasons) >= self.limit
+
+    def message(self) -> str:
+        """Why the search stopped: the most common kind of error, with its latest message.
+
+        Reasons are grouped by error type, since messages differ in details such as the
+        free memory an out-of-memory error reports."""
+        kinds = [reason.partition(":")[0] for reason in self.reasons]
+        kind, count = Counter(kinds).most_common(1)[0]
+        latest = next(r for r in reversed(self.reasons) if r.partition(":")[0] == kind)
+        return (
+            f"stopped after {len(self.reasons)} failed trials in a row "
+            f"(study.max_consecutive_failures); {count} of them failed with {latest}"
+        )
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE:
+            self.reasons.clear()
+        elif trial.state == TrialState.FAIL:
+            self.reasons.append(trial.user_attrs.get("fail_reason", "unknown reason"))
+            if self.tripped:
+                study.stop()
+
+
+class SearchProgress:
+    """Optuna callback: a progress bar over finished trials and one log line per trial."""
+
+    def __init__(self, total: int, finished: int) -> None:
+        self.bar = tqdm(
+            total=total, initial=finished, unit="trial", desc="search", dynamic_ncols=True
+        )
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.FAIL:
+            log.warning(
+                "trial %d failed: %s", trial.number, trial.user_attrs.get("fail_reason", "?")
+            )
+            return
+        if trial.state == TrialState.PRUNED:
+            log.info("trial %d not run: %s", trial.number, trial.user_attrs.get("not_run", "?"))
+            return
+        finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        self.bar.update(finished - self.bar.n)  # other workers' trials count too
+        self.bar.set_postfix(front=len(study.best_trials))
+        names = objective_names(study)
+        accuracy, nonzero, flops = (metric(trial, name, names) for name in DEFAULT)
+        attrs = trial.user_attrs
+        log.info(
+            "trial %d: accuracy %.4f (test %.4f), nonzero %s of %s, flops %s, %.1fs, %s",
+            trial.number,
+            accuracy,
+            attrs["test_accuracy"],
+            f"{int(nonzero):,}",
+            f"{attrs['dense_params']:,}",
+            f"{int(flops):,}",
+            attrs["seconds"],
+            attrs["arch"],
+        )
+
+    def close(self) -> None:
+        """Close the bar."""
+        self.bar.close()

@@ -1,0 +1,124 @@
+"""Cheap extra points: once a trial has trained its architecture densely, queue the same
+architecture at other sparsities, which reuse the cached dense weights."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.trial.objectives import metric, objective_names
+
+RULES = ("sparser", "knee")
+
+
+def scaled(value: float, factor: float, distribution: FloatDistribution) -> float:
+    """The sparsity whose density is `factor` times that of `value`, on the grid of
+    `distribution` and within its bounds."""
+    target = 1.0 - (1.0 - value) * factor
+    if distribution.step:
+        steps = round((target - distribution.low) / distribution.step)
+        target = distribution.low + steps * distribution.step
+    return round(min(max(target, distribution.low), distribution.high), 6)
+
+
+def next_factor(held: list[float], broke: list[float], factor: float) -> float:
+    """The density factor (relative to the first trial's) to try next, given the factors
+    whose accuracy `held` within tolerance of the dense network's and those where it
+    `broke`: sparser by `factor` while nothing broke, denser by 1/`factor` while nothing
+    held, else halfway in log density between the sparsest that held and the densest
+    sparser one that broke."""
+    if not broke:
+        return min(held) * factor
+    if not held:
+        return max(broke) / factor
+    sparsest_held = min(held)
+    below = [f for f in broke if f < sparsest_held]
+    if not below:  # broke only where denser than something that held: go on sparser
+        return sparsest_held * factor
+    return math.sqrt(max(below) * sparsest_held)
+
+
+class Siblings:
+    """After a finished trial that trained its architecture densely (not from the cache),
+    queue `count` more trials of the same architecture with the density (1 - ratio) of
+    every sparsity parameter scaled. Rule `sparser` queues them at once, at densities
+    times `factor`, `factor`², ...; rule `knee` queues one at a time and looks for the
+    sparsest density whose accuracy stays within `tolerance` of the dense network's (see
+    `next_factor`). Each costs fine-tuning epochs only while the dense weights stay in
+    this process's cache; another worker that picks one up trains the architecture again.
+    Siblings carry the user attrs `sibling_of` (the first trial's number) and
+    `density_factor`."""
+
+    def __init__(
+        self, count: int, factor: float = 0.5, rule: str = "sparser", tolerance: float = 0.02
+    ) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"study.siblings must be a whole number >= 0, got {count!r}")
+        if not 0 < factor < 1:
+            raise ValueError(f"study.sibling_factor must be in (0, 1), got {factor!r}")
+        if rule not in RULES:
+            raise ValueError(f"study.sibling_rule must be one of {', '.join(RULES)}, got {rule!r}")
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+            raise ValueError(f"study.sibling_tolerance must be a number, got {tolerance!r}")
+        if not 0 <= tolerance <= 1:
+            raise ValueError(f"study.sibling_tolerance must be in [0, 1], got {tolerance!r}")
+        self.count = count
+        self.factor = factor
+        self.rule = rule
+        self.tolerance = tolerance
+
+    def queue(self, study: optuna.Study, trial: FrozenTrial, room: int) -> None:
+        """Queue the siblings due after `trial`, at most `room` less those waiting (the
+        trials the study's budget still has, so that none is left over when it ends)."""
+        if trial.state != TrialState.COMPLETE or self.count == 0:
+            return
+        if "sibling_of" in trial.user_attrs:
+            if self.rule != "knee":
+                return
+            first = study.get_trials(deepcopy=False)[trial.user_attrs["sibling_of"]]
+        elif not trial.user_attrs.get("dense_cached", True):
+            first = trial
+        else:
+            return
+        if self.rule == "sparser":
+            factors = [self.factor**power for power in range(1, self.count + 1)]
+        else:
+            family = self._family(study, first)
+            if len(family) - 1 >= self.count:
+                return
+            held, broke = [], []
+            names = objective_names(study)
+            for member in family:
+                accuracy = metric(member, "accuracy", names)
+                ok = accuracy >= member.user_attrs["dense_accuracy"] - self.tolerance
+                (held if ok else broke).append(member.user_attrs.get("density_factor", 1.0))
+            factors = [next_factor(held, broke, self.factor)]
+            tried = [member.params for member in family]
+        room -= len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        for factor in factors[: max(room, 0)]:
+            params = {
+                name: scaled(value, factor, first.distributions[name])
+                if name.startswith("sparsity.")
+                else value
+                for name, value in first.params.items()
+            }
+            if params == first.params or (self.rule == "knee" and params in tried):
+                continue
+            study.enqueue_trial(
+                params,
+                user_attrs={"sibling_of": first.number, "density_factor": factor},
+                skip_if_exists=True,
+            )
+
+    @staticmethod
+    def _family(study: optuna.Study, first: FrozenTrial) -> list[FrozenTrial]:
+        """`first` and its finished siblings."""
+        siblings = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("sibling_of") == first.number
+        ]
+        return [first, *siblings]

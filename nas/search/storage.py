@@ -1,0 +1,218 @@
+"""Where a study lives: the storage URL, its password, the RDB storage with heartbeats,
+the artifact folder, and opening a study only if it is one this search can continue."""
+
+from __future__ import annotations
+
+import random
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import ExperimentalWarning, StorageInternalError
+from optuna.trial import FrozenTrial
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
+
+from nas.errors import UsageError, failure_reason, root_cause
+from nas.search.secrets import hide_secret, with_password, without_password
+from nas.trial.objectives import Objectives, objective_names
+
+# What opening a storage raises for a bad URL, an unreachable server, a file that is not
+# a database, a missing driver, or a schema of another Optuna version.
+STORAGE_ERRORS = (SQLAlchemyError, StorageInternalError, ImportError, ValueError, RuntimeError)
+
+
+def storage_location(
+    storage: str | None, artifacts: str | None, launch_dir: Path
+) -> tuple[str, Path]:
+    """The storage URL (see `storage_url`) and the artifact folder (see `artifact_dir`);
+    UsageError when `storage` is not a database URL at all."""
+    try:
+        url = storage_url(storage, launch_dir)
+        return url, artifact_dir(url, artifacts, launch_dir)
+    except ArgumentError as error:
+        raise UsageError(
+            f"study.storage is not a database URL: {without_password(str(storage))!r} "
+            f"(e.g. sqlite:///path/to/nas.db or postgresql+psycopg2://user@host/db)"
+        ) from error
+
+
+def storage_error(url: str, error: BaseException) -> UsageError:
+    """The one-line error for a storage at `url` that failed to open with `error`."""
+    return UsageError(
+        f"cannot open the study storage {without_password(url)} (study.storage): "
+        f"{hide_secret(failure_reason(root_cause(error)))}"
+    )
+
+
+def storage_url(storage: str | None, launch_dir: Path) -> str:
+    """`storage` as given, with the password from $NAS_STORAGE_PASSWORD filled in when the
+    URL names a user but no password; by default the SQLite file `outputs/nas.db` under
+    `launch_dir`."""
+    if not storage:
+        path = launch_dir / "outputs" / "nas.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    return with_password(storage)
+
+
+def artifact_dir(storage: str, artifacts: str | None, launch_dir: Path) -> Path:
+    """The artifact store's folder: `artifacts` if given; else beside a SQLite file
+    (`nas.db` -> `nas-artifacts/`); else `outputs/artifacts` under `launch_dir`."""
+    if artifacts:
+        return Path(artifacts)
+    database = sqlite_file(storage)
+    if database is not None:
+        return database.with_name(f"{database.stem}-artifacts")
+    return launch_dir / "outputs" / "artifacts"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite `url`; None for another backend or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
+
+
+TABLE_CREATION_ATTEMPTS = 5
+
+
+def open_storage(
+    url: str,
+    heartbeat_interval: int,
+    grace_period: int,
+    on_stale_trial: Callable[[optuna.Study, FrozenTrial], None],
+) -> optuna.storages.RDBStorage:
+    """An RDB storage whose running trials beat every `heartbeat_interval` seconds; a trial
+    silent for `grace_period` seconds is failed and handed to `on_stale_trial`."""
+    backend = make_url(url).get_backend_name()
+    # SQLite: several local workers wait for each other's writes instead of failing.
+    engine_kwargs = (
+        {"connect_args": {"timeout": 60}} if backend == "sqlite" else {"pool_pre_ping": True}
+    )
+
+    def connect() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=on_stale_trial,
+            )
+        if sqlite_file(url):  # a file that local workers share
+            _begin_immediately(storage.engine)
+        return storage
+
+    for _ in range(TABLE_CREATION_ATTEMPTS - 1):
+        try:
+            return connect()
+        except (IntegrityError, OperationalError, ProgrammingError) as error:
+            # Workers that reach an empty database together race to create Optuna's
+            # tables (optuna/optuna#1092); the losers try again once the tables exist.
+            if not (isinstance(error, IntegrityError) or "already exists" in str(error)):
+                raise
+            time.sleep(random.uniform(0.2, 1.0))
+    return connect()
+
+
+def _begin_immediately(engine: Engine) -> None:
+    """Make every transaction of a SQLite `engine` take the write lock when it begins.
+
+    Optuna claims a waiting trial by reading that it is WAITING and then writing RUNNING;
+    its row lock (SELECT ... FOR UPDATE) means nothing to SQLite, so two workers could both
+    read WAITING and run the same trial twice. `BEGIN IMMEDIATE` makes the read and the
+    write one step. This is SQLAlchemy's documented recipe for pysqlite's transactions.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _leave_transactions_to_sqlalchemy(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _take_the_write_lock(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners get them too
+
+
+def open_study(
+    storage: optuna.storages.RDBStorage,
+    name: str,
+    space: str,
+    objectives: Objectives,
+) -> optuna.Study:
+    """Load the study `name` if it exists and is a search of `space` with `objectives`;
+    otherwise create it. A study of another kind raises UsageError, untouched."""
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            directions=list(objectives.directions),
+            load_if_exists=True,
+        )
+    else:
+        study = optuna.load_study(study_name=name, storage=storage)
+        _check_compatible(study, space, objectives)
+    if study.metric_names is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names(list(objectives.names))
+    if "space" not in study.user_attrs:
+        study.set_user_attr("space", space)
+    return study
+
+
+def _check_compatible(study: optuna.Study, space: str, objectives: Objectives) -> None:
+    """Raise UsageError unless `study` optimises `objectives` over `space`."""
+    directions = tuple(direction.name.lower() for direction in study.directions)
+    names = objective_names(study)
+    if (directions, names) != (objectives.directions, objectives.names):
+        stored = ", ".join(f"{n} ({d})" for n, d in zip(names, directions, strict=False))
+        raise UsageError(
+            f"study {study.study_name!r} already exists with other objectives ({stored}), "
+            f"not {', '.join(objectives.names)}; choose another study.name or study.objectives"
+        )
+    stored_space = study.user_attrs.get("space", space)
+    if stored_space != space:
+        raise UsageError(
+            f"study {study.study_name!r} already exists for space {stored_space!r}, not "
+            f"{space!r}; choose another study.name"
+        )
+
+
+def existing_storage(url: str) -> optuna.storages.RDBStorage:
+    """The storage at `url`, which must already exist: a missing SQLite file raises
+    UsageError instead of being created empty."""
+    database = sqlite_file(url)
+    if database is not None and not database.is_file():
+        raise UsageError(
+            f"no study database at {database}: run a search first, or point study.storage at one"
+        )
+    return optuna.storages.RDBStorage(url)
+
+
+def load_named_study(storage: optuna.storages.RDBStorage, name: str | None) -> optuna.Study:
+    """The study `name` in `storage`; with no name, its only study. UsageError otherwise,
+    listing the studies there."""
+    names = [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
+    if name is None and len(names) == 1:
+        name = names[0]
+    if name not in names:
+        listed = ", ".join(repr(n) for n in names) or "none"
+        what = f"no study {name!r}" if name else "several studies, no study.name"
+        raise UsageError(f"{what} in study.storage; studies there: {listed}")
+    return optuna.load_study(study_name=name, storage=storage)

@@ -1,0 +1,356 @@
+"""A search: check the config, open the study, run trials that survive faults, signals
+and other workers, and say how it ended. Printing and drawing the front is the caller's
+(`nas.studies.joint_search`), so that this package never imports `nas.report`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.exceptions import ExperimentalWarning
+from optuna.trial import FrozenTrial, TrialState
+from torch import nn
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from nas.data import Splits, splits_to
+from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
+from nas.prune.schedule import OneShot
+from nas.search.callbacks import FailureStreak, SearchProgress, TrialBudget, refuse
+from nas.search.retry import RetryTrial
+from nas.search.revisits import Revisits
+from nas.search.settings import StudySettings
+from nas.search.siblings import Siblings
+from nas.search.storage import (
+    STORAGE_ERRORS,
+    open_storage,
+    open_study,
+    storage_error,
+    storage_location,
+)
+from nas.search.weights import save_pruned_weights
+from nas.space import SearchSpace
+from nas.trial.checkpoint import NO_CHECKPOINTS, ArtifactCheckpoints, Checkpoints
+from nas.trial.dense_cache import DenseCache
+from nas.trial.distill import distillation_of
+from nas.trial.early_exit import EarlyExit
+from nas.trial.objectives import Objectives
+from nas.trial.pipeline import TrialPipeline, TrialResult
+from nas.trial.train import TrainSettings, resolve_device
+
+log = logging.getLogger(__name__)
+
+# Annotates a finished trial with its result and pruned model (the dashboard's trial note).
+TrialNote = Callable[[optuna.Trial, TrialResult, nn.Module], None]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that both stop a trial the same way."""
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises `Terminated` instead of killing the process."""
+
+    def handler(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Number of trials of `study` that completed."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def guarded(
+    objective: Callable[[optuna.Trial], tuple],
+    budget: TrialBudget,
+    retry: RetryTrial,
+) -> Callable[[optuna.Trial], tuple]:
+    """`objective`, run only if `budget` admits the trial. An exception fails the trial
+    with `fail_reason` stored; Ctrl-C fails it and queues its parameters again."""
+
+    def run(trial: optuna.Trial) -> tuple:
+        if not budget.admits(trial):
+            refuse(trial, "the other workers' trials fill study.n_trials or study.max_epochs")
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            retry(trial.study, trial.study.get_trials(deepcopy=False)[trial.number])
+            raise
+        except Exception as error:
+            trial.set_user_attr("fail_reason", failure_reason(error))
+            log.debug("trial %d failed", trial.number, exc_info=True)
+            raise
+
+    return run
+
+
+def _instantiate(node: DictConfig, what: str, **kwargs):
+    """`hydra.utils.instantiate`, with a missing `_target_` or a bad value turned into a
+    one-line UsageError."""
+    if node.get("_target_") is None:
+        raise UsageError(f"{what}._target_ is not set: pass {what}._target_=module.Class")
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = str(error.__cause__ or error).strip().splitlines()[0]
+        raise UsageError(f"{what}: {cause}") from error
+
+
+def _open(url: str, settings: StudySettings, space: str, objectives: Objectives) -> optuna.Study:
+    """Open the study with heartbeats, fail its stale trials (queuing them again, at most
+    `settings.max_retry` times); any storage problem becomes a one-line UsageError."""
+    try:
+        retry = RetryTrial(settings.max_retry)
+        storage = open_storage(url, settings.heartbeat_interval, settings.grace_period, retry)
+        study = open_study(storage, settings.name, space, objectives)
+    except STORAGE_ERRORS as error:
+        raise storage_error(url, error) from error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return study
+
+
+def _optimize(
+    study: optuna.Study, objective: Callable[[optuna.Trial], tuple], callbacks: list
+) -> int | None:
+    """Run trials until a callback stops the study; returns the number of the signal
+    (SIGINT, SIGTERM) that interrupted it, or None."""
+    try:
+        with logging_redirect_tqdm(), sigterm_as_interrupt():
+            study.optimize(objective, catch=(Exception,), callbacks=callbacks)
+    except KeyboardInterrupt as interrupt:
+        return getattr(interrupt, "signum", signal.SIGINT)
+    return None
+
+
+def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None:
+    """Record in `study` what `export` needs to rebuild and check its models (the space
+    and data configs, input shape and class count) and what `report retrain_seeds=N`
+    needs to train them again (the train, finetune, prune and schedule configs and the
+    seed), once, when the study is new."""
+    attrs = {
+        "space_config": OmegaConf.to_container(cfg.space, resolve=True),
+        "data_config": OmegaConf.to_container(cfg.data, resolve=True),
+        "in_shape": list(splits.in_shape),
+        "n_classes": splits.n_classes,
+        **{
+            f"{group}_config": OmegaConf.to_container(cfg[group], resolve=True)
+            for group in ("train", "finetune", "prune", "schedule")
+        },
+        "seed": cfg.seed,
+    }
+    for key, value in attrs.items():
+        if key not in study.user_attrs:
+            study.set_user_attr(key, value)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a call of `Search.optimize` ended: the signal that interrupted it, if any,
+    and the message of a stop after repeated failures, if any."""
+
+    interrupted_by: int | None = None
+    stopped: str | None = None
+
+
+@dataclass(frozen=True)
+class Search:
+    """A checked search configuration with its data loaded and its trial pipeline built;
+    `open` a study with it, `optimize` the study and `finish` it."""
+
+    cfg: DictConfig
+    opts: StudySettings
+    seed: int
+    url: str
+    store_dir: Path
+    pipeline: TrialPipeline
+    early_exit: EarlyExit
+    siblings: Siblings
+    revisits: Revisits
+    note: TrialNote | None = None
+
+    @classmethod
+    def from_config(
+        cls, cfg: DictConfig, launch_dir: Path, dense_cache: int = 0, note: TrialNote | None = None
+    ) -> Search:
+        """Check every value of `cfg` and load the data, before any storage is touched.
+        The dense-weight cache holds `study.dense_cache` entries, or `dense_cache` if more;
+        `note`, if given, annotates every finished trial (the dashboard's trial notes)."""
+        seed = cfg.seed
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise UsageError(f"seed must be a whole number, got {seed!r}")
+        try:
+            opts = StudySettings(
+                **{**OmegaConf.to_container(cfg.study), "name": str(cfg.study.name)}
+            )
+            settings = TrainSettings(**OmegaConf.to_container(cfg.train))
+            device = resolve_device(str(cfg.device))
+            early_exit = EarlyExit(opts.early_exit, opts.early_exit_margin)
+            distill = distillation_of(OmegaConf.to_container(cfg.finetune))
+            objectives = Objectives(tuple(opts.objectives))
+            siblings = Siblings(
+                opts.siblings, opts.sibling_factor, opts.sibling_rule, opts.sibling_tolerance
+            )
+            revisits = Revisits(opts.revisit_share)
+        except (TypeError, ValueError) as error:
+            raise UsageError(str(error)) from error
+        url, store_dir = storage_location(opts.storage, opts.artifacts, launch_dir)
+        space = _instantiate(cfg.space, "space")
+        pruning = _instantiate(cfg.prune, "prune")
+        schedule = _instantiate(cfg.schedule, "schedule")
+        if getattr(pruning, "restructures", False) and not isinstance(schedule, OneShot):
+            raise UsageError("prune=channel removes channels once: use it with schedule=one_shot")
+        _instantiate(cfg.sampler, "sampler", seed=seed)
+        splits = _instantiate(cfg.data, "data")
+        pipeline = TrialPipeline(
+            space, splits_to(splits, device), pruning, settings, device, schedule,
+            DenseCache(max(opts.dense_cache, dense_cache)), distill, objectives,
+        )  # fmt: skip
+        return cls(cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings, revisits, note)
+
+    def open(self, name: str) -> optuna.Study:
+        """Open (or create) study `name`, recording what `export` needs, with the sampler
+        seeded past the trials it already holds (a resumed study does not replay its
+        first session's draws)."""
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged below
+        study = _open(
+            self.url,
+            replace(self.opts, name=name),
+            str(self.cfg.space._target_),
+            self.pipeline.objectives,
+        )
+        describe_study(study, self.cfg, self.pipeline.splits)
+        study.sampler = _instantiate(
+            self.cfg.sampler, "sampler", seed=self.seed + len(study.trials)
+        )
+        return study
+
+    def optimize(
+        self,
+        study: optuna.Study,
+        n_trials: int,
+        max_epochs: int | None,
+        space: SearchSpace | None = None,
+        queued_only: bool = False,
+    ) -> Outcome:
+        """Run trials (queued ones first) until the study holds `n_trials` finished trials
+        or has spent `max_epochs` training epochs, a signal interrupts it or trials keep
+        failing; with `queued_only`, also once no queued trial is left. `space`, when
+        given, samples the candidates instead of the configured one."""
+        opts, settings = self.opts, self.pipeline.settings
+        budget = TrialBudget(n_trials, max_epochs)
+        finished = finished_trials(study)
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if budget.exhausted(study) or (queued_only and not waiting):
+            log.info(
+                "study %r already holds %d finished trials (n_trials=%d) and spent %d "
+                "training epochs (max_epochs=%s)",
+                study.study_name, finished, n_trials, budget.epochs_spent(study), max_epochs,
+            )  # fmt: skip
+            return Outcome()
+        log.info(
+            "study %r: %d of %d trials finished; device %s",
+            study.study_name, finished, n_trials, self.pipeline.device,
+        )  # fmt: skip
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        store = FileSystemArtifactStore(self.store_dir)
+
+        def checkpoints_for(trial: optuna.Trial) -> Checkpoints:
+            if settings.epochs + settings.finetune_epochs <= opts.checkpoint_over_epochs:
+                return NO_CHECKPOINTS
+            return ArtifactCheckpoints(store, trial)
+
+        def keep(trial: optuna.Trial, result: TrialResult, model: nn.Module) -> None:
+            save_pruned_weights(store, trial, model)
+            if self.note is not None:
+                self.note(trial, result, model)
+            set_constraints(trial, result, opts)
+
+        pipeline = replace(self.pipeline, space=space) if space else self.pipeline
+        objective = guarded(
+            pipeline.objective(self.seed, checkpoints_for, keep, budget.charge, self.early_exit),
+            budget,
+            RetryTrial(opts.max_retry),
+        )
+        streak = FailureStreak(opts.max_consecutive_failures)
+        progress = SearchProgress(n_trials, finished)
+
+        def queue_more(study: optuna.Study, trial: FrozenTrial) -> None:
+            """Queue the siblings due after `trial`, then a revisit near the budget's end."""
+            self.siblings.queue(study, trial, room=budget.remaining(study))
+            if self.revisits.due(*budget.left(study)):
+                self.revisits.queue(study, lambda params: pipeline.holds_dense(params, self.seed))
+
+        try:
+            # a baseline runs its queue only; a search may queue siblings and revisits
+            callbacks = [
+                budget,
+                streak,
+                progress,
+                stop_when_queue_empty if queued_only else queue_more,
+            ]
+            interrupted_by = _optimize(study, objective, callbacks)
+        finally:
+            progress.close()
+        return Outcome(interrupted_by, streak.message() if streak.tripped else None)
+
+    @staticmethod
+    def conclude(study: optuna.Study, outcome: Outcome) -> optuna.Study:
+        """Raise what stopped the study early, if anything; returns the study."""
+        finished = finished_trials(study)
+        if outcome.interrupted_by is not None:
+            raise SearchInterrupted(
+                f"interrupted by {signal.Signals(outcome.interrupted_by).name}: the running "
+                f"trial is marked failed and queued again; {finished} trials finished. Run the "
+                f"same command to continue.",
+                outcome.interrupted_by,
+            )
+        if outcome.stopped:
+            raise SearchStopped(outcome.stopped)
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if running:
+            log.info(
+                "%d trial(s) still running in other workers (or in a process that died less "
+                "than study.grace_period ago: run again later to retry them)",
+                running,
+            )
+        return study
+
+
+def stop_when_queue_empty(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna callback: stop once no trial waits in the queue."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        study.stop()
+
+
+def set_constraints(trial: optuna.Trial, result: TrialResult, opts: StudySettings) -> None:
+    """Store the trial's distance to the user's limits as Optuna constraints (positive means
+    infeasible: off the front, and a failure to the sampler): the budgets
+    `study.max_nonzero_params` and `study.max_flops`, and `study.min_accuracy_kept`, the
+    share of its dense network's validation accuracy a pruned network must keep."""
+    for name, limit in (("nonzero_params", opts.max_nonzero_params), ("flops", opts.max_flops)):
+        if limit is not None:
+            trial.set_constraint(f"max_{name}", getattr(result, name) - limit)
+    if opts.min_accuracy_kept is not None:
+        floor = opts.min_accuracy_kept * result.dense_accuracy
+        trial.set_constraint("min_accuracy_kept", floor - result.accuracy)

@@ -1,0 +1,306 @@
+"""Layer sensitivity: one architecture trained densely once, then each prunable layer pruned
+alone (the others dense) to each sparsity of a grid, optionally fine-tuned, and evaluated.
+The accuracy lost per layer is written as a table and plots, and turned into per-layer
+sparsity caps for a search (`space.sparsity.layer_high`)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import optuna
+import plotly.graph_objects as go
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from matplotlib.ticker import PercentFormatter
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.trial import FrozenTrial
+from tqdm import tqdm
+
+from nas.errors import UsageError
+from nas.report.plots import DPI, STYLE
+from nas.search.recorded import recorded_config
+from nas.search.reference import ReferenceTrial, reference_candidate
+from nas.search.study import Search, _instantiate
+from nas.space import Candidate, SearchSpace
+from nas.trial.dense_cache import arch_seed
+from nas.trial.pipeline import TrialPipeline
+
+TITLE = "Validation accuracy with one layer pruned, the others dense"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One layer pruned alone to one sparsity, and what the network measured then."""
+
+    layer: str
+    sparsity: float
+    accuracy: float
+    accuracy_drop: float  # dense accuracy minus `accuracy`
+    nonzero_params: int
+
+
+def checked_grid(grid: Any) -> list[float]:
+    """`sensitivity.grid` sorted, each value a number in [0, 1); UsageError otherwise."""
+    values = list(grid) if isinstance(grid, Sequence) and not isinstance(grid, str) else None
+    if not values or any(
+        isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1 for v in values
+    ):
+        raise UsageError(f"sensitivity.grid must be a list of sparsities in [0, 1), got {grid!r}")
+    return sorted({float(v) for v in values})
+
+
+def measure(
+    pipeline: TrialPipeline, candidate: Candidate, seed: int, grid: Sequence[float]
+) -> tuple[float, list[Point]]:
+    """Prune each layer of `candidate` alone to each sparsity of `grid`, starting from its
+    dense weights (trained once from `seed`, then taken from the pipeline's dense cache,
+    which must keep one entry), fine-tune for the pipeline's `finetune_epochs` and evaluate.
+    Returns the dense validation accuracy and the points, layer by layer."""
+    points, dense = [], 0.0
+    runs = [(layer, sparsity) for layer in candidate.layers for sparsity in grid]
+    for layer, sparsity in tqdm(runs, desc="sensitivity", unit="model", dynamic_ncols=True):
+        result, _ = pipeline.run(Candidate(candidate.arch, {layer: sparsity}), seed)
+        dense = result.dense_accuracy
+        drop = round(dense - result.accuracy, 6)
+        points.append(Point(layer, sparsity, result.accuracy, drop, result.nonzero_params))
+    return dense, points
+
+
+def layer_bounds(points: Sequence[Point], tolerance: float) -> dict[str, float]:
+    """Per layer, the highest sparsity of `points` that cost at most `tolerance` validation
+    accuracy; 0.0 (keep it dense) when every sparsity cost more."""
+    bounds: dict[str, float] = {}
+    for point in points:
+        within = point.accuracy_drop <= tolerance
+        bounds[point.layer] = max(bounds.get(point.layer, 0.0), point.sparsity if within else 0.0)
+    return bounds
+
+
+def layer_high_override(bounds: Mapping[str, float]) -> str:
+    """The Hydra override that caps a search's per-layer sparsity at `bounds`."""
+    caps = ",".join(f"{layer}:{float(cap)!r}" for layer, cap in bounds.items())
+    return f"space.sparsity.layer_high={{{caps}}}"
+
+
+def space_layers(space: SearchSpace) -> set[str]:
+    """The prunable layers of the space's largest architecture and of every architecture
+    that differs from it in one parameter: for the spaces here, every layer a candidate has."""
+    largest, trial = reference_candidate(space)
+    layers = set(largest.layers)
+    for name, distribution in trial.distributions.items():
+        if name.startswith("sparsity."):
+            continue
+        if isinstance(distribution, CategoricalDistribution):
+            values = distribution.choices
+        elif isinstance(distribution, IntDistribution):
+            values = range(distribution.low, distribution.high + 1, distribution.step)
+        else:
+            values = (distribution.low, distribution.high)
+        for value in values:
+            layers.update(space.sample(ReferenceTrial({name: value})).layers)
+    return layers
+
+
+def check_layer_high(cfg: DictConfig) -> None:
+    """UsageError when `space.sparsity.layer_high` caps a layer the space does not have."""
+    if not OmegaConf.select(cfg, "space.sparsity.layer_high"):
+        return
+    known = space_layers(_instantiate(cfg.space, "space"))  # checks the caps' values first
+    unknown = sorted(set(cfg.space.sparsity.layer_high) - known)
+    if unknown:
+        raise UsageError(
+            f"space.sparsity.layer_high: the space has no layer {', '.join(unknown)} "
+            f"(its layers: {', '.join(sorted(known))})"
+        )
+
+
+def with_trial(cfg: DictConfig, study: optuna.Study, trial: FrozenTrial) -> DictConfig:
+    """`cfg` with the space and data configs `study` searched, and `baseline.arch` set to
+    the architecture parameters of `trial`."""
+    attrs = study.user_attrs
+    if "space_config" not in attrs:
+        raise UsageError(f"study {study.study_name!r} is not a nas search: no space_config")
+    changed = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    arch = {k: v for k, v in trial.params.items() if not k.startswith("sparsity.")}
+    for group in ("space", "data"):
+        OmegaConf.update(changed, group, recorded_config(study, group), merge=False)
+    OmegaConf.update(changed, "baseline.arch", arch, merge=False)
+    return changed
+
+
+def write_csv(points: Sequence[Point], path: Path) -> None:
+    """The points as CSV, one row per (layer, sparsity)."""
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(field.name for field in fields(Point))
+        writer.writerows(astuple(point) for point in points)
+
+
+def _axis(sparsity: Sequence[float]) -> list[float]:
+    """Where sparsities lie on the x axes: at -log10(density), so that 0.9, 0.99, ... spread
+    evenly (the tick labels give the sparsity)."""
+    return [-math.log10(1 - s) for s in sparsity]
+
+
+def _by_layer(points: Sequence[Point]) -> dict[str, list[Point]]:
+    layers: dict[str, list[Point]] = {}
+    for point in points:
+        layers.setdefault(point.layer, []).append(point)
+    return layers
+
+
+def _percent(sparsity: float) -> str:
+    return f"{100 * sparsity:g}%"
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch" + ("" if count == 1 else "s")
+
+
+def plot_png(
+    points: Sequence[Point], dense: float, tolerance: float, caption: str, path: Path
+) -> None:
+    """Accuracy against sparsity, one line per layer, with the dense accuracy and the
+    tolerance under it as horizontal lines; matplotlib PNG."""
+    plt.switch_backend("Agg")
+    by_layer = _by_layer(points)
+    colors = plt.get_cmap("tab10" if len(by_layer) <= 10 else "tab20").colors
+    with plt.style.context(STYLE):
+        figure, ax = plt.subplots(figsize=(8, 5))
+        for index, (layer, line) in enumerate(by_layer.items()):
+            ax.plot(
+                _axis([p.sparsity for p in line]), [p.accuracy for p in line],
+                marker="os^Dv<>ph*"[index % 10], color=colors[index % len(colors)], label=layer,
+            )  # fmt: skip
+        ax.axhline(dense, color="black", linewidth=1.2, label=f"dense ({dense:.1%})")
+        ax.axhline(
+            dense - tolerance, color="black", linestyle=":", linewidth=1.2,
+            label=f"dense − {tolerance:.1%} (caps)",
+        )  # fmt: skip
+        grid = sorted({p.sparsity for p in points})
+        ax.set_xticks(_axis(grid), [_percent(s) for s in grid])
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_xlabel("sparsity of the pruned layer (log density scale)")
+        ax.set_ylabel("validation accuracy")
+        figure.suptitle(TITLE, fontsize=plt.rcParams["axes.titlesize"])
+        ax.set_title(caption, fontsize="small")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), title="pruned layer")
+        figure.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+
+
+def plot_html(
+    points: Sequence[Point], dense: float, tolerance: float, caption: str, path: Path
+) -> None:
+    """The same chart as `plot_png`, as interactive plotly HTML (its `plotly.min.js` is
+    written beside it)."""
+    figure = go.Figure()
+    for layer, line in _by_layer(points).items():
+        figure.add_scatter(
+            x=_axis([p.sparsity for p in line]), y=[p.accuracy for p in line],
+            mode="lines+markers", name=layer,
+            customdata=[[_percent(p.sparsity), p.accuracy_drop, p.nonzero_params] for p in line],
+            hovertemplate=(
+                f"{layer} at %{{customdata[0]}}: accuracy %{{y:.2%}}, drop %{{customdata[1]:.2%}}, "
+                "%{customdata[2]:,} nonzero parameters<extra></extra>"
+            ),
+        )  # fmt: skip
+    figure.add_hline(dense, line={"color": "black"}, annotation_text=f"dense ({dense:.1%})")
+    figure.add_hline(
+        dense - tolerance, line={"color": "black", "dash": "dot"},
+        annotation_text=f"dense − {tolerance:.1%} (caps)",
+    )  # fmt: skip
+    grid = sorted({p.sparsity for p in points})
+    figure.update_layout(
+        title={"text": TITLE, "subtitle": {"text": caption}},
+        xaxis={
+            "title": {"text": "sparsity of the pruned layer (log density scale)"},
+            "tickvals": _axis(grid),
+            "ticktext": [_percent(s) for s in grid],
+        },
+        yaxis={"title": {"text": "validation accuracy"}, "tickformat": ".0%"},
+        legend={"title": {"text": "pruned layer"}},
+    )
+    figure.write_html(str(path), include_plotlyjs="directory")
+
+
+def table(points: Sequence[Point], bounds: Mapping[str, float]) -> str:
+    """Validation accuracy (%) per layer (rows) and sparsity (columns), with each cap."""
+    grid = sorted({p.sparsity for p in points})
+    by_layer = _by_layer(points)
+    width = max(len("layer"), *map(len, by_layer))
+    lines = [f"{'layer':<{width}}" + "".join(f"{_percent(s):>8}" for s in grid) + "     cap"]
+    for layer, line in by_layer.items():
+        cells = "".join(f"{100 * p.accuracy:>8.1f}" for p in line)
+        lines.append(f"{layer:<{width}}{cells}{bounds[layer]:>8g}")
+    return "\n".join(lines)
+
+
+def _space_choice() -> str:
+    """The `+space=` choice of this run as the command line gave it (NAME outside Hydra)."""
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get("space"))
+    return "NAME"
+
+
+def run_sensitivity(
+    cfg: DictConfig, launch_dir: Path, run_dir: Path, source: str | None = None
+) -> list[Point]:
+    """Measure the layer sensitivity of the architecture `baseline.arch` (the rest of its
+    parameters at their largest) with `cfg.sensitivity`'s grid and fine-tuning; print the
+    table and write `sensitivity.csv`, `.png`, `.html` and the caps `sensitivity_bounds.yaml`
+    into `run_dir`. `source` says where the architecture comes from (default: baseline.arch
+    or the space's largest). Returns the points."""
+    options = cfg.sensitivity
+    grid = checked_grid(options.grid)
+    tolerance, epochs = options.tolerance, options.finetune_epochs
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or tolerance < 0:
+        raise UsageError(f"sensitivity.tolerance must be a number >= 0, got {tolerance!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise UsageError(f"sensitivity.finetune_epochs must be a whole number >= 0, got {epochs!r}")
+    search = Search.from_config(cfg, launch_dir, dense_cache=1)
+    pipeline = search.pipeline
+    pipeline = replace(pipeline, settings=replace(pipeline.settings, finetune_epochs=epochs))
+    candidate, _ = reference_candidate(pipeline.space, cfg.baseline.arch)
+    description = pipeline.space.describe(candidate)
+    source = source or ("baseline.arch" if cfg.baseline.arch else "the space's largest")
+    print(
+        f"architecture: {description} ({source}); "
+        f"{len(candidate.layers)} layers x {len(grid)} sparsities"
+    )
+    dense, points = measure(pipeline, candidate, arch_seed(search.seed, candidate.arch), grid)
+    bounds = layer_bounds(points, tolerance)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    paths = [run_dir / f"sensitivity.{suffix}" for suffix in ("csv", "png", "html")]
+    write_csv(points, paths[0])
+    caption = (
+        f"{description}; dense training: {_epochs(pipeline.settings.epochs)}, "
+        f"fine-tuning after pruning: {_epochs(epochs)}"
+    )
+    plot_png(points, dense, tolerance, caption, paths[1])
+    plot_html(points, dense, tolerance, caption, paths[2])
+    bounds_path = run_dir / "sensitivity_bounds.yaml"
+    bounds_path.write_text(
+        f"# python -m nas sensitivity: per layer of {description}, the highest sparsity of\n"
+        f"# {grid} costing at most {tolerance} validation accuracy (0: none did)\n"
+        + yaml.safe_dump({"layer_high": bounds}, sort_keys=False)
+    )
+    print(
+        f"\nvalidation accuracy (%) with one layer pruned (dense: {100 * dense:.1f}); cap: the "
+        f"highest sparsity losing at most {tolerance:g}\n{table(points, bounds)}"
+    )
+    names = ", ".join(path.name for path in [*paths, bounds_path])
+    print(f"written to {run_dir}: {names}")
+    print(
+        f"to cap a search's per-layer sparsity at these bounds:\n"
+        f"  python -m nas search +space={_space_choice()} '{layer_high_override(bounds)}'"
+    )
+    return points

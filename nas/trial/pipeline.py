@@ -1,0 +1,368 @@
+"""One trial: sample -> build -> train dense -> prune per layer -> fine-tune -> evaluate."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from torch import nn
+
+from nas.data import Splits
+from nas.prune import counting
+from nas.prune.allocation import allocate
+from nas.prune.methods import (
+    ChannelPruning,
+    MagnitudePruning,
+    achieved_sparsity,
+    current_masks,
+    make_permanent,
+    restore_masks,
+    weight_counts,
+)
+from nas.prune.schedule import ONE_SHOT, Schedule
+from nas.space import Candidate, SearchSpace
+from nas.trial.checkpoint import NO_CHECKPOINTS, Checkpoints
+from nas.trial.dense_cache import DenseCache, DenseState, arch_seed
+from nas.trial.distill import Distillation, cross_entropy
+from nas.trial.early_exit import NO_EARLY_EXIT, EarlyExit, SkipFinetune
+from nas.trial.latency import forward_seconds
+from nas.trial.metrics import logits_of, preservation_metrics, top1_accuracy
+from nas.trial.objectives import DEFAULT, Objectives, metric, objective_names
+from nas.trial.train import (
+    TrainSettings,
+    accuracy,
+    autocast_dtype,
+    make_optimizer,
+    seed_everything,
+    train_epoch,
+)
+
+
+def finished_measures(study: optuna.Study) -> list[tuple[float, ...]]:
+    """(accuracy, nonzero params, FLOPs) of each finished trial of `study`, whatever its
+    objectives."""
+    names = objective_names(study)
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [tuple(metric(t, name, names) for name in DEFAULT) for t in finished]
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """Everything one candidate's run measured; `values()` are the study's objectives."""
+
+    accuracy: float
+    nonzero_params: int
+    flops: int
+    test_accuracy: float
+    dense_accuracy: float
+    macro_f1: float
+    worst_class_accuracy: float
+    agreement: float
+    kl_divergence: float
+    ece: float
+    dense_params: int
+    dense_flops: int
+    sparsity_target: dict[str, float]
+    sparsity_achieved: dict[str, float]
+    train_epochs: int
+    resumed_from_epoch: int
+    dense_cached: bool
+    finetune_skipped: bool
+    removed_channels: list
+    seconds: float
+    arch: str
+    latency_ms: float | None = None  # measured only when it is an objective
+
+    def values(self, objectives: Sequence[str] = DEFAULT) -> tuple[float, ...]:
+        """The measures named by `objectives`, in that order."""
+        return tuple(getattr(self, name) for name in objectives)
+
+    def user_attrs(self, objectives: Sequence[str] = DEFAULT) -> dict:
+        """Everything measured but the objectives, stored as trial user attributes."""
+        return {
+            name: value
+            for name, value in asdict(self).items()
+            if name not in objectives and not (name == "latency_ms" and value is None)
+        }
+
+
+@dataclass(frozen=True)
+class TrialPipeline:
+    """What every trial shares: the space, the data (already on `device`), the pruning
+    method with its schedule, the training settings, the cache of dense weights and, when
+    fine-tuning distils from the dense parent, the `distill` loss. `run` takes one
+    candidate through the pipeline and measures what the `objectives` need."""
+
+    space: SearchSpace
+    splits: Splits
+    pruning: MagnitudePruning | ChannelPruning
+    settings: TrainSettings
+    device: torch.device
+    schedule: Schedule = ONE_SHOT
+    dense_cache: DenseCache = field(default_factory=lambda: DenseCache(0))
+    distill: Distillation | None = None
+    objectives: Objectives = field(default_factory=Objectives)
+
+    def planned_epochs(self, candidate: Candidate, seed: int) -> int:
+        """Training epochs `run` will spend on `candidate`: fine-tuning alone when its dense
+        weights are cached, dense training plus fine-tuning otherwise."""
+        cached = self.dense_cache.holds(candidate.arch, seed)
+        return self.settings.finetune_epochs + (0 if cached else self.settings.epochs)
+
+    def holds_dense(self, params: dict, seed: int) -> bool:
+        """Whether the dense weights of the architecture that trial parameters `params`
+        choose, in a search seeded by `seed`, are in the cache."""
+        arch = self.space.sample(optuna.trial.FixedTrial(params)).arch
+        return self.dense_cache.holds(arch, arch_seed(seed, arch))
+
+    def run(
+        self,
+        candidate: Candidate,
+        seed: int,
+        checkpoints: Checkpoints = NO_CHECKPOINTS,
+        skip_finetune: SkipFinetune | None = None,
+    ) -> tuple[TrialResult, nn.Module]:
+        """Train, prune, fine-tune and evaluate `candidate`, its weights seeded by `seed`;
+        returns what was measured and the pruned model (masks folded, in eval mode).
+
+        Dense weights come from the cache when it holds `candidate.arch` and `seed`. After
+        every epoch the training state goes to `checkpoints`; when `checkpoints` already
+        holds one (a retried trial), training resumes after that epoch. `skip_finetune`,
+        when given, sees the candidate right after pruning and may end the trial there.
+        """
+        started = time.perf_counter()
+        space, splits, settings = self.space, self.splits, self.settings
+        generator = seed_everything(seed)
+        model = space.build(candidate, splits.in_shape, splits.n_classes).to(self.device)
+        dense_params = counting.dense_params(model)
+        dense_flops = counting.dense_flops(model, splits.in_shape)
+        dense_epochs = settings.epochs
+        total_epochs = settings.epochs + settings.finetune_epochs
+        structural = getattr(self.pruning, "restructures", False)  # channels removed once
+        dense_counts = weight_counts(model, candidate.layers)
+        example = splits.train_x[:2]
+        steps_per_epoch = math.ceil(len(splits.train_x) / settings.batch_size)
+
+        def fit(epochs: range, optimizer: torch.optim.Optimizer, state: dict, teacher=None) -> None:
+            """Train `epochs`, pruning as the schedule says towards `state`'s targets once
+            dense training is over, distilling from `teacher` when given; checkpoint
+            `state` plus the training state each epoch."""
+            loss_fn = self.distill.against(teacher) if teacher else cross_entropy
+            for epoch in epochs:
+                train_epoch(
+                    model, splits.train_x, splits.train_y, optimizer, settings.batch_size,
+                    generator, before_step=self._pruning_steps(
+                        model, epoch, steps_per_epoch, state["sparsity_target"]
+                    ),
+                    augment=splits.augmenter(generator),
+                    mixed_precision=autocast_dtype(self.device, settings.mixed_precision),
+                    loss_fn=loss_fn,
+                )  # fmt: skip
+                checkpoints.save(
+                    {
+                        **state,
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "generator": generator.get_state(),
+                        "masks": current_masks(model),
+                    }
+                )
+
+        saved = checkpoints.latest()
+        cached = None if saved else self.dense_cache.get(candidate.arch, seed)
+        done = saved["epoch"] if saved else (dense_epochs if cached else 0)
+        if saved:
+            if saved["removed_channels"]:
+                self.pruning.replay(model, saved["removed_channels"], example)
+            restore_masks(model, saved["masks"])
+            model.load_state_dict(saved["model"])
+            generator.set_state(saved["generator"])
+        elif cached:
+            model.load_state_dict(cached.weights)
+            generator.set_state(cached.generator)
+        dense_state = {
+            "removed_channels": [],
+            "dense_accuracy": None,
+            "dense_val_logits": None,
+            "sparsity_target": None,
+            "teacher": None,
+        }
+        if done < dense_epochs:
+            optimizer = make_optimizer(model, settings.lr, settings.weight_decay)
+            if saved:
+                optimizer.load_state_dict(saved["optimizer"])
+            fit(range(done + 1, dense_epochs + 1), optimizer, dense_state)
+
+        finetune_lr = settings.lr * settings.finetune_lr_scale
+        optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
+        finetuned = True
+        if done <= dense_epochs:
+            dense = cached or self._dense_state(model, generator)
+            if not cached:
+                self.dense_cache.put(candidate.arch, seed, dense)
+            targets = self._targets(candidate, model, seed)
+            teacher = copy.deepcopy(model) if self.distill else None
+            removed_channels = []
+            if skip_finetune is not None:
+                pruned = copy.deepcopy(model)
+                pruned_channels = self._prune_to(pruned, targets, example)
+                make_permanent(pruned)
+                if skip_finetune(
+                    dense.accuracy,
+                    accuracy(pruned, splits.val_x, splits.val_y),
+                    counting.nonzero_params(pruned),
+                    counting.sparse_flops(pruned, splits.in_shape),
+                ):
+                    model, removed_channels, finetuned = pruned, pruned_channels, False
+            if finetuned and structural:
+                removed_channels = self._prune_to(model, targets, example)
+                optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
+            state = {
+                "removed_channels": removed_channels,
+                "dense_accuracy": dense.accuracy,
+                "dense_val_logits": dense.val_logits,
+                "sparsity_target": targets,
+                "teacher": teacher.state_dict() if teacher else None,
+            }
+        else:
+            optimizer.load_state_dict(saved["optimizer"])
+            state = {key: saved.get(key) for key in dense_state}
+            state["dense_val_logits"] = state["dense_val_logits"].to(self.device)
+            targets = state["sparsity_target"]
+            teacher = None
+            if self.distill and state["teacher"] is not None:
+                teacher = space.build(candidate, splits.in_shape, splits.n_classes)
+                teacher.to(self.device).load_state_dict(state["teacher"])
+        if finetuned:
+            fit(range(max(done, dense_epochs) + 1, total_epochs + 1), optimizer, state, teacher)
+            if not structural:
+                self._prune_to(model, targets, example)  # final ratios, even without fine-tuning
+        make_permanent(model)
+        val_logits = logits_of(model, splits.val_x)
+        preserved = preservation_metrics(
+            val_logits, state["dense_val_logits"], splits.val_y, splits.n_classes
+        )
+        trained = (0 if cached else dense_epochs) + (settings.finetune_epochs if finetuned else 0)
+        result = TrialResult(
+            accuracy=top1_accuracy(val_logits, splits.val_y),
+            nonzero_params=counting.nonzero_params(model),
+            flops=counting.sparse_flops(model, splits.in_shape),
+            test_accuracy=accuracy(model, splits.test_x, splits.test_y),
+            dense_accuracy=state["dense_accuracy"],
+            dense_params=dense_params,
+            dense_flops=dense_flops,
+            sparsity_target=dict(targets),
+            sparsity_achieved=achieved_sparsity(model, dense_counts),
+            train_epochs=trained,
+            resumed_from_epoch=done if saved else 0,
+            dense_cached=cached is not None,
+            finetune_skipped=not finetuned,
+            removed_channels=state["removed_channels"],
+            **preserved,
+            seconds=round(time.perf_counter() - started, 3),
+            arch=space.describe(candidate),
+            latency_ms=self._latency_ms(model) if "latency_ms" in self.objectives.names else None,
+        )
+        return result, model.eval()
+
+    def _latency_ms(self, model: nn.Module) -> float:
+        """Milliseconds per forward pass of a validation batch (`train.batch_size`
+        samples) on the pipeline's device: median of 20 after 5 untimed passes."""
+        batch = self.splits.val_x[: self.settings.batch_size]
+        return 1000 * forward_seconds(model.eval(), batch, warmup=5, repeats=20)
+
+    def _dense_state(self, model: nn.Module, generator: torch.Generator) -> DenseState:
+        """The trained dense model's state; its weights are copied only if the cache keeps
+        them."""
+        weights = (
+            {key: value.detach().clone() for key, value in model.state_dict().items()}
+            if self.dense_cache.size
+            else {}
+        )
+        val_logits = logits_of(model, self.splits.val_x)
+        return DenseState(
+            weights=weights,
+            generator=generator.get_state(),
+            accuracy=top1_accuracy(val_logits, self.splits.val_y),
+            val_logits=val_logits,
+        )
+
+    @staticmethod
+    def _targets(candidate: Candidate, model: nn.Module, seed: int) -> dict[str, float]:
+        """Per-layer sparsity ratios: the candidate's own, or its allocation rule's share
+        of its overall sparsity, computed from the dense weights and clipped to the
+        space's per-layer caps."""
+        if candidate.allocation is None:
+            return dict(candidate.sparsity)
+        rule = candidate.allocation
+        ratios = allocate(
+            rule.method, model, rule.layers, rule.sparsity, torch.Generator().manual_seed(seed)
+        )
+        return rule.clip(ratios)
+
+    def _prune_to(self, model: nn.Module, targets: dict[str, float], example: torch.Tensor):
+        """Prune `model` to `targets`; returns the channels removed (structural pruning)."""
+        if getattr(self.pruning, "restructures", False):
+            return self.pruning.apply(model, targets, example)
+        self.pruning.apply(model, targets)
+        return []
+
+    def _pruning_steps(
+        self,
+        model: nn.Module,
+        epoch: int,
+        steps_per_epoch: int,
+        targets: dict[str, float] | None,
+    ) -> Callable[[int], None] | None:
+        """What prunes before each step of fine-tuning `epoch` towards `targets`, as the
+        schedule says; None while training densely and for structural pruning."""
+        if targets is None or getattr(self.pruning, "restructures", False):
+            return None
+        finetune_steps = self.settings.finetune_epochs * steps_per_epoch
+        first_step = (epoch - self.settings.epochs - 1) * steps_per_epoch
+
+        def before_step(step: int) -> None:
+            ratios = self.schedule.ratios_at(first_step + step, finetune_steps, targets)
+            if ratios is not None:
+                self.pruning.apply(model, ratios)
+
+        return before_step
+
+    def objective(
+        self,
+        seed: int,
+        checkpoints_for: Callable[[optuna.Trial], Checkpoints] | None = None,
+        on_result: Callable[[optuna.Trial, TrialResult, nn.Module], None] | None = None,
+        before_run: Callable[[optuna.Trial, int], None] | None = None,
+        early_exit: EarlyExit = NO_EARLY_EXIT,
+    ) -> Callable[[optuna.Trial], tuple[float, ...]]:
+        """An Optuna objective: sample a candidate and `run` it with weights seeded by
+        `seed` and its architecture (trials of one architecture share dense weights),
+        checkpointing into `checkpoints_for(trial)`. `before_run(trial, epochs)` sees the
+        epochs the run will spend first and may refuse it (raise `optuna.TrialPruned`);
+        `early_exit` may end the run before fine-tuning, judged against the study's
+        finished trials. Stores the user attrs, hands the result and the pruned model to
+        `on_result`, and returns the objectives."""
+
+        def objective(trial: optuna.Trial) -> tuple[float, ...]:
+            candidate = self.space.sample(trial)
+            trial_seed = arch_seed(seed, candidate.arch)
+            if before_run:
+                before_run(trial, self.planned_epochs(candidate, trial_seed))
+            checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
+            skip = early_exit.judge(lambda: finished_measures(trial.study))
+            result, model = self.run(candidate, trial_seed, checkpoints, skip)
+            for key, value in result.user_attrs(self.objectives.names).items():
+                trial.set_user_attr(key, value)
+            if on_result:
+                on_result(trial, result, model)
+            return result.values(self.objectives.names)
+
+        return objective

@@ -1,0 +1,146 @@
+"""Training, fine-tuning and evaluation loops over in-memory tensors; device and seeds."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from nas.trial.distill import LossFn, cross_entropy
+from nas.trial.metrics import logits_of, top1_accuracy
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How long and how each candidate is trained.
+
+    `epochs` dense passes over the training set, then `finetune_epochs` passes with the
+    pruning masks held. Adam with learning rate `lr` (the fine-tuning rate is `lr` times
+    `finetune_lr_scale`), mini-batches of `batch_size`. With `mixed_precision`, training
+    on a CUDA GPU that supports bfloat16 runs under bfloat16 autocast; evaluation always
+    runs in float32.
+    """
+
+    epochs: int = 3
+    finetune_epochs: int = 2
+    batch_size: int = 64
+    lr: float = 2e-3
+    finetune_lr_scale: float = 0.5
+    weight_decay: float = 0.0
+    mixed_precision: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mixed_precision, bool):
+            raise ValueError(
+                f"train.mixed_precision must be true or false, got {self.mixed_precision!r}"
+            )
+        for setting in fields(self):
+            if setting.name == "mixed_precision":
+                continue
+            value = getattr(self, setting.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"train.{setting.name} must be a number, got {value!r}")
+        if self.epochs < 1:
+            raise ValueError(f"train.epochs must be at least 1, got {self.epochs!r}")
+        if self.finetune_epochs < 0:
+            raise ValueError(f"train.finetune_epochs must be >= 0, got {self.finetune_epochs!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"train.batch_size must be at least 1, got {self.batch_size!r}")
+        if not self.lr > 0:
+            raise ValueError(f"train.lr must be positive, got {self.lr!r}")
+
+
+def autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype | None:
+    """bfloat16 when mixed precision is on and `device` is a CUDA GPU that supports it
+    (no loss scaling needed), else None: plain float32."""
+    if mixed_precision and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then Apple MPS, then CPU; any other name is passed to torch."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {name!r}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python and torch; returns a CPU generator for batch order."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The optimizer every training phase uses: Adam over the model's parameters.
+
+    Parameters are ordered by name, a pruned `weight_orig` in its weight's place, so the
+    order (which an optimizer's saved state relies on) is the same before and after
+    pruning attaches masks.
+    """
+    by_name = sorted(model.named_parameters(), key=lambda item: item[0].removesuffix("_orig"))
+    return torch.optim.Adam([p for _, p in by_name], lr=lr, weight_decay=weight_decay)
+
+
+def train_epoch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    generator: torch.Generator,
+    before_step: Callable[[int], None] | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    mixed_precision: torch.dtype | None = None,
+    loss_fn: LossFn = cross_entropy,
+) -> float:
+    """One pass over (`x`, `y`) in an order drawn from `generator`; returns the mean loss.
+    `before_step(i)` runs before the i-th optimizer step of the pass (pruning schedules).
+    `augment`, when given, maps each batch's inputs to the ones the model is trained on
+    (e.g. `Splits.augmenter(generator)`: random crops and flips). `mixed_precision` is the
+    autocast dtype of the forward pass (see `autocast_dtype`), None for float32.
+    `loss_fn(inputs, logits, labels)` is the loss minimised (see `nas.trial.distill`).
+
+    Raises FloatingPointError when the loss is not finite.
+    """
+    model.train()
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    total, batches = torch.zeros((), device=x.device), 0  # summed on the device: no sync per step
+    for step, start in enumerate(range(0, len(x), batch_size)):
+        if before_step:
+            before_step(step)
+        index = order[start : start + batch_size]
+        inputs = x[index] if augment is None else augment(x[index])
+        with torch.autocast(
+            x.device.type, dtype=mixed_precision, enabled=mixed_precision is not None
+        ):
+            loss = loss_fn(inputs, model(inputs), y[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().float()
+        batches += 1
+    mean_loss = total.item() / batches
+    if not math.isfinite(mean_loss):
+        raise FloatingPointError(f"training loss became {mean_loss}")
+    return mean_loss
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of samples whose top-1 prediction equals the label."""
+    return top1_accuracy(logits_of(model, x), y)
