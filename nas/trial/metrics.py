@@ -12,10 +12,17 @@ ECE_BINS = 15
 def preservation_metrics(
     pruned_logits: torch.Tensor, dense_logits: torch.Tensor, labels: torch.Tensor, n_classes: int
 ) -> dict[str, float]:
-    """`macro_f1`, `worst_class_accuracy` (lowest per-class recall), `agreement` (share of
-    identical top-1 predictions with the dense model), `kl_divergence` (mean KL of the
-    pruned from the dense predictive distribution, in nats) and `ece` (expected
-    calibration error of the pruned model, 15 equal-width confidence bins)."""
+    """The pruned model's preservation measures, by name:
+
+    - `macro_f1`: unweighted mean of the per-class F1 over every class that occurs in the
+      labels or the predictions (a class predicted but absent from the labels scores 0; one
+      in neither has no F1 and is left out), as scikit-learn's `f1_score(average="macro")`
+      and torchmetrics' `MulticlassF1Score(average="macro")`;
+    - `worst_class_accuracy`: the lowest per-class recall over the classes in the labels;
+    - `agreement`: share of samples whose top-1 prediction equals the dense model's;
+    - `kl_divergence`: KL(dense || pruned) of the predictive distributions in nats, averaged
+      over the samples (torch's `kl_div(reduction="batchmean")`);
+    - `ece`: expected calibration error of the pruned model (`expected_calibration_error`)."""
     pruned_logits, dense_logits = pruned_logits.float(), dense_logits.float()
     predicted = pruned_logits.argmax(dim=1)
     confusion = torch.bincount(labels * n_classes + predicted, minlength=n_classes**2)
@@ -25,13 +32,14 @@ def preservation_metrics(
     recall = true_positives / support.clamp(min=1)
     precision = true_positives / predicted_count.clamp(min=1)
     f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
-    present = support > 0
+    in_labels = support > 0
+    in_labels_or_predictions = in_labels | (predicted_count > 0)
     dense_log_probs = F.log_softmax(dense_logits, dim=1)
     kl = F.kl_div(F.log_softmax(pruned_logits, dim=1), dense_log_probs, log_target=True,
                   reduction="batchmean")  # fmt: skip
     return {
-        "macro_f1": float(f1[present].mean()),
-        "worst_class_accuracy": float(recall[present].min()),
+        "macro_f1": float(f1[in_labels_or_predictions].mean()),
+        "worst_class_accuracy": float(recall[in_labels].min()),
         "agreement": float((predicted == dense_logits.argmax(dim=1)).float().mean()),
         "kl_divergence": float(kl),
         "ece": expected_calibration_error(pruned_logits, labels),
@@ -39,7 +47,10 @@ def preservation_metrics(
 
 
 def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Sum over confidence bins of |accuracy - mean confidence|, weighted by bin size."""
+    """Expected calibration error (Guo et al. 2017; torchmetrics' `MulticlassCalibrationError`
+    with norm="l1"): over `ECE_BINS` equal-width bins of top-1 confidence, [k/15, (k+1)/15)
+    with 1 in the last, the sum of |accuracy - mean confidence| in each bin weighted by the
+    bin's share of the samples."""
     confidence, predicted = F.softmax(logits.float(), dim=1).max(dim=1)
     correct = (predicted == labels).float()
     bins = torch.clamp((confidence * ECE_BINS).long(), max=ECE_BINS - 1)
