@@ -115,6 +115,17 @@ def test_lamp_against_a_hand_computed_example(sparsity, expected):
     assert allocate("global", model, ["0", "1"], sparsity) == magnitude[sparsity]
 
 
+def test_lamp_scores_square_the_weights():
+    # LAMP scores (w^2): layer 0 [1, 2] -> 1/5, 1; layer 1 [1, 1, 1, 1] -> 1/4, 1/3, 1/2, 1.
+    # With |w| instead, layer 0's 1 would score 1/3 and a weight of layer 1 would go first.
+    model = two_linear_layers([1.0, -2.0], [1.0, -1.0, 1.0, -1.0])
+    ratios = allocate("lamp", model, ["0", "1"], 1 / 6)
+    assert ratios == {"0": 0.5, "1": 0.0}
+    MagnitudePruning().apply(model, ratios)
+    assert model[0].weight_mask.tolist() == [[0.0, 1.0]]
+    assert model[1].weight_mask.tolist() == [[1.0, 1.0, 1.0, 1.0]]
+
+
 def test_lamp_is_blind_to_a_layers_scale_and_never_empties_it():
     model = small_model()
     before = allocate("lamp", model, LAYERS, 0.98)
