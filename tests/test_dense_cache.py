@@ -69,3 +69,16 @@ def test_a_cached_trial_skips_dense_training_and_ends_as_an_uncached_one(tiny_sp
     assert reused.test_accuracy == fresh.test_accuracy
     assert reused.dense_accuracy == fresh.dense_accuracy
     assert reused.agreement == fresh.agreement
+
+
+def test_planning_a_run_leaves_the_order_of_the_cache_alone(tiny_splits):
+    candidate = CNNSpace().sample(FixedTrial(PARAMS))
+    cache = DenseCache(2)
+    pipe = TrialPipeline(
+        CNNSpace(), tiny_splits, MagnitudePruning(), SETTINGS, CPU, dense_cache=cache
+    )
+    cache.put(candidate.arch, 5, state(0))  # the least recently used
+    cache.put({"width": 1}, 5, state(1))
+    assert pipe.planned_epochs(candidate, seed=5) == 1  # cached: fine-tuning only
+    cache.put({"width": 2}, 5, state(2))
+    assert not cache.holds(candidate.arch, 5) and cache.holds({"width": 1}, 5)

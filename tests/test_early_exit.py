@@ -22,6 +22,12 @@ def test_the_dense_rule_skips_a_candidate_dominated_even_at_its_dense_accuracy_p
     assert not skip(0.85, 0.30, 900, 6000)  # fewer params: not dominated
 
 
+def test_a_finished_trial_with_more_flops_does_not_dominate():
+    skip = EarlyExit("dense", margin=0.02).judge(lambda: FINISHED)
+    assert skip(0.85, 0.30, 2000, 5000)  # equal FLOPs: still dominated
+    assert not skip(0.85, 0.30, 2000, 4999)  # better accuracy and params, but more FLOPs
+
+
 def test_the_pruned_rule_judges_the_accuracy_right_after_pruning():
     skip = EarlyExit("pruned", margin=0.05).judge(lambda: FINISHED)
     assert skip(0.99, 0.80, 2000, 6000)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -197,10 +198,31 @@ def test_models_of_custom_modules_load_their_structure_from_the_program(tmp_path
             assert torch.equal(load_model(path)(x), model(x)), path.name
 
 
-def test_measure_latency_is_positive(exported):
+class SlowAfter(nn.Module):
+    """Returns its input; sleeps `seconds` in every forward pass after the first `quick`
+    ones. `shapes` records the shape of every input."""
+
+    def __init__(self, quick: int, seconds: float) -> None:
+        super().__init__()
+        self.quick, self.seconds = quick, seconds
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(x.shape))
+        if len(self.shapes) > self.quick:
+            time.sleep(self.seconds)
+        return x
+
+
+def test_measure_latency_is_the_median_of_the_timed_passes_after_the_warm_up():
+    model = SlowAfter(quick=3, seconds=0.01)  # quick: the 2 warm-up passes, 1 of 3 timed
+    seconds = measure_latency(model, IN_SHAPE, batch_size=2, warmup=2, repeats=3)
+    assert model.shapes == [(2, *IN_SHAPE)] * 5
+    assert seconds >= 0.01  # a minimum, or a median with the warm-up, would be a quick pass
+
+
+def test_compare_latency_times_the_model_and_its_exported_program(exported):
     model, files = exported
-    seconds = measure_latency(model, IN_SHAPE, warmup=1, repeats=3)
-    assert isinstance(seconds, float) and seconds > 0
     comparison = compare_latency(model, files.program, IN_SHAPE, batch_size=2, warmup=1, repeats=3)
     assert comparison.dense_s > 0 and comparison.exported_s > 0
     assert str(comparison).endswith("(median of 3 after 1 warm-up, batch 2, CPU)")

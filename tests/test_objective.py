@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import optuna
 import pytest
 import torch
@@ -8,7 +10,7 @@ from optuna.trial import FixedTrial
 from nas.prune.counting import dense_params
 from nas.prune.methods import MagnitudePruning
 from nas.trial.pipeline import TrialPipeline
-from nas.trial.train import TrainSettings
+from nas.trial.train import TrainSettings, accuracy
 from search_spaces.cnn import CNNSpace
 from tests.conftest import TRIAL_USER_ATTRS
 
@@ -55,6 +57,16 @@ def test_same_seed_gives_the_same_result(tiny_splits):
     first, second = run(tiny_splits, seed=3)[2], run(tiny_splits, seed=3)[2]
     assert first.values() == second.values()
     assert first.test_accuracy == second.test_accuracy
+
+
+def test_test_accuracy_is_measured_on_the_test_split_and_accuracy_on_validation(tiny_splits):
+    shifted = (tiny_splits.val_y + 1) % tiny_splits.n_classes  # the validation images, mislabelled
+    splits = dataclasses.replace(tiny_splits, test_x=tiny_splits.val_x, test_y=shifted)
+    candidate = CNNSpace().sample(FixedTrial(PARAMS))
+    result, model = pipeline(splits).run(candidate, seed=0)
+    assert result.accuracy == accuracy(model, splits.val_x, splits.val_y)
+    assert result.test_accuracy == accuracy(model, splits.val_x, shifted)
+    assert result.test_accuracy != result.accuracy
 
 
 def test_objective_records_values_and_user_attrs_in_a_study(tiny_splits):

@@ -139,3 +139,13 @@ def test_siblings_of_the_sparser_rule_queue_no_siblings_of_their_own():
     study.add_trial(finished_trial(cached=False, sibling_of=0))  # trained again elsewhere
     Siblings(2).queue(study, study.trials[0], room=5)
     assert not queued(study)
+
+
+def test_trials_already_waiting_count_against_the_room():
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.add_trial(finished_trial(cached=False))
+    study.enqueue_trial({"arch.width": 16, "sparsity.hidden": 0.5, "sparsity.head": 0.5})
+    Siblings(2).queue(study, study.trials[0], room=2)
+    waiting = queued(study)
+    assert len(waiting) == 2  # the one already waiting and one sibling
+    assert [t.user_attrs.get("density_factor") for t in waiting] == [None, 0.5]

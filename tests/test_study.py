@@ -5,9 +5,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
+from optuna.artifacts import FileSystemArtifactStore
 
 from nas.errors import UsageError
 from nas.search.storage import artifact_dir, storage_url
+from nas.search.weights import load_pruned_weights
 from nas.studies.joint_search import run_search
 
 
@@ -108,13 +111,36 @@ def test_the_artifact_store_sits_beside_a_sqlite_file_or_under_outputs(tmp_path)
     assert artifact_dir("sqlite:////data/nas.db", "/shared/ckpt", tmp_path) == Path("/shared/ckpt")
 
 
-def test_a_search_with_nm_pruning_reaches_n_of_4_patterns(search):
+def nonzeros_per_group_of_4(weight: torch.Tensor) -> torch.Tensor | None:
+    """Nonzero count of every group of 4 consecutive input channels of `weight` (for a conv,
+    at each kernel position); None when its input channels are not a multiple of 4."""
+    channels_last = weight.movedim(1, -1) if weight.dim() > 2 else weight
+    if channels_last.shape[-1] % 4:
+        return None
+    return (channels_last.reshape(-1, 4) != 0).sum(dim=1)
+
+
+def test_a_search_with_nm_pruning_reaches_n_of_4_patterns(search, tmp_path):
     study = search("prune=nm", "study.n_trials=3")
+    store = FileSystemArtifactStore(
+        str(artifact_dir(f"sqlite:///{tmp_path / 'study.db'}", None, tmp_path))
+    )
+    zeroed = 0
     for trial in completed(study):
-        achieved = trial.user_attrs["sparsity_achieved"]
-        del achieved["block1.conv"]  # one input channel: unstructured fallback
-        for layer, sparsity in achieved.items():  # every other layer has 4k inputs
-            assert sparsity * 4 == pytest.approx(round(sparsity * 4)), layer
+        weights = load_pruned_weights(store, study._storage, trial)
+        structured = 0
+        for layer, target in trial.user_attrs["sparsity_target"].items():
+            weight = weights[f"{layer}.weight"]
+            groups = nonzeros_per_group_of_4(weight)
+            if groups is None:  # block1.conv has one input channel: unstructured fallback
+                continue
+            kept = min(4, max(1, round((1 - target) * 4)))
+            assert groups.tolist() == [kept] * len(groups), layer
+            assert trial.user_attrs["sparsity_achieved"][layer] == pytest.approx(1 - kept / 4)
+            structured += 1
+            zeroed += int((weight == 0).sum())
+        assert structured, "every smoke candidate has a layer with 4k inputs"
+    assert zeroed, "N:M pruning zeroed no weight"
 
 
 def test_max_epochs_stops_the_search_before_its_training_epochs_pass_the_budget(search):
