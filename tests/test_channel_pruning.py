@@ -14,6 +14,7 @@ from nas.prune import counting
 from nas.prune.methods import ChannelPruning, achieved_sparsity, weight_counts
 from nas.prune.schedule import OneShot
 from nas.space import Candidate
+from nas.trial.dense_cache import DenseCache
 from nas.trial.pipeline import TrialPipeline
 from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
@@ -135,11 +136,12 @@ def test_the_output_layer_keeps_its_class_outputs_whatever_its_name():
     assert model.conv.out_channels == 4 and model.hidden.out_features == 4
 
 
-def pipeline(tiny_splits) -> TrialPipeline:
-    settings = TrainSettings(epochs=1, finetune_epochs=2, batch_size=32)
+def pipeline(tiny_splits, finetune_epochs: int = 2, cache: DenseCache | None = None):
+    settings = TrainSettings(epochs=1, finetune_epochs=finetune_epochs, batch_size=32)
     return TrialPipeline(
-        CNNSpace(), tiny_splits, ChannelPruning(), settings, torch.device("cpu"), OneShot()
-    )
+        CNNSpace(), tiny_splits, ChannelPruning(), settings, torch.device("cpu"), OneShot(),
+        dense_cache=DenseCache(0) if cache is None else cache,
+    )  # fmt: skip
 
 
 def test_a_channel_pruned_trial_is_smaller_and_resumes_exactly(tiny_splits):
@@ -153,6 +155,15 @@ def test_a_channel_pruned_trial_is_smaller_and_resumes_exactly(tiny_splits):
         pipe.run(candidate, seed=0, checkpoints=first_try)
     resumed, _ = pipe.run(candidate, seed=0, checkpoints=MemoryCheckpoints(first_try.saved))
     assert resumed.values() == whole.values()
+
+
+def test_fine_tuning_trains_the_channel_pruned_layers(tiny_splits):
+    candidate, cache = CNNSpace().sample(FixedTrial(PARAMS)), DenseCache(1)
+    _, just_pruned = pipeline(tiny_splits, 0, cache).run(candidate, seed=0)
+    _, finetuned = pipeline(tiny_splits, 1, cache).run(candidate, seed=0)  # same dense weights
+    before, after = just_pruned.block2.conv.weight, finetuned.block2.conv.weight
+    assert before.shape == after.shape == (4, 6, 3, 3)  # both pruned, the same channels
+    assert not torch.equal(before, after)
 
 
 def test_channel_pruning_needs_the_one_shot_schedule(compose_config, tmp_path):
