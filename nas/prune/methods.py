@@ -6,11 +6,16 @@ early; this module has nothing to do with them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn.utils import prune
+
+if TYPE_CHECKING:
+    import torch_pruning as tp
 
 
 def weights_to_remove(numel: int, ratio: float) -> int:
@@ -130,13 +135,83 @@ def achieved_sparsity(model: nn.Module, dense_counts: Mapping[str, int]) -> dict
     return result
 
 
+WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """`model` in eval mode for the block (tracing it must not move batch-norm
+    statistics), then back in the mode it was in."""
+    training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(training)
+
+
+def output_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The last conv or linear layer to run when `model` computes `example`: the one
+    whose outputs are the network's (the classes), whatever its name."""
+    ran: list[nn.Module] = []
+    hooks = [
+        module.register_forward_hook(lambda module, inputs, output: ran.append(module))
+        for module in model.modules()
+        if isinstance(module, WEIGHTED_LAYERS)
+    ]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return ran[-1]
+
+
+def remove_outputs_fn(layer: nn.Module) -> Callable:
+    """torch-pruning's function that removes output channels of `layer`."""
+    import torch_pruning as tp
+
+    return (
+        tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
+    )
+
+
+def coupled_layers(graph: tp.DependencyGraph, model: nn.Module, name: str) -> list[str]:
+    """Paths of the conv and linear layers whose output channels go with those of layer
+    `name` (itself included), as torch-pruning's dependency `graph` of `model` finds them."""
+    layer = model.get_submodule(name)
+    channels = list(range(layer.weight.shape[0]))
+    group = graph.get_pruning_group(layer, remove_outputs_fn(layer), idxs=channels)
+    paths = {module: path for path, module in model.named_modules()}
+    return list(
+        dict.fromkeys(
+            paths[dep.target.module]
+            for dep, _ in group
+            if isinstance(dep.target.module, WEIGHTED_LAYERS)
+            and graph.is_out_channel_pruning_fn(dep.handler)
+        )
+    )
+
+
+def channel_norms(model: nn.Module, names: list[str]) -> torch.Tensor:
+    """L2 norm of each output channel over the weights of all the coupled layers `names`."""
+    rows = [model.get_submodule(name).weight.detach().flatten(1) for name in names]
+    return torch.cat(rows, dim=1).norm(dim=1)
+
+
 class ChannelPruning:
-    """Structured: remove each layer's output channels (conv filters, linear neurons) of
-    smallest L2 norm, physically, so the network gets smaller and faster. The sampled ratio
-    is the share of the layer's output channels removed; at least `min_channels` stay.
-    Layers coupled through residual adds, depthwise convs, batch norms and the next layer's
-    inputs are pruned together, as torch-pruning's dependency graph finds them. The head
-    keeps its outputs (the classes); it shrinks only through its inputs.
+    """Structured: remove output channels (conv filters, linear neurons) of smallest L2
+    norm, physically, so the network gets smaller and faster. The sampled ratio is the share
+    of the layer's dense output channels removed; at least `min_channels` stay.
+
+    Layers whose output channels are coupled, through residual adds, depthwise convs or
+    squeeze-excitation products (as torch-pruning's dependency graph finds them), form a
+    group that loses the same channels: the group takes the largest ratio among its members
+    in `ratios`, of its dense channel count, and a channel's norm is taken over all the
+    group's layers. Batch norms and the next layers' inputs follow. The layer computing the
+    network's output (the last conv or linear to run, whatever its name) keeps its outputs,
+    the classes, with every layer coupled to them; it shrinks only through its inputs.
 
     Channels go once (schedule=one_shot); `apply` returns what it removed so that `replay`
     can rebuild the same shapes on a fresh model when a checkpoint is restored.
@@ -154,18 +229,39 @@ class ChannelPruning:
     def apply(
         self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor
     ) -> list[list]:
-        """Remove channels of each layer in `ratios` but the head; returns the removals as
-        [layer path, channel indices] in the order they were made."""
-        removals = []
+        """Remove the channels `plan` picks for `ratios` (module path -> ratio); returns
+        the removals as [layer path, channel indices] in the order they were made."""
+        removals = self.plan(model, ratios, example)
+        self.replay(model, removals, example)
+        return removals
+
+    def plan(
+        self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor
+    ) -> list[list]:
+        """The removals, [first layer of a coupled group, channel indices], one per group
+        that loses channels, all worked out on `model` as it is (dense), before any go."""
+        import torch_pruning as tp
+
+        with evaluating(model):
+            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+            protected = output_layer(model, example)
+        groups: dict[str, tuple[list[str], float]] = {}  # first member -> (members, ratio)
         for name, ratio in ratios.items():
-            layer = model.get_submodule(name)
-            channels = layer.weight.shape[0]
-            remove = min(round(ratio * channels), channels - self.min_channels)
-            if name == "head" or remove <= 0:
+            first = next((key for key, (members, _) in groups.items() if name in members), None)
+            if first is None:
+                groups[name] = (coupled_layers(graph, model, name), ratio)
+            else:
+                members, group_ratio = groups[first]
+                groups[first] = (members, max(group_ratio, ratio))
+        removals = []
+        for first, (members, ratio) in groups.items():
+            if any(model.get_submodule(member) is protected for member in members):
                 continue
-            norms = layer.weight.detach().flatten(1).norm(dim=1)
-            removals.append([name, norms.argsort()[:remove].tolist()])
-            self.replay(model, removals[-1:], example)
+            channels = model.get_submodule(first).weight.shape[0]
+            remove = min(round(ratio * channels), channels - self.min_channels)
+            if remove > 0:
+                norms = channel_norms(model, members)
+                removals.append([first, sorted(norms.argsort()[:remove].tolist())])
         return removals
 
     @staticmethod
@@ -173,15 +269,10 @@ class ChannelPruning:
         """Remove the given channels, in order, with their dependent layers."""
         import torch_pruning as tp
 
-        training = model.training
-        model.eval()  # tracing the graph must not move batch-norm statistics
-        for name, channels in removals:
-            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-            layer = model.get_submodule(name)
-            remove_outputs = (
-                tp.prune_linear_out_channels
-                if isinstance(layer, nn.Linear)
-                else tp.prune_conv_out_channels
-            )
-            graph.get_pruning_group(layer, remove_outputs, idxs=list(channels)).prune()
-        model.train(training)
+        with evaluating(model):
+            for name, channels in removals:
+                graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+                layer = model.get_submodule(name)
+                graph.get_pruning_group(
+                    layer, remove_outputs_fn(layer), idxs=list(channels)
+                ).prune()
