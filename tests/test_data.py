@@ -29,6 +29,7 @@ from nas.data import (
     splits_to,
     synthetic_images,
 )
+from nas.data.splits import carve
 from nas.data.splits import normalised as _normalised
 from nas.data.statistics import CIFAR10_MEAN, CIFAR10_STD
 from nas.data.torchvision_sets import _not_loaded
@@ -108,11 +109,38 @@ def test_image_folder_loads_resized_normalised_disjoint_splits(tmp_path, channel
     assert torch.bincount(labels).tolist() == [8, 8, 8]
     # 24 distinct images in 24 rows: no image is in two splits, none is missing.
     assert len({tuple(x.flatten().round(decimals=4).tolist()) for x in images}) == 24
-    per_channel = images.transpose(0, 1).flatten(1)
+    per_channel = splits.train_x.transpose(0, 1).flatten(1)
     assert torch.allclose(per_channel.mean(1), torch.zeros(channels), atol=1e-5)
     assert torch.allclose(per_channel.std(1), torch.ones(channels), atol=1e-5)
     if channels == 3:  # each image kept its own label: blue, green, red
         assert torch.equal(images.mean(dim=(2, 3)).argmax(1), 2 - labels)
+
+
+def make_gray_folder(root, brightness):
+    """`root/a/` and `root/b/`, half the images each: image k (in the order the loader reads
+    them) is a uniform gray of `brightness[k]` (0-255)."""
+    per_class = len(brightness) // 2
+    for k, value in enumerate(brightness):
+        folder = root / "ab"[k // per_class]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (5, 5), (value,) * 3).save(folder / f"{k % per_class}.png")
+    return root
+
+
+def test_image_folder_normalises_with_the_training_split_only(tmp_path):
+    n, held_out_brightness = 16, 250
+    train, _, _ = carve(n, (0.25, 0.25), split_seed=0)  # the split `load` makes
+    brightness = [held_out_brightness] * n  # validation and test: far brighter than training
+    for rank, index in enumerate(train.tolist()):
+        brightness[index] = 20 + 10 * rank
+    splits = load(str(make_gray_folder(tmp_path, brightness)), image_size=4)
+    per_channel = splits.train_x.transpose(0, 1).flatten(1)
+    assert torch.allclose(per_channel.mean(1), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(per_channel.std(1), torch.ones(3), atol=1e-5)
+    train_pixels = torch.tensor([brightness[i] / 255 for i in train.tolist()]).repeat(16)
+    expected = (held_out_brightness / 255 - train_pixels.mean()) / train_pixels.std()
+    for held_out in (splits.val_x, splits.test_x):
+        assert torch.allclose(held_out, torch.full_like(held_out, float(expected)), atol=1e-4)
 
 
 def test_image_folder_is_the_data_folder_config(tmp_path, compose_config):

@@ -5,21 +5,25 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.artifacts import get_all_artifact_meta
-from optuna.exceptions import StorageInternalError
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
 
 from tests.conftest import nas_command, run_nas
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:Argument ``heartbeat_interval`` is an experimental"),
+]
 
-# One long trial (100 dense epochs on 60 images) that checkpoints every epoch, and a
-# storage that calls a trial dead 2 s after its last heartbeat.
+HEARTBEAT_INTERVAL, GRACE_PERIOD = 1, 2  # s: a trial is dead 2 s after its last heartbeat
+DEADLINE = 300  # s to wait for any one event, however loaded the machine is
+
+# One long trial (100 dense epochs on 60 images) that checkpoints every epoch.
 LONG_TRIAL = (
     "search",
     "+space=cnn",
@@ -28,8 +32,8 @@ LONG_TRIAL = (
     "train.epochs=100",
     "data.n_samples=120",
     "study.checkpoint_over_epochs=0",
-    "study.heartbeat_interval=1",
-    "study.grace_period=2",
+    f"study.heartbeat_interval={HEARTBEAT_INTERVAL}",
+    f"study.grace_period={GRACE_PERIOD}",
 )
 
 
@@ -37,29 +41,63 @@ def load(tmp_path: Path) -> optuna.Study:
     return optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
 
 
-def saved_checkpoints(tmp_path: Path) -> int:
-    """How many checkpoints trial 0 has saved so far (0 while the study is being created)."""
-    try:
-        study = load(tmp_path)
-        trials = study.get_trials(deepcopy=False)
-        return len(get_all_artifact_meta(trials[0], storage=study._storage)) if trials else 0
-    except (KeyError, StorageInternalError, SQLAlchemyError):  # tables or study not there yet
-        return 0
+def wait_until(
+    condition: Callable[[], bool], event: str, process: subprocess.Popen | None = None
+) -> None:
+    """Return once `condition()` holds, polling; fail naming `event` when `process` ends
+    first or after DEADLINE seconds."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the search ended before {event}: {process.communicate()}")
+        if time.monotonic() > deadline:
+            if process is not None:
+                process.kill()
+            pytest.fail(f"no {event} within {DEADLINE} s")
+        time.sleep(0.1)
 
 
-def start_and_wait_for_checkpoints(tmp_path: Path, count: int) -> subprocess.Popen:
-    """Start the long trial and return once trial 0 has saved `count` checkpoints."""
+class Trial0:
+    """Trial 0 as the storage has it now, read without a cache."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.storage = optuna.storages.RDBStorage(
+            f"sqlite:///{tmp_path}/outputs/nas.db",
+            heartbeat_interval=HEARTBEAT_INTERVAL,
+            grace_period=GRACE_PERIOD,
+        )
+        self.study_id = self.storage.get_study_id_from_name("cnn")
+        self.trial = self.storage.get_all_trials(self.study_id, deepcopy=False)[0]
+
+    def checkpoints(self) -> int:
+        """How many checkpoints it has saved."""
+        return len(get_all_artifact_meta(self.trial, storage=self.storage))
+
+    def state(self) -> TrialState:
+        return self.storage.get_trial(self.trial._trial_id).state
+
+    def is_stale(self) -> bool:
+        """Whether its heartbeat is older than the grace period: the check that
+        `optuna.storages.fail_stale_trials` makes, without failing anything."""
+        return self.trial._trial_id in self.storage._get_stale_trial_ids(self.study_id)
+
+
+def start_and_wait_for_checkpoints(tmp_path: Path, count: int) -> tuple[subprocess.Popen, Trial0]:
+    """Start the long trial; return once trial 0 has saved `count` checkpoints and is still
+    running (checked in that order, so both hold when this returns)."""
     process = subprocess.Popen(
         nas_command(*LONG_TRIAL), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        if (tmp_path / "outputs" / "nas.db").exists() and saved_checkpoints(tmp_path) >= count:
-            return process
-        time.sleep(0.1)
-    process.kill()
-    pytest.fail("trial 0 saved no checkpoints in 120 s")
+    # The first checkpoint file: the storage is set up, the study and trial 0 exist.
+    artifacts = tmp_path / "outputs" / "nas-artifacts"
+    wait_until(lambda: artifacts.is_dir() and any(artifacts.iterdir()), "checkpoint file", process)
+    trial = Trial0(tmp_path)
+    wait_until(
+        lambda: trial.checkpoints() >= count and trial.state() == TrialState.RUNNING,
+        f"{count} checkpoints of the running trial 0",
+        process,
+    )
+    return process, trial
 
 
 def assert_resumed_retry_of_trial_0(study: optuna.Study) -> optuna.trial.FrozenTrial:
@@ -75,11 +113,11 @@ def assert_resumed_retry_of_trial_0(study: optuna.Study) -> optuna.trial.FrozenT
 
 
 def test_kill_9_mid_trial_then_the_same_command_resumes_the_trial_from_its_checkpoint(tmp_path):
-    process = start_and_wait_for_checkpoints(tmp_path, count=3)
+    process, trial = start_and_wait_for_checkpoints(tmp_path, count=3)
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    process.wait(timeout=DEADLINE)
     assert load(tmp_path).trials[0].state == TrialState.RUNNING  # nobody could mark it
-    time.sleep(3)  # past study.grace_period: its heartbeat is now stale
+    wait_until(trial.is_stale, "stale heartbeat of trial 0")  # else the rerun would not retry it
 
     again = run_nas(*LONG_TRIAL, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -91,9 +129,9 @@ def test_kill_9_mid_trial_then_the_same_command_resumes_the_trial_from_its_check
 
 
 def test_ctrl_c_marks_the_trial_failed_prints_the_front_and_exits_130(tmp_path):
-    process = start_and_wait_for_checkpoints(tmp_path, count=3)
+    process, _ = start_and_wait_for_checkpoints(tmp_path, count=3)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr = process.communicate(timeout=DEADLINE)
     assert process.returncode == 130, stderr
     assert b"Pareto front of study 'cnn' (0 of 0 finished trials)" in stdout
     assert b"Traceback" not in stderr

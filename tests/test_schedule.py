@@ -6,7 +6,7 @@ import pytest
 import torch
 from optuna.trial import FixedTrial
 
-from nas.prune.methods import MagnitudePruning
+from nas.prune.methods import MagnitudePruning, weights_to_remove
 from nas.prune.schedule import Gradual, Iterative, OneShot
 from nas.trial.pipeline import TrialPipeline
 from nas.trial.train import TrainSettings
@@ -43,6 +43,30 @@ def test_gradual_follows_the_cubic_ramp_and_ends_at_the_final_ratios():
     assert plan[20] == pytest.approx(FINAL)
     ratios_a = [ratios["a"] for ratios in plan.values()]
     assert ratios_a == sorted(ratios_a)
+
+
+EXACTLY_FINAL = {"a": 0.9, "b": 0.5, "c": 0.1, "d": 0.3}  # 1 - (1 - 0.1) != 0.1 in floats
+STEP_COUNTS = [1, 2, 3, 4, 5, 7, 10, 31, 100]  # fine-tuning steps in all
+SCHEDULES = [
+    OneShot(),
+    *(Iterative(rounds=rounds) for rounds in (1, 2, 3, 5, 10)),
+    *(
+        Gradual(ramp=ramp, every=every)
+        for ramp in (0.01, 0.1, 0.5, 0.7, 0.75, 0.99, 1.0)
+        for every in (1, 2, 3, 10, 1000)
+    ),
+]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda schedule: repr(vars(schedule)))
+def test_every_schedule_reaches_the_final_ratios_within_the_fine_tuning_steps(schedule):
+    for total_steps in STEP_COUNTS:
+        plan = [schedule.ratios_at(s, total_steps, EXACTLY_FINAL) for s in range(total_steps)]
+        applied = [ratios for ratios in plan if ratios is not None]
+        assert applied and applied[-1] == EXACTLY_FINAL, f"{total_steps} steps"
+        after_training = range(total_steps, 2 * total_steps + 1000)
+        late = [s for s in after_training if schedule.ratios_at(s, total_steps, EXACTLY_FINAL)]
+        assert not late, f"{total_steps} steps: prunes after training at {late[:3]}"
 
 
 @pytest.mark.parametrize("bad", [{"rounds": 0}, {"rounds": 1.5}])
@@ -82,3 +106,24 @@ def test_a_gradual_run_resumed_mid_ramp_ends_as_an_uninterrupted_one(tiny_splits
     resumed, _ = pipe.run(candidate, seed=2, checkpoints=MemoryCheckpoints(first_try.saved))
     assert resumed.values() == uninterrupted.values()
     assert resumed.test_accuracy == uninterrupted.test_accuracy
+
+
+class MaskSnapshots(MemoryCheckpoints):
+    """Checkpoints that copy the masks, which later pruning changes in place."""
+
+    def save(self, state):
+        super().save({**state, "masks": {k: mask.clone() for k, mask in state["masks"].items()}})
+
+
+def test_a_full_gradual_ramp_fine_tunes_at_the_sampled_ratios_even_in_one_step(tiny_splits):
+    one_step = TrainSettings(epochs=1, finetune_epochs=1, batch_size=len(tiny_splits.train_x))
+    schedule = Gradual(ramp=1.0)
+    pipe = TrialPipeline(
+        CNNSpace(), tiny_splits, MagnitudePruning(), one_step, torch.device("cpu"), schedule
+    )
+    checkpoints = MaskSnapshots()
+    result, _ = pipe.run(CNNSpace().sample(FixedTrial(PARAMS)), seed=0, checkpoints=checkpoints)
+    fine_tuned_masks = checkpoints.latest()["masks"]  # as the last fine-tuning step left them
+    for layer, target in result.sparsity_target.items():
+        mask = fine_tuned_masks[layer]
+        assert int((mask == 0).sum()) == weights_to_remove(mask.numel(), target), layer

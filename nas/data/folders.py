@@ -74,6 +74,24 @@ def _read_images(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(images), torch.tensor(dataset.targets, dtype=torch.int64)
 
 
+def _normalised_splits(
+    splits: Splits, mean: Sequence[float] | None = None, std: Sequence[float] | None = None
+) -> Splits:
+    """`splits` with every image normalised per channel by `mean` / `std`; either one left
+    None is the training split's own statistic (a constant channel's std counts as 1e-6,
+    so the channel becomes 0)."""
+    if mean is None:
+        mean = splits.train_x.mean(dim=(0, 2, 3)).tolist()
+    if std is None:
+        std = splits.train_x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+    return replace(
+        splits,
+        train_x=normalised(splits.train_x, mean, std),
+        val_x=normalised(splits.val_x, mean, std),
+        test_x=normalised(splits.test_x, mean, std),
+    )
+
+
 def _only_one_class(dataset, folder: Path, layout: str) -> ValueError:
     return ValueError(
         f"data.root: only one class folder ({dataset.classes[0]!r}) in '{folder}'; "
@@ -93,8 +111,10 @@ def load_image_folder(
 
     Classes are the sub-folder names in sorted order. Every image is converted to
     `channels` (1 grayscale, 3 RGB), resized to `image_size` x `image_size` and loaded into
-    memory; each channel is then normalised to mean 0 / std 1 with the statistics of all the
-    loaded images (taken before the split, so validation and test images count too).
+    memory, then split once by `split_seed` (`val_fraction` for validation, `test_fraction`
+    for test, the rest for training). Each channel of every split is normalised with the
+    mean and std of the training split alone, so the training images come out at mean 0 /
+    std 1 and the validation and test images do not shape the scale they are judged on.
     """
     if root is None:
         raise ValueError("data.root: no folder given; set data.root=/path/to/images")
@@ -109,15 +129,13 @@ def load_image_folder(
     if len(dataset.classes) < 2:
         raise _only_one_class(dataset, folder, FOLDER_LAYOUT)
     pixels, labels = _read_images(dataset)
-    mean = pixels.mean(dim=(0, 2, 3), keepdim=True)
-    std = pixels.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)  # a constant channel stays 0
-    splits = split_tensors((pixels - mean) / std, labels, val_fraction, test_fraction, split_seed)
+    splits = split_tensors(pixels, labels, val_fraction, test_fraction, split_seed)
     if min(len(splits.train_x), len(splits.val_x), len(splits.test_x)) == 0:
         raise ValueError(
             f"data.root: {len(labels)} images are too few to split with "
             f"data.val_fraction={val_fraction!r} and data.test_fraction={test_fraction!r}"
         )
-    return replace(splits, n_classes=len(dataset.classes))
+    return replace(_normalised_splits(splits), n_classes=len(dataset.classes))
 
 
 def _channel_stat(value, channels: int, name: str) -> list[float] | None:
@@ -239,18 +257,14 @@ def load_imagefolder(
             if part in given
             else (pixels[split[part]], labels[split[part]])
         )
-    train_pixels = data["train"][0]
-    if mean is None:
-        mean = train_pixels.mean(dim=(0, 2, 3)).tolist()
-    if std is None:  # a constant channel stays 0
-        std = train_pixels.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
-    return Splits(
-        train_x=normalised(data["train"][0], mean, std),
+    splits = Splits(
+        train_x=data["train"][0],
         train_y=data["train"][1],
-        val_x=normalised(data["val"][0], mean, std),
+        val_x=data["val"][0],
         val_y=data["val"][1],
-        test_x=normalised(data["test"][0], mean, std),
+        test_x=data["test"][0],
         test_y=data["test"][1],
         n_classes=len(train_set.classes),
         augment=augment,
     )
+    return _normalised_splits(splits, mean, std)

@@ -42,23 +42,28 @@ ONE_SHOT = OneShot()
 class Iterative:
     """`rounds` rounds of pruning and fine-tuning. Round r (1-based) starts by pruning
     each layer to 1 - (1 - final)^(r / rounds): the same share of the remaining weights
-    goes each round, as in iterative magnitude pruning."""
+    goes each round, as in iterative magnitude pruning. The last round prunes to the final
+    ratios themselves (the formula can miss them by a rounding error)."""
 
     def __init__(self, rounds: int = 3) -> None:
         self.rounds = _whole_number("rounds", rounds, 1)
 
     def ratios_at(self, step: int, total_steps: int, final: Ratios) -> Ratios | None:
+        """The ratios to prune to before `step`, or None."""
         starts = [math.floor(r * total_steps / self.rounds) for r in range(self.rounds)]
         if step not in starts:
             return None
         done = max(r for r, start in enumerate(starts) if start == step) + 1
+        if done == self.rounds:
+            return final
         return {name: 1 - (1 - ratio) ** (done / self.rounds) for name, ratio in final.items()}
 
 
 class Gradual:
     """Zhu & Gupta (2017): sparsity grows as final * (1 - (1 - t / T)^3) over the first
-    `ramp` share of the fine-tuning steps (T of them), updated every `every` steps; the
-    remaining steps fine-tune at the final ratios."""
+    `ramp` share of the fine-tuning steps, updated every `every` steps; the remaining steps
+    fine-tune at the final ratios. T is ceil(`ramp` * steps), but at most the last step,
+    so fine-tuning always ends at the final ratios, even with `ramp` 1 or a few steps."""
 
     def __init__(self, ramp: float = 0.75, every: int = 10) -> None:
         if isinstance(ramp, bool) or not isinstance(ramp, (int, float)) or not 0 < ramp <= 1:
@@ -66,9 +71,17 @@ class Gradual:
         self.ramp = float(ramp)
         self.every = _whole_number("every", every, 1)
 
+    def _ramp_end(self, total_steps: int) -> int:
+        """The step that prunes to the final ratios (T): the ramp's share of the
+        `total_steps` fine-tuning steps, rounded up, at most the last one."""
+        return min(math.ceil(self.ramp * total_steps), total_steps - 1)
+
     def ratios_at(self, step: int, total_steps: int, final: Ratios) -> Ratios | None:
-        end = max(1, math.ceil(self.ramp * total_steps))
-        if step > end or (step % self.every and step != end):
+        """The ratios to prune to before `step`, or None."""
+        end = self._ramp_end(total_steps)
+        if step == end:
+            return final
+        if step > end or step % self.every:
             return None
-        share = 1 - (1 - min(step, end) / end) ** 3
+        share = 1 - (1 - step / end) ** 3
         return {name: ratio * share for name, ratio in final.items()}
