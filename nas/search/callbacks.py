@@ -1,5 +1,5 @@
-"""Optuna callbacks of a search: the shared trial budget, the stop after repeated
-failures, and the progress bar with one log line per trial."""
+"""Optuna callbacks of a search: the shared trial budget, the stops after repeated
+failures or repeated draws, and the progress bar with one log line per trial."""
 
 from __future__ import annotations
 
@@ -132,6 +132,32 @@ class FailureStreak:
                 study.stop()
 
 
+class RepeatStreak:
+    """Stop the search after `limit` draws in a row repeated existing trials' parameters
+    (see `nas.search.repeats`): the sampler finds nothing new; `message` says so."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    @property
+    def tripped(self) -> bool:
+        """Whether the last `limit` trials were all repeated draws."""
+        return self.count >= self.limit
+
+    def message(self) -> str:
+        """Why the search stopped."""
+        return (
+            f"stopped after {self.count} draws in a row repeated existing trials' parameters: "
+            f"the sampler finds nothing new in the space (widen it, or lower study.n_trials)"
+        )
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.count = self.count + 1 if "repeats" in trial.user_attrs else 0
+        if self.tripped:
+            study.stop()
+
+
 class SearchProgress:
     """Optuna callback: a progress bar over finished trials and one log line per trial."""
 
@@ -147,7 +173,7 @@ class SearchProgress:
             )
             return
         if trial.state == TrialState.PRUNED:
-            log.info("trial %d not run: %s", trial.number, trial.user_attrs.get("not_run", "?"))
+            log.info("trial %d not run: %s", trial.number, _not_run(trial))
             return
         finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         self.bar.update(finished - self.bar.n)  # other workers' trials count too
@@ -170,3 +196,10 @@ class SearchProgress:
     def close(self) -> None:
         """Close the bar."""
         self.bar.close()
+
+
+def _not_run(trial: FrozenTrial) -> str:
+    """Why `trial` ended unrun: the budget refused it, or it repeated an earlier trial."""
+    if "repeats" in trial.user_attrs:
+        return f"its parameters repeat trial {trial.user_attrs['repeats']}'s; drawing again"
+    return trial.user_attrs.get("not_run", "?")

@@ -25,11 +25,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.prune.schedule import OneShot
-from nas.search.callbacks import FailureStreak, SearchProgress, TrialBudget, refuse
+from nas.search.callbacks import FailureStreak, RepeatStreak, SearchProgress, TrialBudget, refuse
+from nas.search.repeats import refuse_repeat
 from nas.search.retry import RetryTrial
 from nas.search.revisits import Revisits
 from nas.search.settings import StudySettings
-from nas.search.siblings import Siblings
+from nas.search.siblings import Siblings, sibling_room
 from nas.search.storage import (
     STORAGE_ERRORS,
     open_storage,
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 
 # Annotates a finished trial with its result and pruned model (the dashboard's trial note).
 TrialNote = Callable[[optuna.Trial, TrialResult, nn.Module], None]
+
+# Draws in a row that repeat existing trials' parameters before a search stops: the
+# sampler finds nothing new in the space.
+REPEATED_DRAWS = 100
 
 
 class Terminated(KeyboardInterrupt):
@@ -254,9 +259,10 @@ class Search:
         queued_only: bool = False,
     ) -> Outcome:
         """Run trials (queued ones first) until the study holds `n_trials` finished trials
-        or has spent `max_epochs` training epochs, a signal interrupts it or trials keep
-        failing; with `queued_only`, also once no queued trial is left. `space`, when
-        given, samples the candidates instead of the configured one."""
+        or has spent `max_epochs` training epochs, a signal interrupts it, trials keep
+        failing or the sampler draws only parameters already tried; with `queued_only`,
+        also once no queued trial is left. `space`, when given, samples the candidates
+        instead of the configured one."""
         opts, settings = self.opts, self.pipeline.settings
         budget = TrialBudget(n_trials, max_epochs)
         finished = finished_trials(study)
@@ -286,18 +292,23 @@ class Search:
                 self.note(trial, result, model)
             set_constraints(trial, result, opts)
 
+        def before_run(trial: optuna.Trial, epochs: int) -> None:
+            refuse_repeat(trial)
+            budget.charge(trial, epochs)
+
         pipeline = replace(self.pipeline, space=space) if space else self.pipeline
         objective = guarded(
-            pipeline.objective(self.seed, checkpoints_for, keep, budget.charge, self.early_exit),
+            pipeline.objective(self.seed, checkpoints_for, keep, before_run, self.early_exit),
             budget,
             RetryTrial(opts.max_retry),
         )
         streak = FailureStreak(opts.max_consecutive_failures)
+        repeats = RepeatStreak(REPEATED_DRAWS)
         progress = SearchProgress(n_trials, finished)
 
         def queue_more(study: optuna.Study, trial: FrozenTrial) -> None:
             """Queue the siblings due after `trial`, then a revisit near the budget's end."""
-            self.siblings.queue(study, trial, room=budget.remaining(study))
+            self.siblings.queue(study, trial, room=sibling_room(study, budget.remaining(study)))
             if self.revisits.due(*budget.left(study)):
                 self.revisits.queue(study, lambda params: pipeline.holds_dense(params, self.seed))
 
@@ -306,13 +317,15 @@ class Search:
             callbacks = [
                 budget,
                 streak,
+                repeats,
                 progress,
                 stop_when_queue_empty if queued_only else queue_more,
             ]
             interrupted_by = _optimize(study, objective, callbacks)
         finally:
             progress.close()
-        return Outcome(interrupted_by, streak.message() if streak.tripped else None)
+        stopped = next((s.message() for s in (streak, repeats) if s.tripped), None)
+        return Outcome(interrupted_by, stopped)
 
     @staticmethod
     def conclude(study: optuna.Study, outcome: Outcome) -> optuna.Study:
