@@ -54,6 +54,15 @@ class TrialBudget:
             or (trial.state == TrialState.RUNNING and (before is None or trial.number < before))
         )
 
+    def short(self, study: optuna.Study) -> bool:
+        """Whether the finished trials leave the budget unspent: fewer than `n_trials` of
+        them, having trained fewer than `max_epochs` epochs."""
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        epochs = sum(trial.user_attrs.get("train_epochs", 0) for trial in finished)
+        return len(finished) < self.n_trials and (
+            self.max_epochs is None or epochs < self.max_epochs
+        )
+
     def exhausted(self, study: optuna.Study) -> bool:
         """Whether either budget is spent: no trial left to start, or no epoch left."""
         out_of_epochs = self.max_epochs is not None and (
@@ -165,8 +174,10 @@ class SearchProgress:
         self.bar = tqdm(
             total=total, initial=finished, unit="trial", desc="search", dynamic_ncols=True
         )
+        self.waiting_for = 0
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.waiting_for = 0
         if trial.state == TrialState.FAIL:
             log.warning(
                 "trial %d failed: %s", trial.number, trial.user_attrs.get("fail_reason", "?")
@@ -192,6 +203,20 @@ class SearchProgress:
             attrs["seconds"],
             attrs["arch"],
         )
+
+    def wait(self, study: optuna.Study, running: int) -> None:
+        """Show that the search waits for `running` trials of other processes."""
+        finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        self.bar.update(finished - self.bar.n)
+        what = f"{running} running trial{'s' if running > 1 else ''}"
+        self.bar.set_postfix_str(f"waiting for {what}")
+        if running != self.waiting_for:
+            log.info(
+                "waiting for %s: in other workers, or in a process that died (retried once "
+                "silent for study.grace_period)",
+                what,
+            )
+        self.waiting_for = running
 
     def close(self) -> None:
         """Close the bar."""

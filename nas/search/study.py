@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -129,23 +130,62 @@ def _open(url: str, settings: StudySettings, space: str, objectives: Objectives)
         study = open_study(storage, settings.name, space, objectives)
     except STORAGE_ERRORS as error:
         raise storage_error(url, error) from error
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    fail_stale_trials(study)
     return study
 
 
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail the running trials of `study` whose heartbeat went stale; the storage's
+    callback queues them again."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def _optimize(
-    study: optuna.Study, objective: Callable[[optuna.Trial], tuple], callbacks: list
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], tuple],
+    callbacks: list,
+    more: Callable[[], bool],
 ) -> int | None:
-    """Run trials until a callback stops the study; returns the number of the signal
-    (SIGINT, SIGTERM) that interrupted it, or None."""
+    """Run trials until a callback stops the study, as long as `more()` says there is a
+    trial to start (it may wait for one); returns the number of the signal (SIGINT,
+    SIGTERM) that interrupted it, or None."""
     try:
         with logging_redirect_tqdm(), sigterm_as_interrupt():
-            study.optimize(objective, catch=(Exception,), callbacks=callbacks)
+            while more():
+                study.optimize(objective, catch=(Exception,), callbacks=callbacks)
     except KeyboardInterrupt as interrupt:
         return getattr(interrupt, "signum", signal.SIGINT)
     return None
+
+
+def wait_for_running(
+    study: optuna.Study,
+    budget: TrialBudget,
+    can_start: Callable[[], bool],
+    progress: SearchProgress,
+    interval: float,
+) -> bool:
+    """While the study is short and trials run in other processes, wait for them, failing
+    every `interval` seconds those whose heartbeat went stale (which queues them again).
+    Returns True once one of them has stopped running and a trial can be started; False
+    at once when none runs or the budget is spent."""
+    awaited: set[int] | None = None
+    while budget.short(study):
+        running = {
+            trial.number for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        }
+        if awaited is not None and awaited - running and can_start():
+            return True
+        if not running:
+            return False
+        if awaited is None:
+            awaited = running
+        progress.wait(study, len(running))
+        time.sleep(interval)
+        fail_stale_trials(study)
+    return False
 
 
 def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None:
@@ -261,13 +301,15 @@ class Search:
         """Run trials (queued ones first) until the study holds `n_trials` finished trials
         or has spent `max_epochs` training epochs, a signal interrupts it, trials keep
         failing or the sampler draws only parameters already tried; with `queued_only`,
-        also once no queued trial is left. `space`, when given, samples the candidates
-        instead of the configured one."""
+        also once no queued trial is left. While the study is short and the trials
+        running in other processes fill the budget, it waits for them (see
+        `wait_for_running`). `space`, when given, samples the candidates instead of the
+        configured one."""
         opts, settings = self.opts, self.pipeline.settings
         budget = TrialBudget(n_trials, max_epochs)
         finished = finished_trials(study)
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        if budget.exhausted(study) or (queued_only and not waiting):
+        if not budget.short(study) or (queued_only and not waiting):
             log.info(
                 "study %r already holds %d finished trials (n_trials=%d) and spent %d "
                 "training epochs (max_epochs=%s)",
@@ -312,6 +354,25 @@ class Search:
             if self.revisits.due(*budget.left(study)):
                 self.revisits.queue(study, lambda params: pipeline.holds_dense(params, self.seed))
 
+        def can_start() -> bool:
+            """Whether the budget leaves this worker a trial to start (a queued one only,
+            with `queued_only`)."""
+            queued = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            return not budget.exhausted(study) and (bool(queued) or not queued_only)
+
+        started = False
+
+        def more() -> bool:
+            """Whether to run trials (again): at first if one can start, later only once
+            other processes' running trials, waited for, left one to start."""
+            nonlocal started
+            if streak.tripped or repeats.tripped:
+                return False
+            first, started = not started, True
+            return (first and can_start()) or wait_for_running(
+                study, budget, can_start, progress, opts.heartbeat_interval
+            )
+
         try:
             # a baseline runs its queue only; a search may queue siblings and revisits
             callbacks = [
@@ -321,7 +382,7 @@ class Search:
                 progress,
                 stop_when_queue_empty if queued_only else queue_more,
             ]
-            interrupted_by = _optimize(study, objective, callbacks)
+            interrupted_by = _optimize(study, objective, callbacks, more)
         finally:
             progress.close()
         stopped = next((s.message() for s in (streak, repeats) if s.tripped), None)
