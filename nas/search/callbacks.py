@@ -1,5 +1,5 @@
-"""Optuna callbacks of a search: the shared trial budget, the stop after repeated
-failures, and the progress bar with one log line per trial."""
+"""Optuna callbacks of a search: the shared trial budget, the stops after repeated
+failures or repeated draws, and the progress bar with one log line per trial."""
 
 from __future__ import annotations
 
@@ -52,6 +52,15 @@ class TrialBudget:
             for trial in study.get_trials(deepcopy=False)
             if trial.state == TrialState.COMPLETE
             or (trial.state == TrialState.RUNNING and (before is None or trial.number < before))
+        )
+
+    def short(self, study: optuna.Study) -> bool:
+        """Whether the finished trials leave the budget unspent: fewer than `n_trials` of
+        them, having trained fewer than `max_epochs` epochs."""
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        epochs = sum(trial.user_attrs.get("train_epochs", 0) for trial in finished)
+        return len(finished) < self.n_trials and (
+            self.max_epochs is None or epochs < self.max_epochs
         )
 
     def exhausted(self, study: optuna.Study) -> bool:
@@ -132,6 +141,32 @@ class FailureStreak:
                 study.stop()
 
 
+class RepeatStreak:
+    """Stop the search after `limit` draws in a row repeated existing trials' parameters
+    (see `nas.search.repeats`): the sampler finds nothing new; `message` says so."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    @property
+    def tripped(self) -> bool:
+        """Whether the last `limit` trials were all repeated draws."""
+        return self.count >= self.limit
+
+    def message(self) -> str:
+        """Why the search stopped."""
+        return (
+            f"stopped after {self.count} draws in a row repeated existing trials' parameters: "
+            f"the sampler finds nothing new in the space (widen it, or lower study.n_trials)"
+        )
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.count = self.count + 1 if "repeats" in trial.user_attrs else 0
+        if self.tripped:
+            study.stop()
+
+
 class SearchProgress:
     """Optuna callback: a progress bar over finished trials and one log line per trial."""
 
@@ -139,15 +174,17 @@ class SearchProgress:
         self.bar = tqdm(
             total=total, initial=finished, unit="trial", desc="search", dynamic_ncols=True
         )
+        self.waiting_for = 0
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.waiting_for = 0
         if trial.state == TrialState.FAIL:
             log.warning(
                 "trial %d failed: %s", trial.number, trial.user_attrs.get("fail_reason", "?")
             )
             return
         if trial.state == TrialState.PRUNED:
-            log.info("trial %d not run: %s", trial.number, trial.user_attrs.get("not_run", "?"))
+            log.info("trial %d not run: %s", trial.number, _not_run(trial))
             return
         finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         self.bar.update(finished - self.bar.n)  # other workers' trials count too
@@ -167,6 +204,27 @@ class SearchProgress:
             attrs["arch"],
         )
 
+    def wait(self, study: optuna.Study, running: int) -> None:
+        """Show that the search waits for `running` trials of other processes."""
+        finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        self.bar.update(finished - self.bar.n)
+        what = f"{running} running trial{'s' if running > 1 else ''}"
+        self.bar.set_postfix_str(f"waiting for {what}")
+        if running != self.waiting_for:
+            log.info(
+                "waiting for %s: in other workers, or in a process that died (retried once "
+                "silent for study.grace_period)",
+                what,
+            )
+        self.waiting_for = running
+
     def close(self) -> None:
         """Close the bar."""
         self.bar.close()
+
+
+def _not_run(trial: FrozenTrial) -> str:
+    """Why `trial` ended unrun: the budget refused it, or it repeated an earlier trial."""
+    if "repeats" in trial.user_attrs:
+        return f"its parameters repeat trial {trial.user_attrs['repeats']}'s; drawing again"
+    return trial.user_attrs.get("not_run", "?")

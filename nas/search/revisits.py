@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nas.search.repeats import enqueue_new
 from nas.trial.objectives import metric, objective_names
 
 
@@ -19,7 +20,8 @@ def architecture_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in params.items() if not name.startswith("sparsity.")}
 
 
-def _architecture_key(params: Mapping[str, Any]) -> str:
+def architecture_key(params: Mapping[str, Any]) -> str:
+    """The architecture a trial's `params` choose, as a comparable string."""
     return repr(sorted(architecture_params(params).items()))
 
 
@@ -40,12 +42,13 @@ class Revisits:
         return self.share > 0 and left <= self.share * total
 
     def queue(self, study: optuna.Study, cached: Callable[[dict[str, Any]], bool]) -> None:
-        """Queue the next revisit, unless a trial already waits; `cached(params)` says
+        """Queue the next revisit, unless a trial already waits or one with the same
+        parameters is taken (see `nas.search.repeats`); `cached(params)` says
         whether the dense weights of the architecture a trial's `params` choose are kept."""
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        tries = Counter(_architecture_key(trial.params) for trial in finished)
+        tries = Counter(architecture_key(trial.params) for trial in finished)
         names = objective_names(study)
         front = [trial for trial in study.best_trials if cached(trial.params)]
         if not front:
@@ -53,10 +56,8 @@ class Revisits:
         chosen = min(
             front,
             key=lambda trial: (
-                tries[_architecture_key(trial.params)],
+                tries[architecture_key(trial.params)],
                 -metric(trial, "accuracy", names),
             ),
         )
-        study.enqueue_trial(
-            architecture_params(chosen.params), user_attrs={"revisit_of": chosen.number}
-        )
+        enqueue_new(study, architecture_params(chosen.params), {"revisit_of": chosen.number})

@@ -9,6 +9,8 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.search.repeats import enqueue_new
+from nas.search.revisits import architecture_key
 from nas.trial.objectives import metric, objective_names
 
 RULES = ("sparser", "knee")
@@ -41,6 +43,15 @@ def next_factor(held: list[float], broke: list[float], factor: float) -> float:
     return math.sqrt(max(below) * sparsest_held)
 
 
+def sibling_room(study: optuna.Study, remaining: int) -> int:
+    """How many trials siblings may take when the budget has `remaining` trials left to
+    start: those beyond one for each distinct architecture the study has finished, so
+    that a small budget goes to new architectures first."""
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    architectures = {architecture_key(trial.params) for trial in finished}
+    return remaining - len(architectures)
+
+
 class Siblings:
     """After a finished trial that trained its architecture densely (not from the cache),
     queue `count` more trials of the same architecture with the density (1 - ratio) of
@@ -49,8 +60,9 @@ class Siblings:
     sparsest density whose accuracy stays within `tolerance` of the dense network's (see
     `next_factor`). Each costs fine-tuning epochs only while the dense weights stay in
     this process's cache; another worker that picks one up trains the architecture again.
-    Siblings carry the user attrs `sibling_of` (the first trial's number) and
-    `density_factor`."""
+    A sibling whose parameters repeat an existing trial's (a sparsity already at its
+    bound) is not queued. Siblings carry the user attrs `sibling_of` (the first trial's
+    number) and `density_factor`."""
 
     def __init__(
         self, count: int, factor: float = 0.5, rule: str = "sparser", tolerance: float = 0.02
@@ -96,7 +108,6 @@ class Siblings:
                 ok = accuracy >= member.user_attrs["dense_accuracy"] - self.tolerance
                 (held if ok else broke).append(member.user_attrs.get("density_factor", 1.0))
             factors = [next_factor(held, broke, self.factor)]
-            tried = [member.params for member in family]
         room -= len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         for factor in factors[: max(room, 0)]:
             params = {
@@ -105,13 +116,7 @@ class Siblings:
                 else value
                 for name, value in first.params.items()
             }
-            if params == first.params or (self.rule == "knee" and params in tried):
-                continue
-            study.enqueue_trial(
-                params,
-                user_attrs={"sibling_of": first.number, "density_factor": factor},
-                skip_if_exists=True,
-            )
+            enqueue_new(study, params, {"sibling_of": first.number, "density_factor": factor})
 
     @staticmethod
     def _family(study: optuna.Study, first: FrozenTrial) -> list[FrozenTrial]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -25,11 +26,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.prune.schedule import OneShot
-from nas.search.callbacks import FailureStreak, SearchProgress, TrialBudget, refuse
+from nas.search.callbacks import FailureStreak, RepeatStreak, SearchProgress, TrialBudget, refuse
+from nas.search.repeats import refuse_repeat
 from nas.search.retry import RetryTrial
 from nas.search.revisits import Revisits
 from nas.search.settings import StudySettings
-from nas.search.siblings import Siblings
+from nas.search.siblings import Siblings, sibling_room
 from nas.search.storage import (
     STORAGE_ERRORS,
     open_storage,
@@ -51,6 +53,10 @@ log = logging.getLogger(__name__)
 
 # Annotates a finished trial with its result and pruned model (the dashboard's trial note).
 TrialNote = Callable[[optuna.Trial, TrialResult, nn.Module], None]
+
+# Draws in a row that repeat existing trials' parameters before a search stops: the
+# sampler finds nothing new in the space.
+REPEATED_DRAWS = 100
 
 
 class Terminated(KeyboardInterrupt):
@@ -124,23 +130,62 @@ def _open(url: str, settings: StudySettings, space: str, objectives: Objectives)
         study = open_study(storage, settings.name, space, objectives)
     except STORAGE_ERRORS as error:
         raise storage_error(url, error) from error
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    fail_stale_trials(study)
     return study
 
 
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail the running trials of `study` whose heartbeat went stale; the storage's
+    callback queues them again."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def _optimize(
-    study: optuna.Study, objective: Callable[[optuna.Trial], tuple], callbacks: list
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], tuple],
+    callbacks: list,
+    more: Callable[[], bool],
 ) -> int | None:
-    """Run trials until a callback stops the study; returns the number of the signal
-    (SIGINT, SIGTERM) that interrupted it, or None."""
+    """Run trials until a callback stops the study, as long as `more()` says there is a
+    trial to start (it may wait for one); returns the number of the signal (SIGINT,
+    SIGTERM) that interrupted it, or None."""
     try:
         with logging_redirect_tqdm(), sigterm_as_interrupt():
-            study.optimize(objective, catch=(Exception,), callbacks=callbacks)
+            while more():
+                study.optimize(objective, catch=(Exception,), callbacks=callbacks)
     except KeyboardInterrupt as interrupt:
         return getattr(interrupt, "signum", signal.SIGINT)
     return None
+
+
+def wait_for_running(
+    study: optuna.Study,
+    budget: TrialBudget,
+    can_start: Callable[[], bool],
+    progress: SearchProgress,
+    interval: float,
+) -> bool:
+    """While the study is short and trials run in other processes, wait for them, failing
+    every `interval` seconds those whose heartbeat went stale (which queues them again).
+    Returns True once one of them has stopped running and a trial can be started; False
+    at once when none runs or the budget is spent."""
+    awaited: set[int] | None = None
+    while budget.short(study):
+        running = {
+            trial.number for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        }
+        if awaited is not None and awaited - running and can_start():
+            return True
+        if not running:
+            return False
+        if awaited is None:
+            awaited = running
+        progress.wait(study, len(running))
+        time.sleep(interval)
+        fail_stale_trials(study)
+    return False
 
 
 def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None:
@@ -254,14 +299,17 @@ class Search:
         queued_only: bool = False,
     ) -> Outcome:
         """Run trials (queued ones first) until the study holds `n_trials` finished trials
-        or has spent `max_epochs` training epochs, a signal interrupts it or trials keep
-        failing; with `queued_only`, also once no queued trial is left. `space`, when
-        given, samples the candidates instead of the configured one."""
+        or has spent `max_epochs` training epochs, a signal interrupts it, trials keep
+        failing or the sampler draws only parameters already tried; with `queued_only`,
+        also once no queued trial is left. While the study is short and the trials
+        running in other processes fill the budget, it waits for them (see
+        `wait_for_running`). `space`, when given, samples the candidates instead of the
+        configured one."""
         opts, settings = self.opts, self.pipeline.settings
         budget = TrialBudget(n_trials, max_epochs)
         finished = finished_trials(study)
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        if budget.exhausted(study) or (queued_only and not waiting):
+        if not budget.short(study) or (queued_only and not waiting):
             log.info(
                 "study %r already holds %d finished trials (n_trials=%d) and spent %d "
                 "training epochs (max_epochs=%s)",
@@ -286,33 +334,59 @@ class Search:
                 self.note(trial, result, model)
             set_constraints(trial, result, opts)
 
+        def before_run(trial: optuna.Trial, epochs: int) -> None:
+            refuse_repeat(trial)
+            budget.charge(trial, epochs)
+
         pipeline = replace(self.pipeline, space=space) if space else self.pipeline
         objective = guarded(
-            pipeline.objective(self.seed, checkpoints_for, keep, budget.charge, self.early_exit),
+            pipeline.objective(self.seed, checkpoints_for, keep, before_run, self.early_exit),
             budget,
             RetryTrial(opts.max_retry),
         )
         streak = FailureStreak(opts.max_consecutive_failures)
+        repeats = RepeatStreak(REPEATED_DRAWS)
         progress = SearchProgress(n_trials, finished)
 
         def queue_more(study: optuna.Study, trial: FrozenTrial) -> None:
             """Queue the siblings due after `trial`, then a revisit near the budget's end."""
-            self.siblings.queue(study, trial, room=budget.remaining(study))
+            self.siblings.queue(study, trial, room=sibling_room(study, budget.remaining(study)))
             if self.revisits.due(*budget.left(study)):
                 self.revisits.queue(study, lambda params: pipeline.holds_dense(params, self.seed))
+
+        def can_start() -> bool:
+            """Whether the budget leaves this worker a trial to start (a queued one only,
+            with `queued_only`)."""
+            queued = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            return not budget.exhausted(study) and (bool(queued) or not queued_only)
+
+        started = False
+
+        def more() -> bool:
+            """Whether to run trials (again): at first if one can start, later only once
+            other processes' running trials, waited for, left one to start."""
+            nonlocal started
+            if streak.tripped or repeats.tripped:
+                return False
+            first, started = not started, True
+            return (first and can_start()) or wait_for_running(
+                study, budget, can_start, progress, opts.heartbeat_interval
+            )
 
         try:
             # a baseline runs its queue only; a search may queue siblings and revisits
             callbacks = [
                 budget,
                 streak,
+                repeats,
                 progress,
                 stop_when_queue_empty if queued_only else queue_more,
             ]
-            interrupted_by = _optimize(study, objective, callbacks)
+            interrupted_by = _optimize(study, objective, callbacks, more)
         finally:
             progress.close()
-        return Outcome(interrupted_by, streak.message() if streak.tripped else None)
+        stopped = next((s.message() for s in (streak, repeats) if s.tripped), None)
+        return Outcome(interrupted_by, stopped)
 
     @staticmethod
     def conclude(study: optuna.Study, outcome: Outcome) -> optuna.Study:

@@ -1,0 +1,56 @@
+"""No trial repeats another's parameters: a sibling or revisit equal to a finished, running
+or waiting trial is not queued, and a sampled trial equal to one is not run (the sampler
+draws again)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+# The trials whose parameters are taken: run, being run, or queued to run.
+TAKEN = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+
+
+def trial_params(trial: FrozenTrial) -> dict[str, Any]:
+    """The parameters `trial` has or will have: those it was queued with, then those it
+    sampled."""
+    return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+
+
+def _key(params: Mapping[str, Any]) -> frozenset:
+    """`params` comparable as a set, floats rounded to 6 decimals (the sparsity grid's)."""
+    return frozenset(
+        (name, round(value, 6) if isinstance(value, float) else value)
+        for name, value in params.items()
+    )
+
+
+def repeated_trial(
+    study: optuna.Study, params: Mapping[str, Any], besides: int | None = None
+) -> FrozenTrial | None:
+    """The finished, running or waiting trial of `study` (other than number `besides`)
+    with exactly `params`; None when there is none."""
+    key = _key(params)
+    for trial in study.get_trials(deepcopy=False, states=TAKEN):
+        if trial.number != besides and _key(trial_params(trial)) == key:
+            return trial
+    return None
+
+
+def enqueue_new(study: optuna.Study, params: dict[str, Any], user_attrs: dict[str, Any]) -> None:
+    """Queue a trial of `params` with `user_attrs` unless a finished, running or waiting
+    trial has them already."""
+    if repeated_trial(study, params) is None:
+        study.enqueue_trial(params, user_attrs=user_attrs)
+
+
+def refuse_repeat(trial: optuna.Trial) -> None:
+    """End `trial` unrun (PRUNED, user attr `repeats`: the trial it repeats) when the
+    parameters it sampled are an existing trial's."""
+    same = repeated_trial(trial.study, trial.params, besides=trial.number)
+    if same is not None:
+        trial.set_user_attr("repeats", same.number)
+        raise optuna.TrialPruned(f"its parameters repeat trial {same.number}'s")
