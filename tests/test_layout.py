@@ -62,4 +62,4 @@ def test_imports_run_only_downward(path):
 def test_every_subpackage_says_what_lives_there():
     for package in (p.parent for p in NAS.glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
-        assert doc and "import" in doc.lower(), f"{package.name}/__init__.py: says nothing of imports"
+        assert doc and "import" in doc.lower(), f"{package.name}: no word on its imports"
