@@ -84,3 +84,115 @@ def test_a_kernel_smaller_than_the_shared_one_is_its_centre():
     ]  # fmt: skip
     with pytest.raises(ValueError, match="cannot cut shape"):
         cut(shared, torch.Size((2, 1, 3, 3)))
+
+
+# --- a trial on sliced weights ---------------------------------------------------------
+
+SMALL_CNN = CNNSpace(blocks=(1, 2), channels=(8, 16), kernel_sizes=(3,), hidden=(0, 16))
+
+
+def test_a_trial_on_sliced_weights_only_fine_tunes_and_counts_its_training_flops(tiny_splits):
+    from optuna.trial import FixedTrial
+
+    from nas.prune.methods import MagnitudePruning
+    from nas.trial.pipeline import TrialPipeline
+    from nas.trial.train import TrainSettings
+
+    supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
+    settings = TrainSettings(epochs=3, finetune_epochs=1, batch_size=64)
+    pipeline = TrialPipeline(
+        SMALL_CNN, tiny_splits, MagnitudePruning(), settings, torch.device("cpu"),
+        dense_source=supernet.weights_for, recalibration_images=64,
+    )  # fmt: skip
+    params = {"arch.blocks": 1, "arch.block1.channels": 8, "arch.kernel_size": 3}
+    params |= {"arch.hidden": 0, "sparsity.block1.conv": 0.5, "sparsity.head": 0.5}
+    candidate = SMALL_CNN.sample(FixedTrial(params))
+    assert pipeline.planned_epochs(candidate, seed=0) == 1
+    result, _ = pipeline.run(candidate, seed=0)
+    assert result.dense_sliced and not result.dense_cached
+    assert result.train_epochs == 1
+    assert result.train_flops == 3 * len(tiny_splits.train_x) * result.dense_flops
+    from_scratch = TrialPipeline(
+        SMALL_CNN, tiny_splits, MagnitudePruning(), settings, torch.device("cpu")
+    ).run(candidate, seed=0)[0]
+    assert not from_scratch.dense_sliced
+    assert from_scratch.train_flops == 3 * len(tiny_splits.train_x) * 4 * result.dense_flops
+
+
+def test_batchnorm_recalibration_gives_the_statistics_of_the_images():
+    from nas.trial.train import recalibrate_batchnorm
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1, bias=False), torch.nn.BatchNorm2d(2))
+    x = torch.randn(40, 1, 3, 3) * 3 + 1
+    recalibrate_batchnorm(model, x, batch_size=8)
+    features = model[0](x).detach()
+    torch.testing.assert_close(model[1].running_mean, features.mean(dim=(0, 2, 3)))
+    assert model[1].momentum == 0.1 and not model.training
+
+
+# --- the study's supernet: settings, budget, claims ----------------------------------------
+
+
+def test_a_space_without_a_supernet_and_a_budget_too_small_are_one_line_errors():
+    from nas.errors import UsageError
+    from nas.search.study import check_weight_sharing
+    from nas.supernet.sandwich import SupernetSettings
+
+    class NoSupernet:
+        pass
+
+    with pytest.raises(UsageError, match=r"NoSupernet has no supernet\(in_shape, n_classes\)"):
+        check_weight_sharing(NoSupernet(), SupernetSettings(), None)
+    with pytest.raises(UsageError, match="study.max_epochs=24 leaves nothing"):
+        check_weight_sharing(CNNSpace(), SupernetSettings(epochs=6, subnets=4), 24)
+    check_weight_sharing(CNNSpace(), SupernetSettings(epochs=6, subnets=4), 25)
+
+
+def test_the_supernets_epochs_count_in_the_studys_budget():
+    from nas.search.callbacks import TrialBudget
+
+    study = optuna.create_study()
+    study.set_user_attr("supernet", {"train_epochs": 24})
+    study.add_trial(optuna.create_trial(value=1.0, user_attrs={"train_epochs": 1}))
+    assert TrialBudget.epochs_spent(study) == 25
+    assert TrialBudget(10, max_epochs=25).exhausted(study)
+
+
+def trainer(study, tiny_splits, **settings):
+    from nas.search.supernet import SupernetTrainer
+    from nas.supernet.sandwich import SupernetSettings
+
+    return SupernetTrainer(
+        study, None, lambda: SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes),
+        tiny_splits, SupernetSettings(**settings), None, SMALL_CNN.sample, 64, 0,
+        heartbeat_interval=1, grace_period=2,
+    )  # fmt: skip
+
+
+def test_changing_the_supernet_settings_of_a_study_is_refused(tiny_splits):
+    from nas.errors import UsageError
+    from nas.search.supernet import check_settings
+
+    study = optuna.create_study()
+    first = trainer(study, tiny_splits, epochs=2)
+    first._write(epochs_done=0)
+    check_settings(study, first.settings)
+    with pytest.raises(UsageError, match=r"train.supernet.epochs 2 -> 3"):
+        check_settings(study, trainer(study, tiny_splits, epochs=3).settings)
+
+
+def test_one_worker_claims_the_training_until_its_heartbeat_goes_stale(tiny_splits, monkeypatch):
+    import nas.search.supernet as shared
+
+    monkeypatch.setattr(shared, "CLAIM_SETTLE_SECONDS", 0.0)
+    now = [1000.0]
+    monkeypatch.setattr(shared.time, "time", lambda: now[0])
+    study = optuna.create_study()
+    first, second = trainer(study, tiny_splits), trainer(study, tiny_splits)
+    assert first._claim(shared.record_of(study))
+    assert not second._claim(shared.record_of(study))
+    now[0] += 1.5  # within the grace period of 2 s
+    assert not second._claim(shared.record_of(study))
+    now[0] += 1.0  # the owner has been silent for 2.5 s
+    assert second._claim(shared.record_of(study))
+    assert shared.record_of(study)["owner"] == second.me
