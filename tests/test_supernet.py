@@ -184,15 +184,18 @@ def test_changing_the_supernet_settings_of_a_study_is_refused(tiny_splits):
 def test_one_worker_claims_the_training_until_its_heartbeat_goes_stale(tiny_splits, monkeypatch):
     import nas.search.supernet as shared
 
-    monkeypatch.setattr(shared, "CLAIM_SETTLE_SECONDS", 0.0)
     now = [1000.0]
     monkeypatch.setattr(shared.time, "time", lambda: now[0])
-    study = optuna.create_study()
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     first, second = trainer(study, tiny_splits), trainer(study, tiny_splits)
-    assert first._claim(shared.record_of(study))
-    assert not second._claim(shared.record_of(study))
+    assert first._claim()
+    assert not second._claim() and not first._claim()
     now[0] += 1.5  # within the grace period of 2 s
-    assert not second._claim(shared.record_of(study))
-    now[0] += 1.0  # the owner has been silent for 2.5 s
-    assert second._claim(shared.record_of(study))
-    assert shared.record_of(study)["owner"] == second.me
+    assert not second._claim()
+    now[0] += 1.0  # the trainer has been silent for 2.5 s: the next claim is open, once
+    assert second._claim()
+    assert not first._claim()
+    assert study.user_attrs[shared.CLAIMS] == 2
+    first._release()
+    names = {s.study_name for s in optuna.get_all_study_summaries(study._storage)}
+    assert names == {study.study_name}

@@ -28,7 +28,7 @@ def command(tmp_path: Path, *extra: str) -> list[str]:
         "search", "+space=cnn", "+debug=smoke", "train=supernet", "study.name=shared",
         f"study.storage=sqlite:///{tmp_path}/nas.db", f"study.artifacts={tmp_path}/artifacts",
         f"train.supernet.epochs={EPOCHS}", "train.supernet.bn_images=64",
-        "study.heartbeat_interval=1", "study.grace_period=3", *extra,
+        "study.heartbeat_interval=1", "study.grace_period=5", *extra,
     ]  # fmt: skip
 
 
@@ -73,7 +73,9 @@ def test_a_search_killed_while_the_supernet_trains_resumes_after_its_last_epoch(
     study = load(tmp_path)
     finished = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(finished) == 2
-    assert all(trial.user_attrs["dense_sliced"] for trial in finished)
+    for trial in finished:  # sliced, or a sibling reusing the sliced weights: never trained
+        assert trial.user_attrs["dense_sliced"] or trial.user_attrs["dense_cached"]
+        assert trial.user_attrs["train_epochs"] == 1
 
 
 def test_two_workers_started_together_train_the_supernet_once(tmp_path):

@@ -3,23 +3,23 @@ study's artifact store after every epoch, resumed after a crash and reused by ev
 worker and every later run of the study.
 
 The study's user attr `supernet` records the settings it is trained with, the epochs
-done, the budget they cost and which worker trains it (`owner`, with a `heartbeat` time
-it renews while it trains). A worker that finds the supernet unfinished claims it when
-nobody owns it or the owner's heartbeat is older than `study.grace_period`: it writes
-itself as owner, waits a moment and reads the attr again, and trains only if it still
-finds itself there. Every other worker waits, polling every `study.heartbeat_interval`
-seconds, until the epochs are done (or the owner goes silent, and it claims the work).
+done and the budget they cost; only the worker training it writes it. Who trains it is
+decided by the storage itself: claim number n is the creation of a study named
+`<study>:supernet-claim-<n>`, which only one worker can create (study names are unique
+in every storage). The winner records `supernet_claims` = n + 1 and renews
+`supernet_heartbeat` every `study.heartbeat_interval` seconds while it trains. Every
+other worker waits, polling at that interval, until the epochs are done; when the
+heartbeat is older than `study.grace_period` (the trainer died), they race for claim
+n + 1 the same way, and the winner resumes after the last saved epoch. The claim studies
+are deleted once the supernet is trained.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -39,7 +39,8 @@ from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwic
 log = logging.getLogger(__name__)
 
 ATTR = "supernet"
-CLAIM_SETTLE_SECONDS = 0.5
+CLAIMS = "supernet_claims"
+HEARTBEAT = "supernet_heartbeat"
 
 
 def checkpoint_name(epoch: int) -> str:
@@ -102,33 +103,52 @@ class SupernetTrainer:
         self.splits, self.settings, self.smallest, self.sample = splits, settings, smallest, sample
         self.batch_size, self.seed = batch_size, seed
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
-        self.me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def ready(self) -> Supernet:
         """The trained supernet: loaded when it is done, else trained here or waited for."""
         check_settings(self.study, self.settings)
         announced = False
         while True:
-            record = record_of(self.study)
-            if record.get("epochs_done", 0) >= self.settings.epochs:
+            if record_of(self.study).get("epochs_done", 0) >= self.settings.epochs:
                 return self._load(self.settings.epochs)
-            if self._claim(record):
-                return self._train(record.get("epochs_done", 0))
+            if self._claim():
+                return self._train(record_of(self.study).get("epochs_done", 0))
             if not announced:
-                log.info("waiting for worker %s to train the study's supernet", record["owner"])
+                log.info("waiting for another worker to train the study's supernet")
                 announced = True
             time.sleep(self.heartbeat_interval)
 
-    def _claim(self, record: dict) -> bool:
-        """Whether this worker now owns the training (nobody did, or the owner went silent)."""
-        owner, beat = record.get("owner"), record.get("heartbeat", 0.0)
-        if owner not in (None, self.me) and time.time() - beat < self.grace_period:
+    def _claim(self) -> bool:
+        """Whether this worker won the next claim: the first one, or the one after a
+        trainer whose heartbeat is older than the grace period."""
+        attrs = self.study.user_attrs
+        claims = attrs.get(CLAIMS, 0)
+        if claims and time.time() - attrs.get(HEARTBEAT, 0.0) < self.grace_period:
             return False
-        self._write(owner=self.me, heartbeat=time.time())
-        time.sleep(CLAIM_SETTLE_SECONDS)  # a worker that claimed at the same time writes last
-        return record_of(self.study).get("owner") == self.me
+        try:
+            optuna.create_study(study_name=self._claim_name(claims), storage=self.study._storage)
+        except optuna.exceptions.DuplicatedStudyError:
+            return False
+        self.study.set_user_attr(HEARTBEAT, time.time())
+        self.study.set_user_attr(CLAIMS, claims + 1)
+        self._write()
+        return True
+
+    def _claim_name(self, number: int) -> str:
+        return f"{self.study.study_name}:supernet-claim-{number}"
+
+    def _release(self) -> None:
+        """Delete the claim studies, once the supernet is trained."""
+        for number in range(self.study.user_attrs.get(CLAIMS, 0)):
+            try:
+                optuna.delete_study(
+                    study_name=self._claim_name(number), storage=self.study._storage
+                )
+            except KeyError:  # deleted already
+                pass
 
     def _write(self, **changes) -> None:
+        """Update the study's supernet record (only the worker training it writes it)."""
         record = record_of(self.study)
         record.update(changes, settings=asdict(self.settings))
         self.study.set_user_attr(ATTR, record)
@@ -160,18 +180,17 @@ class SupernetTrainer:
                     epochs_done=epoch,
                     train_epochs=epoch * self.settings.epoch_cost,
                     train_flops=3 * samples * epoch * flops_per_sample,
-                    heartbeat=time.time(),
                 )
                 log.info("supernet epoch %d of %d: loss %.4f", epoch, self.settings.epochs, loss)
         finally:
             stop.set()
             beat.join()
-        self._write(owner=None)
+        self._release()
         return supernet.eval()
 
     def _beat(self, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_interval):
-            self._write(heartbeat=time.time())
+            self.study.set_user_attr(HEARTBEAT, time.time())
 
     def _flops_per_step_sample(self, supernet: Supernet) -> int:
         """Forward FLOPs per training sample of one step, estimated as the largest and the
