@@ -155,15 +155,15 @@ class SupernetTrainer:
 
     def _train(self, done: int) -> Supernet:
         """Train epochs `done + 1` to the last, saving the state after each; returns it."""
-        supernet = self._load(done) if done else self.make().to(self.splits.train_x.device)
-        optimizer = torch.optim.Adam(supernet.parameters(), lr=self.settings.lr)
-        if done:
-            optimizer.load_state_dict(self._state(done)["optimizer"])
-        flops_per_sample = self._flops_per_step_sample(supernet)
         stop = threading.Event()
         beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
-        beat.start()
+        beat.start()  # first: building and loading must not look like a dead trainer
         try:
+            supernet = self._load(done) if done else self.make().to(self.splits.train_x.device)
+            optimizer = torch.optim.Adam(supernet.parameters(), lr=self.settings.lr)
+            if done:
+                optimizer.load_state_dict(self._state(done)["optimizer"])
+            flops_per_sample = self._flops_per_step_sample(supernet)
             for epoch in tqdm(
                 range(done + 1, self.settings.epochs + 1), desc="supernet", unit="epoch",
                 initial=done, total=self.settings.epochs, leave=False,
@@ -189,8 +189,12 @@ class SupernetTrainer:
         return supernet.eval()
 
     def _beat(self, stop: threading.Event) -> None:
+        """Renew the heartbeat until `stop` is set; a failed write is logged and retried."""
         while not stop.wait(self.heartbeat_interval):
-            self.study.set_user_attr(HEARTBEAT, time.time())
+            try:
+                self.study.set_user_attr(HEARTBEAT, time.time())
+            except Exception:  # the storage is busy: the next beat tries again
+                log.debug("supernet heartbeat not written", exc_info=True)
 
     def _flops_per_step_sample(self, supernet: Supernet) -> int:
         """Forward FLOPs per training sample of one step, estimated as the largest and the
