@@ -23,13 +23,14 @@ import os
 import platform
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
@@ -48,6 +49,8 @@ SEARCHES = {  # the joint search as configured, then with each other sampler
     "search_random": ["sampler=random"],
     "search_nsga2": ["sampler=nsga2"],
     "search_gp": ["sampler=gp"],
+    "search_supernet": ["train=supernet"],  # weight sharing: one supernet, then fine-tuning
+    "search_supernet_random": ["train=supernet", "sampler=random"],
 }
 METHODS = [*SEARCHES, *BASELINES]
 
@@ -60,8 +63,10 @@ class Measured:
     best_10: float
     best_2: float
     epochs: int
+    train_flops: float  # NaN for studies recorded before trials counted them
     trials: int
     points: object  # normalised objectives of its finished trials
+    regret: float = math.nan  # the best known front's hypervolume minus this one's
 
 
 def cpu_name() -> str:
@@ -138,14 +143,28 @@ def measure(study: optuna.Study, reference: tuple[int, int]) -> Measured:
     """Front quality of `study` against `reference` (params, FLOPs)."""
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     points = normalised_objectives(trials, *reference, objective_names(study))
+    supernet = study.user_attrs.get("supernet", {})
+    flops = [t.user_attrs.get("train_flops", math.nan) for t in trials]
     return Measured(
         hypervolume=hypervolume(points),
         best_10=best_accuracy_within(points, 0.10),
         best_2=best_accuracy_within(points, 0.02),
-        epochs=sum(t.user_attrs["train_epochs"] for t in trials),
+        epochs=supernet.get("train_epochs", 0) + sum(t.user_attrs["train_epochs"] for t in trials),
+        train_flops=supernet.get("train_flops", 0) + sum(flops),
         trials=len(trials),
         points=points,
     )
+
+
+def with_regret(results: dict[str, list[Measured]]) -> tuple[dict[str, list[Measured]], float]:
+    """Every measurement with its regret: the hypervolume of the best front known (the union
+    of every method's trials over every seed run) minus its own; and that hypervolume."""
+    union = np.concatenate([row.points for rows in results.values() for row in rows])
+    best = hypervolume(union)
+    return {
+        method: [replace(row, regret=best - row.hypervolume) for row in rows]
+        for method, rows in results.items()
+    }, best
 
 
 def spread(values: list[float], digits: int = 3) -> str:
@@ -159,17 +178,20 @@ def spread(values: list[float], digits: int = 3) -> str:
 def table(results: dict[str, list[Measured]]) -> str:
     """A markdown table of every method's mean and spread, best hypervolume first."""
     lines = [
-        "| method | hypervolume | best acc. ≤10 % params | best acc. ≤2 % params "
-        "| epochs | trials |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| method | hypervolume | regret | best acc. ≤10 % params | best acc. ≤2 % params "
+        "| epochs | training PFLOPs | trials |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     order = sorted(results, key=lambda m: -statistics.fmean(r.hypervolume for r in results[m]))
     for method in order:
         rows = results[method]
         lines.append(
             f"| {method} | {spread([r.hypervolume for r in rows])} "
+            f"| {spread([r.regret for r in rows], 4)} "
             f"| {spread([r.best_10 for r in rows])} | {spread([r.best_2 for r in rows])} "
-            f"| {spread([r.epochs for r in rows], 0)} | {spread([r.trials for r in rows], 0)} |"
+            f"| {spread([r.epochs for r in rows], 0)} "
+            f"| {spread([r.train_flops / 1e15 for r in rows], 2)} "
+            f"| {spread([r.trials for r in rows], 0)} |"
         )
     return "\n".join(lines)
 
@@ -177,13 +199,21 @@ def table(results: dict[str, list[Measured]]) -> str:
 def paired(results: dict[str, list[Measured]], seeds: list[int]) -> str:
     """A markdown table of the first method's hypervolume minus each other method's, seed
     by seed (what the seeds share cancels out): per seed, then the mean, its standard
-    error and on how many seeds the first method was better."""
+    error and on how many seeds the first method was better; then each other method's
+    regret over the first's (mean of the per-seed ratios)."""
     first, others = next(iter(results)), list(results)[1:]
     differences = {
         method: [
             a.hypervolume - b.hypervolume
             for a, b in zip(results[first], results[method], strict=True)
         ]
+        for method in others
+    }
+    ratios = {
+        method: statistics.fmean(
+            b.regret / a.regret if a.regret > 0 else math.inf
+            for a, b in zip(results[first], results[method], strict=True)
+        )
         for method in others
     }
     lines = [
@@ -200,6 +230,8 @@ def paired(results: dict[str, list[Measured]], seeds: list[int]) -> str:
         wins = sum(value > 0 for value in values)
         summary.append(f"{statistics.fmean(values):+.4f} ± {error:.4f} SE, {wins}/{len(values)}")
     lines.append(f"| mean | {' | '.join(summary)} |")
+    cells = " | ".join(f"{ratios[method]:.2f}x" for method in others)
+    lines.append(f"| regret over {first}'s | {cells} |")
     return "\n".join(lines)
 
 
@@ -267,10 +299,12 @@ def main(argv: list[str] | None = None) -> int:
             study = run(method, seed, args, args.out.resolve())
             results[method].append(measure(study, reference_size(study)))
 
+    results, best = with_regret(results)
     seeds = " ".join(map(str, args.seeds))
     overrides = f", overrides: {' '.join(args.overrides)}" if args.overrides else ""
     print(f"\n{args.space} on mnist5k, {args.epochs} epochs per study, seeds {seeds}{overrides}")
     print(machine_line())
+    print(f"best known front (every method, every seed run here): hypervolume {best:.4f}")
     print(table(results))
     if len(results) > 1:
         print(f"\nPaired hypervolume differences:\n{paired(results, args.seeds)}")

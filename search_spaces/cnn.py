@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 
 import optuna
 from torch import nn
 
 from nas.space import Candidate, SparsityGrid, inclusive_range, positive_choices
+from nas.supernet.elastic import Supernet
 
 
 class CNNSpace:
@@ -85,6 +87,27 @@ class CNNSpace:
             features = arch["hidden"]
         layers["head"] = nn.Linear(features, n_classes)
         return nn.Sequential(layers)
+
+    def supernet(self, in_shape: tuple[int, ...], n_classes: int) -> Supernet:
+        """The weight-sharing supernet of every architecture of the space: the widest
+        blocks with the largest kernel, and for each depth its own hidden layer (or, with
+        no hidden layer, classifier), since the flattened features depend on the depth."""
+        widest, kernel = max(self.channels), max(self.kernel_sizes)
+        covering = [
+            Candidate({"channels": [widest] * depth, "kernel_size": kernel, "hidden": hidden})
+            for depth in range(self.blocks[1], self.blocks[0] - 1, -1)
+            for hidden in sorted({max(self.hidden), min(self.hidden)}, reverse=True)
+        ]
+        build = partial(self.build, in_shape=in_shape, n_classes=n_classes)
+        return Supernet(build, covering, shared_name=self.shared_name)
+
+    @staticmethod
+    def shared_name(candidate: Candidate, name: str) -> str:
+        """The supernet tensor `name` is cut from: per depth for the layer after the flatten."""
+        after_flatten = "hidden." if candidate.arch["hidden"] else "head."
+        if name.startswith(after_flatten):
+            return f"depth{len(candidate.arch['channels'])}.{name}"
+        return name
 
     def describe(self, candidate: Candidate) -> str:
         """A one-line architecture summary, e.g. `conv 16-32 k3 > fc 64 > head`."""

@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 
 import optuna
 from torch import nn
 
 from nas.space import Candidate, SparsityGrid, inclusive_range, positive_choices
+from nas.supernet.elastic import Supernet
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
@@ -69,6 +71,14 @@ class MLPSpace:
             features = width
         layers["head"] = nn.Linear(features, n_classes)
         return nn.Sequential(layers)
+
+    def supernet(self, in_shape: tuple[int, ...], n_classes: int) -> Supernet:
+        """The weight-sharing supernet of every architecture of the space: the deepest,
+        widest network; a shallower one uses its first layers and the shared classifier."""
+        largest = Candidate(
+            {"widths": [max(self.widths)] * self.depth[1], "activation": self.activations[0]}
+        )
+        return Supernet(partial(self.build, in_shape=in_shape, n_classes=n_classes), [largest])
 
     def describe(self, candidate: Candidate) -> str:
         """A one-line architecture summary, e.g. `mlp 256-128 gelu > head`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 
 import optuna
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 from torchvision.ops import Conv2dNormActivation, SqueezeExcitation
 
 from nas.space import Candidate, SparsityGrid, inclusive_range, positive_choices
+from nas.supernet.elastic import Supernet
 
 MIN_SIZE_TO_DOWNSAMPLE = 4
 
@@ -156,6 +158,21 @@ class MobileNetSpace:
         layers["flatten"] = nn.Flatten()
         layers["head"] = nn.Linear(in_channels, n_classes)
         return nn.Sequential(layers)
+
+    def supernet(self, in_shape: tuple[int, ...], n_classes: int) -> Supernet:
+        """The weight-sharing supernet of every architecture of the space: every block at
+        its widest, with the largest expansion and kernel and with squeeze-excitation when
+        the space offers it (a block without SE skips those weights)."""
+        block = {
+            "expansion": max(self.expansions),
+            "kernel_size": max(self.kernel_sizes),
+            "width": max(self.widths),
+            "se": True in self.se,
+        }
+        largest = Candidate(
+            {"stem_width": self.stem_width, "blocks": [dict(block)] * self.blocks[1]}
+        )
+        return Supernet(partial(self.build, in_shape=in_shape, n_classes=n_classes), [largest])
 
     def describe(self, candidate: Candidate) -> str:
         """A one-line summary, e.g. `mobilenet e6k3c16se-e3k5c24 > head` (expansion,

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 
 import optuna
 import torch
 from torch import nn
 
 from nas.space import Candidate, SparsityGrid, inclusive_range, positive_choices
+from nas.supernet.elastic import Supernet
 
 
 def conv_norm(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -117,6 +119,19 @@ class ResNetSpace:
         layers["flatten"] = nn.Flatten()
         layers["head"] = nn.Linear(in_channels, n_classes)
         return nn.Sequential(layers)
+
+    def supernet(self, in_shape: tuple[int, ...], n_classes: int) -> Supernet:
+        """The weight-sharing supernet of every architecture of the space: every stage at
+        its widest with the most blocks (a narrower stage uses the first channels)."""
+        stages = self.stages[1]
+        largest = Candidate(
+            {
+                "stem_width": self.stem_width,
+                "widths": [max(self.widths)] * stages,
+                "blocks": [self.blocks[1]] * stages,
+            }
+        )
+        return Supernet(partial(self.build, in_shape=in_shape, n_classes=n_classes), [largest])
 
     def describe(self, candidate: Candidate) -> str:
         """A one-line architecture summary, e.g. `resnet 16x2-32x1 > head` (width x blocks)."""

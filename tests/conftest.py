@@ -24,6 +24,8 @@ TRIAL_USER_ATTRS = {
     "resumed_from_epoch",
     "removed_channels",
     "dense_cached",
+    "dense_sliced",
+    "train_flops",
     "finetune_skipped",
     "macro_f1",
     "worst_class_accuracy",

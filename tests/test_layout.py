@@ -16,10 +16,11 @@ MAY_IMPORT = {
     "data": set(),
     "space": {"errors", "prune"},
     "trial": {"errors", "prune", "data", "space"},
-    "search": {"errors", "prune", "data", "space", "trial"},
+    "supernet": {"errors", "prune", "data", "space", "trial"},
+    "search": {"errors", "prune", "data", "space", "trial", "supernet"},
     "report": {"errors", "prune", "data", "space", "trial"},
-    "studies": {"errors", "prune", "data", "space", "trial", "search", "report"},
-    "cli": {"errors", "prune", "data", "space", "trial", "search", "report", "studies"},
+    "studies": {"errors", "prune", "data", "space", "trial", "supernet", "search", "report"},
+    "cli": {"errors", "prune", "data", "space", "trial", "supernet", "search", "report", "studies"},
     "__main__": {"errors", "cli", "search"},
 }
 

@@ -45,9 +45,11 @@ class TrialBudget:
 
     @staticmethod
     def epochs_spent(study: optuna.Study, before: int | None = None) -> int:
-        """Training epochs of the finished trials and of the running ones (those numbered
-        before `before`, when given) that have said how many they train."""
-        return sum(
+        """Training epochs of the study's supernet, of the finished trials and of the
+        running ones (those numbered before `before`, when given) that have said how many
+        they train."""
+        supernet = study.user_attrs.get("supernet", {}).get("train_epochs", 0)
+        return supernet + sum(
             trial.user_attrs.get("train_epochs", 0)
             for trial in study.get_trials(deepcopy=False)
             if trial.state == TrialState.COMPLETE

@@ -27,6 +27,7 @@ from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.prune.schedule import OneShot
 from nas.search.callbacks import FailureStreak, RepeatStreak, SearchProgress, TrialBudget, refuse
+from nas.search.reference import ReferenceTrial
 from nas.search.repeats import refuse_repeat
 from nas.search.retry import RetryTrial
 from nas.search.revisits import Revisits
@@ -39,8 +40,10 @@ from nas.search.storage import (
     storage_error,
     storage_location,
 )
+from nas.search.supernet import SupernetTrainer
 from nas.search.weights import save_pruned_weights
 from nas.space import SearchSpace
+from nas.supernet.sandwich import SupernetSettings
 from nas.trial.checkpoint import NO_CHECKPOINTS, ArtifactCheckpoints, Checkpoints
 from nas.trial.dense_cache import DenseCache
 from nas.trial.distill import distillation_of
@@ -233,6 +236,7 @@ class Search:
     siblings: Siblings
     revisits: Revisits
     note: TrialNote | None = None
+    supernet: SupernetSettings | None = None
 
     @classmethod
     def from_config(
@@ -248,7 +252,10 @@ class Search:
             opts = StudySettings(
                 **{**OmegaConf.to_container(cfg.study), "name": str(cfg.study.name)}
             )
-            settings = TrainSettings(**OmegaConf.to_container(cfg.train))
+            train = OmegaConf.to_container(cfg.train)
+            supernet_cfg = train.pop("supernet", None)
+            settings = TrainSettings(**train)
+            supernet = None if supernet_cfg is None else SupernetSettings(**supernet_cfg)
             device = resolve_device(str(cfg.device))
             early_exit = EarlyExit(opts.early_exit, opts.early_exit_margin)
             distill = distillation_of(OmegaConf.to_container(cfg.finetune))
@@ -266,12 +273,17 @@ class Search:
         if getattr(pruning, "restructures", False) and not isinstance(schedule, OneShot):
             raise UsageError("prune=channel removes channels once: use it with schedule=one_shot")
         _instantiate(cfg.sampler, "sampler", seed=seed)
+        if supernet is not None:
+            check_weight_sharing(space, supernet, opts.max_epochs)
         splits = _instantiate(cfg.data, "data")
         pipeline = TrialPipeline(
             space, splits_to(splits, device), pruning, settings, device, schedule,
             DenseCache(max(opts.dense_cache, dense_cache)), distill, objectives,
         )  # fmt: skip
-        return cls(cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings, revisits, note)
+        return cls(
+            cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings, revisits, note,
+            supernet,
+        )  # fmt: skip
 
     def open(self, name: str) -> optuna.Study:
         """Open (or create) study `name`, recording what `export` needs, with the sampler
@@ -339,6 +351,8 @@ class Search:
             budget.charge(trial, epochs)
 
         pipeline = replace(self.pipeline, space=space) if space else self.pipeline
+        if self.supernet is not None:
+            pipeline = self._with_supernet(pipeline, study, store)
         objective = guarded(
             pipeline.objective(self.seed, checkpoints_for, keep, before_run, self.early_exit),
             budget,
@@ -388,6 +402,25 @@ class Search:
         stopped = next((s.message() for s in (streak, repeats) if s.tripped), None)
         return Outcome(interrupted_by, stopped)
 
+    def _with_supernet(
+        self, pipeline: TrialPipeline, study: optuna.Study, store: FileSystemArtifactStore
+    ) -> TrialPipeline:
+        """`pipeline` slicing every candidate's dense weights out of the study's supernet,
+        which is trained (or waited for, or loaded) first."""
+        space, splits = pipeline.space, pipeline.splits
+        smallest = space.sample(ReferenceTrial(smallest=True))
+        trainer = SupernetTrainer(
+            study, store, lambda: space.supernet(splits.in_shape, splits.n_classes), splits,
+            self.supernet, smallest, space.sample, pipeline.settings.batch_size, self.seed,
+            self.opts.heartbeat_interval, self.opts.grace_period,
+        )  # fmt: skip
+        supernet = trainer.ready()
+        return replace(
+            pipeline,
+            dense_source=supernet.weights_for,
+            recalibration_images=self.supernet.bn_images,
+        )
+
     @staticmethod
     def conclude(study: optuna.Study, outcome: Outcome) -> optuna.Study:
         """Raise what stopped the study early, if anything; returns the study."""
@@ -409,6 +442,26 @@ class Search:
                 running,
             )
         return study
+
+
+def check_weight_sharing(
+    space: SearchSpace, settings: SupernetSettings, max_epochs: int | None
+) -> None:
+    """Raise a UsageError unless `space` offers a supernet and the epoch budget pays for
+    training it (`settings.epochs` x `settings.subnets`) with room left for trials."""
+    if not callable(getattr(space, "supernet", None)):
+        raise UsageError(
+            f"train=supernet: the space {type(space).__name__} has no "
+            f"supernet(in_shape, n_classes) method; add one (see the README) or use "
+            f"train=default"
+        )
+    cost = settings.epochs * settings.epoch_cost
+    if max_epochs is not None and max_epochs <= cost:
+        raise UsageError(
+            f"study.max_epochs={max_epochs} leaves nothing for trials after the supernet's "
+            f"{cost} epochs (train.supernet.epochs={settings.epochs} x "
+            f"train.supernet.subnets={settings.subnets})"
+        )
 
 
 def stop_when_queue_empty(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -39,9 +39,14 @@ from nas.trial.train import (
     accuracy,
     autocast_dtype,
     make_optimizer,
+    recalibrate_batchnorm,
     seed_everything,
     train_epoch,
 )
+
+# Where a candidate's dense weights come from instead of dense training: a state_dict for
+# `space.build(candidate)` (e.g. sliced out of a weight-sharing supernet).
+DenseSource = Callable[[Candidate], dict[str, torch.Tensor]]
 
 
 def finished_measures(study: optuna.Study) -> list[tuple[float, ...]]:
@@ -50,6 +55,13 @@ def finished_measures(study: optuna.Study) -> list[tuple[float, ...]]:
     names = objective_names(study)
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return [tuple(metric(t, name, names) for name in DEFAULT) for t in finished]
+
+
+def training_flops(samples: int, *phases: tuple[int, int]) -> int:
+    """FLOPs of training on `samples` samples for each (epochs, forward FLOPs per sample)
+    phase: forward and backward cost 3 forward passes (the backward pass twice the forward),
+    counted as `flops` is (a multiply-add is 2 FLOPs)."""
+    return sum(3 * samples * epochs * flops for epochs, flops in phases)
 
 
 @dataclass(frozen=True)
@@ -71,8 +83,10 @@ class TrialResult:
     sparsity_target: dict[str, float]
     sparsity_achieved: dict[str, float]
     train_epochs: int
+    train_flops: int
     resumed_from_epoch: int
     dense_cached: bool
+    dense_sliced: bool
     finetune_skipped: bool
     removed_channels: list
     seconds: float
@@ -108,12 +122,14 @@ class TrialPipeline:
     dense_cache: DenseCache = field(default_factory=lambda: DenseCache(0))
     distill: Distillation | None = None
     objectives: Objectives = field(default_factory=Objectives)
+    dense_source: DenseSource | None = None
+    recalibration_images: int = 2048
 
     def planned_epochs(self, candidate: Candidate, seed: int) -> int:
         """Training epochs `run` will spend on `candidate`: fine-tuning alone when its dense
         weights are cached, dense training plus fine-tuning otherwise."""
-        cached = self.dense_cache.holds(candidate.arch, seed)
-        return self.settings.finetune_epochs + (0 if cached else self.settings.epochs)
+        ready = self.dense_source is not None or self.dense_cache.holds(candidate.arch, seed)
+        return self.settings.finetune_epochs + (0 if ready else self.settings.epochs)
 
     def holds_dense(self, params: dict, seed: int) -> bool:
         """Whether the dense weights of the architecture that trial parameters `params`
@@ -131,7 +147,9 @@ class TrialPipeline:
         """Train, prune, fine-tune and evaluate `candidate`, its weights seeded by `seed`;
         returns what was measured and the pruned model (masks folded, in eval mode).
 
-        Dense weights come from the cache when it holds `candidate.arch` and `seed`. After
+        Dense weights come from the cache when it holds `candidate.arch` and `seed`, else
+        from `dense_source` when there is one (BatchNorm statistics then recalibrated on
+        `recalibration_images` training images), else from dense training. After
         every epoch the training state goes to `checkpoints`; when `checkpoints` already
         holds one (a retried trial), training resumes after that epoch. `skip_finetune`,
         when given, sees the candidate right after pruning and may end the trial there.
@@ -177,7 +195,8 @@ class TrialPipeline:
 
         saved = checkpoints.latest()
         cached = None if saved else self.dense_cache.get(candidate.arch, seed)
-        done = saved["epoch"] if saved else (dense_epochs if cached else 0)
+        sliced = not saved and cached is None and self.dense_source is not None
+        done = saved["epoch"] if saved else (dense_epochs if cached or sliced else 0)
         if saved:
             if saved["removed_channels"]:
                 self.pruning.replay(model, saved["removed_channels"], example)
@@ -187,6 +206,10 @@ class TrialPipeline:
         elif cached:
             model.load_state_dict(cached.weights)
             generator.set_state(cached.generator)
+        elif sliced:
+            model.load_state_dict(self.dense_source(candidate))
+            images = splits.train_x[: self.recalibration_images]
+            recalibrate_batchnorm(model, images, settings.batch_size)
         dense_state = {
             "removed_channels": [],
             "dense_accuracy": None,
@@ -249,7 +272,9 @@ class TrialPipeline:
         preserved = preservation_metrics(
             val_logits, state["dense_val_logits"], splits.val_y, splits.n_classes
         )
-        trained = (0 if cached else dense_epochs) + (settings.finetune_epochs if finetuned else 0)
+        dense_trained = 0 if cached or sliced else dense_epochs
+        finetune_trained = settings.finetune_epochs if finetuned else 0
+        finetune_flops = counting.dense_flops(model, splits.in_shape) if structural else dense_flops
         result = TrialResult(
             accuracy=top1_accuracy(val_logits, splits.val_y),
             nonzero_params=counting.nonzero_params(model),
@@ -260,9 +285,15 @@ class TrialPipeline:
             dense_flops=dense_flops,
             sparsity_target=dict(targets),
             sparsity_achieved=achieved_sparsity(model, dense_counts),
-            train_epochs=trained,
+            train_epochs=dense_trained + finetune_trained,
+            train_flops=training_flops(
+                len(splits.train_x),
+                (dense_trained, dense_flops),
+                (finetune_trained, finetune_flops),
+            ),
             resumed_from_epoch=done if saved else 0,
             dense_cached=cached is not None,
+            dense_sliced=sliced,
             finetune_skipped=not finetuned,
             removed_channels=state["removed_channels"],
             **preserved,

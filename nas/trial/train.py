@@ -144,3 +144,22 @@ def train_epoch(
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Share of samples whose top-1 prediction equals the label."""
     return top1_accuracy(logits_of(model, x), y)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
+    """Re-estimate every BatchNorm layer's running statistics as the plain average over
+    the images `x` (in batches of `batch_size`), as Once-for-All does for a network sliced
+    out of a supernet: the statistics the shared weights were trained with belong to
+    mixtures of networks. Leaves `model` in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative moving average: every batch counts alike
+    model.train()
+    for start in range(0, len(x), batch_size):
+        model(x[start : start + batch_size])
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    model.eval()

@@ -1,0 +1,239 @@
+"""The study's one supernet (`train=supernet`): trained once, by one worker, kept in the
+study's artifact store after every epoch, resumed after a crash and reused by every
+worker and every later run of the study.
+
+The study's user attr `supernet` records the settings it is trained with, the epochs
+done and the budget they cost; only the worker training it writes it. Who trains it is
+decided by the storage itself: claim number n is the creation of a study named
+`<study>:supernet-claim-<n>`, which only one worker can create (study names are unique
+in every storage). The winner records `supernet_claims` = n + 1 and renews
+`supernet_heartbeat` every `study.heartbeat_interval` seconds while it trains. Every
+other worker waits, polling at that interval, until the epochs are done; when the
+heartbeat is older than `study.grace_period` (the trainer died), they race for claim
+n + 1 the same way, and the winner resumes after the last saved epoch. The claim studies
+are deleted once the supernet is trained.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
+from tqdm import tqdm
+
+from nas.data import Splits
+from nas.errors import UsageError
+from nas.prune import counting
+from nas.space import Candidate
+from nas.supernet.elastic import Supernet
+from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
+
+log = logging.getLogger(__name__)
+
+ATTR = "supernet"
+CLAIMS = "supernet_claims"
+HEARTBEAT = "supernet_heartbeat"
+
+
+def checkpoint_name(epoch: int) -> str:
+    """The artifact file name of the supernet state after `epoch`."""
+    return f"supernet-epoch{epoch:03d}.pt"
+
+
+def record_of(study: optuna.Study) -> dict:
+    """The study's supernet record, read from the storage now (empty before the supernet
+    is first claimed)."""
+    return dict(study.user_attrs.get(ATTR, {}))
+
+
+def check_settings(study: optuna.Study, settings: SupernetSettings) -> None:
+    """Raise a UsageError when the study's supernet was trained with other settings."""
+    recorded = record_of(study).get("settings")
+    if recorded is not None and recorded != asdict(settings):
+        changed = ", ".join(
+            f"train.supernet.{key} {recorded.get(key)!r} -> {value!r}"
+            for key, value in asdict(settings).items()
+            if recorded.get(key) != value
+        )
+        raise UsageError(
+            f"study {study.study_name!r} has a supernet trained with other settings ({changed}); "
+            f"use another study.name or the same settings"
+        )
+
+
+class SupernetTrainer:
+    """Makes sure `study` holds its trained supernet and hands it out.
+
+    Args:
+        study: the study the supernet belongs to.
+        store: the study's artifact store.
+        make: builds the untrained supernet (the space's `supernet` for the data).
+        splits: the data, on the training device.
+        settings: how to train it.
+        smallest: the space's smallest architecture (the sandwich's bottom).
+        sample: the space's `sample`, to draw random architectures.
+        batch_size: training batch size.
+        seed: the search's seed.
+        heartbeat_interval, grace_period: the study's (see nas.search.settings).
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        store: optuna.artifacts.FileSystemArtifactStore,
+        make: Callable[[], Supernet],
+        splits: Splits,
+        settings: SupernetSettings,
+        smallest: Candidate,
+        sample: Callable[[optuna.Trial], Candidate],
+        batch_size: int,
+        seed: int,
+        heartbeat_interval: int,
+        grace_period: int,
+    ) -> None:
+        self.study, self.store, self.make = study, store, make
+        self.splits, self.settings, self.smallest, self.sample = splits, settings, smallest, sample
+        self.batch_size, self.seed = batch_size, seed
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+
+    def ready(self) -> Supernet:
+        """The trained supernet: loaded when it is done, else trained here or waited for."""
+        check_settings(self.study, self.settings)
+        announced = False
+        while True:
+            if record_of(self.study).get("epochs_done", 0) >= self.settings.epochs:
+                return self._load(self.settings.epochs)
+            if self._claim():
+                return self._train(record_of(self.study).get("epochs_done", 0))
+            if not announced:
+                log.info("waiting for another worker to train the study's supernet")
+                announced = True
+            time.sleep(self.heartbeat_interval)
+
+    def _claim(self) -> bool:
+        """Whether this worker won the next claim: the first one, or the one after a
+        trainer whose heartbeat is older than the grace period."""
+        attrs = self.study.user_attrs
+        claims = attrs.get(CLAIMS, 0)
+        if claims and time.time() - attrs.get(HEARTBEAT, 0.0) < self.grace_period:
+            return False
+        try:
+            optuna.create_study(study_name=self._claim_name(claims), storage=self.study._storage)
+        except optuna.exceptions.DuplicatedStudyError:
+            return False
+        self.study.set_user_attr(HEARTBEAT, time.time())
+        self.study.set_user_attr(CLAIMS, claims + 1)
+        self._write()
+        return True
+
+    def _claim_name(self, number: int) -> str:
+        return f"{self.study.study_name}:supernet-claim-{number}"
+
+    def _release(self) -> None:
+        """Delete the claim studies, once the supernet is trained."""
+        for number in range(self.study.user_attrs.get(CLAIMS, 0)):
+            try:
+                optuna.delete_study(
+                    study_name=self._claim_name(number), storage=self.study._storage
+                )
+            except KeyError:  # deleted already
+                pass
+
+    def _write(self, **changes) -> None:
+        """Update the study's supernet record (only the worker training it writes it)."""
+        record = record_of(self.study)
+        record.update(changes, settings=asdict(self.settings))
+        self.study.set_user_attr(ATTR, record)
+
+    def _train(self, done: int) -> Supernet:
+        """Train epochs `done + 1` to the last, saving the state after each; returns it."""
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
+        beat.start()  # first: building and loading must not look like a dead trainer
+        try:
+            supernet = self._load(done) if done else self.make().to(self.splits.train_x.device)
+            optimizer = torch.optim.Adam(supernet.parameters(), lr=self.settings.lr)
+            if done:
+                optimizer.load_state_dict(self._state(done)["optimizer"])
+            flops_per_sample = self._flops_per_step_sample(supernet)
+            for epoch in tqdm(
+                range(done + 1, self.settings.epochs + 1), desc="supernet", unit="epoch",
+                initial=done, total=self.settings.epochs, leave=False,
+            ):  # fmt: skip
+                draws = RandomArchitectures(self.sample, seed=self.seed * 1000 + epoch)
+                generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+                loss = sandwich_epoch(
+                    supernet, optimizer, self.splits, self.settings, self.smallest, draws,
+                    self.batch_size, generator,
+                )  # fmt: skip
+                self._save(epoch, supernet, optimizer)
+                samples = len(self.splits.train_x)
+                self._write(
+                    epochs_done=epoch,
+                    train_epochs=epoch * self.settings.epoch_cost,
+                    train_flops=3 * samples * epoch * flops_per_sample,
+                )
+                log.info("supernet epoch %d of %d: loss %.4f", epoch, self.settings.epochs, loss)
+        finally:
+            stop.set()
+            beat.join()
+        self._release()
+        return supernet.eval()
+
+    def _beat(self, stop: threading.Event) -> None:
+        """Renew the heartbeat until `stop` is set; a failed write is logged and retried."""
+        while not stop.wait(self.heartbeat_interval):
+            try:
+                self.study.set_user_attr(HEARTBEAT, time.time())
+            except Exception:  # the storage is busy: the next beat tries again
+                log.debug("supernet heartbeat not written", exc_info=True)
+
+    def _flops_per_step_sample(self, supernet: Supernet) -> int:
+        """Forward FLOPs per training sample of one step, estimated as the largest and the
+        smallest network plus the middle of the two for each random one."""
+        in_shape = self.splits.in_shape
+
+        def flops(candidate: Candidate) -> int:
+            return counting.dense_flops(supernet.build(candidate), in_shape)
+
+        largest, smallest = flops(supernet.largest), flops(self.smallest)
+        return largest + smallest + (self.settings.subnets - 2) * (largest + smallest) // 2
+
+    def _save(self, epoch: int, supernet: Supernet, optimizer: torch.optim.Optimizer) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / checkpoint_name(epoch)
+            torch.save(
+                {"supernet": supernet.state_dict(), "optimizer": optimizer.state_dict()}, path
+            )
+            upload_artifact(
+                artifact_store=self.store, file_path=str(path), study_or_trial=self.study
+            )
+
+    def _state(self, epoch: int) -> dict:
+        """The saved state after `epoch`."""
+        name = checkpoint_name(epoch)
+        metas = [m for m in get_all_artifact_meta(self.study) if m.filename == name]
+        if not metas:
+            raise UsageError(
+                f"study {self.study.study_name!r} records {epoch} supernet epochs but its "
+                f"artifact store has no {name}; point study.artifacts at the study's store"
+            )
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / name
+            download_artifact(
+                artifact_store=self.store, file_path=str(path), artifact_id=metas[-1].artifact_id
+            )
+            return torch.load(path, map_location=self.splits.train_x.device, weights_only=True)
+
+    def _load(self, epoch: int) -> Supernet:
+        supernet = self.make().to(self.splits.train_x.device)
+        supernet.load_state_dict(self._state(epoch)["supernet"])
+        return supernet.eval()

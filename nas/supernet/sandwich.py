@@ -1,0 +1,115 @@
+"""Training a supernet with the sandwich rule (Yu et al. 2019, as Once-for-All trains its
+elastic stages): every step runs the largest network, the smallest and some random ones
+on the same batch, sums their gradients and takes one optimizer step. With in-place
+distillation the smaller networks learn the largest one's outputs of that step."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+import torch
+import torch.nn.functional as F
+
+from nas.data import Splits
+from nas.space import Candidate
+from nas.supernet.elastic import Supernet
+
+
+@dataclass(frozen=True)
+class SupernetSettings:
+    """How the supernet is trained, and how a trial recalibrates what it slices out.
+
+    `epochs` passes over the training set; each step runs `subnets` networks (the
+    largest, the smallest and `subnets - 2` drawn at random), so one supernet epoch costs
+    `subnets` epochs of the budget. Adam with learning rate `lr`. With `distill`, every
+    network but the largest learns the largest's outputs (in-place distillation). A trial
+    re-estimates BatchNorm statistics on `bn_images` training images.
+    """
+
+    epochs: int = 6
+    subnets: int = 4
+    lr: float = 2e-3
+    distill: bool = True
+    bn_images: int = 2048
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "subnets", "bn_images"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"train.supernet.{name} must be a whole number >= 1, got {value!r}"
+                )
+        if self.subnets < 2:
+            raise ValueError(
+                f"train.supernet.subnets must be at least 2 (largest and smallest), "
+                f"got {self.subnets!r}"
+            )
+        if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or self.lr <= 0:
+            raise ValueError(f"train.supernet.lr must be positive, got {self.lr!r}")
+        if not isinstance(self.distill, bool):
+            raise ValueError(f"train.supernet.distill must be true or false, got {self.distill!r}")
+
+    @property
+    def epoch_cost(self) -> int:
+        """Budget epochs one supernet epoch costs: one sub-network pass per network run."""
+        return self.subnets
+
+
+class RandomArchitectures:
+    """Architectures of a space drawn at random, reproducibly from `seed`, by letting the
+    space sample from an in-memory study with Optuna's RandomSampler."""
+
+    def __init__(self, sample: Callable[[optuna.Trial], Candidate], seed: int) -> None:
+        self.sample = sample
+        self.study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+
+    def draw(self) -> Candidate:
+        """One architecture (its sparsity, also drawn, is not used)."""
+        trial = self.study.ask()
+        candidate = self.sample(trial)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)  # keeps the storage small
+        return candidate
+
+
+def sandwich_epoch(
+    supernet: Supernet,
+    optimizer: torch.optim.Optimizer,
+    splits: Splits,
+    settings: SupernetSettings,
+    smallest: Candidate,
+    draws: RandomArchitectures,
+    batch_size: int,
+    generator: torch.Generator,
+) -> float:
+    """One pass over the training split by the sandwich rule; returns the largest
+    network's mean loss. Raises FloatingPointError when it is not finite."""
+    supernet.train()
+    x, y = splits.train_x, splits.train_y
+    augment = splits.augmenter(generator)
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    total, batches = torch.zeros((), device=x.device), 0
+    for start in range(0, len(x), batch_size):
+        index = order[start : start + batch_size]
+        inputs = x[index] if augment is None else augment(x[index])
+        optimizer.zero_grad(set_to_none=True)
+        logits = supernet(inputs, supernet.largest)
+        loss = F.cross_entropy(logits, y[index])
+        loss.backward()
+        soft = F.softmax(logits.detach(), dim=1)
+        others = [smallest] + [draws.draw() for _ in range(settings.subnets - 2)]
+        for candidate in others:
+            out = supernet(inputs, candidate)
+            if settings.distill:
+                F.kl_div(F.log_softmax(out, dim=1), soft, reduction="batchmean").backward()
+            else:
+                F.cross_entropy(out, y[index]).backward()
+        optimizer.step()
+        total += loss.detach()
+        batches += 1
+    mean_loss = total.item() / batches
+    if not math.isfinite(mean_loss):
+        raise FloatingPointError(f"supernet training loss became {mean_loss}")
+    return mean_loss

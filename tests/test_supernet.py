@@ -1,0 +1,201 @@
+"""The weight-sharing supernet: every architecture of every built-in space is a slice of
+it, and the slice computes exactly what the supernet computes for that architecture."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+
+from nas.supernet.elastic import Supernet, cut
+from search_spaces.cnn import CNNSpace
+from search_spaces.mlp import MLPSpace
+from search_spaces.mobilenet import MobileNetSpace
+from search_spaces.resnet import ResNetSpace
+
+SPACES = {
+    "cnn": CNNSpace(),
+    "mlp": MLPSpace(),
+    "resnet": ResNetSpace(),
+    "mobilenet": MobileNetSpace(),
+}
+IN_SHAPE, N_CLASSES = (1, 12, 12), 4
+
+
+def random_candidates(space, count: int, seed: int = 0):
+    """`count` architectures of `space` drawn at random (the sampler's way)."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    return [space.sample(study.ask()) for _ in range(count)]
+
+
+def perturbed(supernet: Supernet) -> Supernet:
+    """`supernet` with random weights and BatchNorm statistics, so that a slice taken from
+    the wrong place cannot match by accident."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for tensor in [*supernet.parameters(), *supernet.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+    return supernet
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_a_sliced_network_computes_what_the_supernet_computes_for_it(name):
+    space = SPACES[name]
+    supernet = perturbed(space.supernet(IN_SHAPE, N_CLASSES)).eval()
+    x = torch.randn(5, *IN_SHAPE, generator=torch.Generator().manual_seed(2))
+    for candidate in random_candidates(space, 6):
+        network = space.build(candidate, IN_SHAPE, N_CLASSES)
+        network.load_state_dict(supernet.weights_for(candidate))
+        expected = network.eval()(x)
+        assert expected.shape == (5, N_CLASSES)
+        torch.testing.assert_close(supernet(x, candidate), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_architectures_share_the_first_channels_of_the_largest(name):
+    space = SPACES[name]
+    supernet = perturbed(space.supernet(IN_SHAPE, N_CLASSES))
+    largest = supernet.weights_for(supernet.largest)
+    for candidate in random_candidates(space, 6, seed=3):
+        for key, tensor in supernet.weights_for(candidate).items():
+            shared = supernet.shared(supernet.shared_name(candidate, key))
+            torch.testing.assert_close(tensor, cut(shared, tensor.shape))
+            if key in largest and supernet.shared_name(candidate, key) == key:
+                torch.testing.assert_close(tensor, cut(largest[key], tensor.shape))
+
+
+def test_gradients_of_a_sub_network_reach_only_its_slice():
+    space = CNNSpace(blocks=(1, 1), channels=(8, 16), kernel_sizes=(3, 5), hidden=(0,))
+    supernet = space.supernet(IN_SHAPE, N_CLASSES).train()
+    (small,) = [c for c in random_candidates(space, 20) if c.arch["channels"] == [8]][:1]
+    supernet(torch.randn(4, *IN_SHAPE), small).sum().backward()
+    grad = supernet.shared("block1.conv.weight").grad
+    kernel = small.arch["kernel_size"]
+    inner = cut(grad, torch.Size((8, 1, kernel, kernel)))
+    assert inner.abs().sum() > 0
+    assert grad[8:].abs().sum() == 0
+
+
+def test_a_kernel_smaller_than_the_shared_one_is_its_centre():
+    shared = torch.arange(25.0).reshape(1, 1, 5, 5)
+    assert cut(shared, torch.Size((1, 1, 3, 3))).flatten().tolist() == [
+        6, 7, 8, 11, 12, 13, 16, 17, 18
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="cannot cut shape"):
+        cut(shared, torch.Size((2, 1, 3, 3)))
+
+
+# --- a trial on sliced weights ---------------------------------------------------------
+
+SMALL_CNN = CNNSpace(blocks=(1, 2), channels=(8, 16), kernel_sizes=(3,), hidden=(0, 16))
+
+
+def test_a_trial_on_sliced_weights_only_fine_tunes_and_counts_its_training_flops(tiny_splits):
+    from optuna.trial import FixedTrial
+
+    from nas.prune.methods import MagnitudePruning
+    from nas.trial.pipeline import TrialPipeline
+    from nas.trial.train import TrainSettings
+
+    supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
+    settings = TrainSettings(epochs=3, finetune_epochs=1, batch_size=64)
+    pipeline = TrialPipeline(
+        SMALL_CNN, tiny_splits, MagnitudePruning(), settings, torch.device("cpu"),
+        dense_source=supernet.weights_for, recalibration_images=64,
+    )  # fmt: skip
+    params = {"arch.blocks": 1, "arch.block1.channels": 8, "arch.kernel_size": 3}
+    params |= {"arch.hidden": 0, "sparsity.block1.conv": 0.5, "sparsity.head": 0.5}
+    candidate = SMALL_CNN.sample(FixedTrial(params))
+    assert pipeline.planned_epochs(candidate, seed=0) == 1
+    result, _ = pipeline.run(candidate, seed=0)
+    assert result.dense_sliced and not result.dense_cached
+    assert result.train_epochs == 1
+    assert result.train_flops == 3 * len(tiny_splits.train_x) * result.dense_flops
+    from_scratch = TrialPipeline(
+        SMALL_CNN, tiny_splits, MagnitudePruning(), settings, torch.device("cpu")
+    ).run(candidate, seed=0)[0]
+    assert not from_scratch.dense_sliced
+    assert from_scratch.train_flops == 3 * len(tiny_splits.train_x) * 4 * result.dense_flops
+
+
+def test_batchnorm_recalibration_gives_the_statistics_of_the_images():
+    from nas.trial.train import recalibrate_batchnorm
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1, bias=False), torch.nn.BatchNorm2d(2))
+    x = torch.randn(40, 1, 3, 3) * 3 + 1
+    recalibrate_batchnorm(model, x, batch_size=8)
+    features = model[0](x).detach()
+    torch.testing.assert_close(model[1].running_mean, features.mean(dim=(0, 2, 3)))
+    assert model[1].momentum == 0.1 and not model.training
+
+
+# --- the study's supernet: settings, budget, claims ----------------------------------------
+
+
+def test_a_space_without_a_supernet_and_a_budget_too_small_are_one_line_errors():
+    from nas.errors import UsageError
+    from nas.search.study import check_weight_sharing
+    from nas.supernet.sandwich import SupernetSettings
+
+    class NoSupernet:
+        pass
+
+    with pytest.raises(UsageError, match=r"NoSupernet has no supernet\(in_shape, n_classes\)"):
+        check_weight_sharing(NoSupernet(), SupernetSettings(), None)
+    with pytest.raises(UsageError, match="study.max_epochs=24 leaves nothing"):
+        check_weight_sharing(CNNSpace(), SupernetSettings(epochs=6, subnets=4), 24)
+    check_weight_sharing(CNNSpace(), SupernetSettings(epochs=6, subnets=4), 25)
+
+
+def test_the_supernets_epochs_count_in_the_studys_budget():
+    from nas.search.callbacks import TrialBudget
+
+    study = optuna.create_study()
+    study.set_user_attr("supernet", {"train_epochs": 24})
+    study.add_trial(optuna.create_trial(value=1.0, user_attrs={"train_epochs": 1}))
+    assert TrialBudget.epochs_spent(study) == 25
+    assert TrialBudget(10, max_epochs=25).exhausted(study)
+
+
+def trainer(study, tiny_splits, **settings):
+    from nas.search.supernet import SupernetTrainer
+    from nas.supernet.sandwich import SupernetSettings
+
+    return SupernetTrainer(
+        study, None, lambda: SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes),
+        tiny_splits, SupernetSettings(**settings), None, SMALL_CNN.sample, 64, 0,
+        heartbeat_interval=1, grace_period=2,
+    )  # fmt: skip
+
+
+def test_changing_the_supernet_settings_of_a_study_is_refused(tiny_splits):
+    from nas.errors import UsageError
+    from nas.search.supernet import check_settings
+
+    study = optuna.create_study()
+    first = trainer(study, tiny_splits, epochs=2)
+    first._write(epochs_done=0)
+    check_settings(study, first.settings)
+    with pytest.raises(UsageError, match=r"train.supernet.epochs 2 -> 3"):
+        check_settings(study, trainer(study, tiny_splits, epochs=3).settings)
+
+
+def test_one_worker_claims_the_training_until_its_heartbeat_goes_stale(tiny_splits, monkeypatch):
+    import nas.search.supernet as shared
+
+    now = [1000.0]
+    monkeypatch.setattr(shared.time, "time", lambda: now[0])
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    first, second = trainer(study, tiny_splits), trainer(study, tiny_splits)
+    assert first._claim()
+    assert not second._claim() and not first._claim()
+    now[0] += 1.5  # within the grace period of 2 s
+    assert not second._claim()
+    now[0] += 1.0  # the trainer has been silent for 2.5 s: the next claim is open, once
+    assert second._claim()
+    assert not first._claim()
+    assert study.user_attrs[shared.CLAIMS] == 2
+    first._release()
+    names = {s.study_name for s in optuna.get_all_study_summaries(study._storage)}
+    assert names == {study.study_name}
