@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Reproduce every figure the README shows, each in a fresh folder, with the current
+# defaults: the quick-start search (front table, wall time and peak memory, and the two
+# PNGs in docs/), the retrain demo, the per-space table and the weight-sharing example.
+# Writes what each command printed to docs/figures.txt, headed by the date, the commit
+# and the machine, and copies the PNGs into docs/. Takes about 15 minutes on 2 CPU cores.
+#
+#   bash docs/regenerate.sh
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+out="$repo/docs/figures.txt"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+nas() { python -m nas "$@"; }
+section() { printf '\n## %s\n$ %s\n' "$1" "$2" >>"$out"; }
+# run TITLE FOLDER COMMAND...: run COMMAND in FOLDER, timing it, its output into $out
+run() {
+  local title="$1" folder="$2"
+  shift 2
+  mkdir -p "$folder"
+  section "$title" "$*"
+  (cd "$folder" && /usr/bin/time -f "wall %e s, peak memory %M KB" "$@") >>"$out" 2>"$folder/stderr" \
+    || { cat "$folder/stderr" >&2; exit 1; }
+  grep -E "^wall " "$folder/stderr" >>"$out"
+}
+
+{
+  echo "# README figures"
+  echo "date: $(date -u +%Y-%m-%d), commit: $(git -C "$repo" rev-parse --short HEAD)"
+  echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs) ($(nproc) cores), $(python -c 'import torch; print("torch", torch.__version__)')"
+} >"$out"
+
+# Quick start: the default search, then its report (the PNGs the README shows).
+run "quick start" "$work/quick" nas search +space=cnn
+run "quick start report" "$work/quick" nas report study.name=cnn
+report_dir="$(dirname "$(ls -t "$work"/quick/outputs/runs/*/front_accuracy_params.png | head -1)")"
+cp "$report_dir/front_accuracy_params.png" "$report_dir/layer_sparsity.png" "$repo/docs/"
+
+# Which points were lucky: a 6-trial search and its retrains with 3 other seeds.
+demo=(study.name=demo study.n_trials=6 train.epochs=2 train.finetune_epochs=1 device=cpu)
+run "retrain demo: search" "$work/retrain" nas search +space=cnn "${demo[@]}"
+run "retrain demo: report" "$work/retrain" nas report "${demo[@]:0:1}" train.epochs=2 \
+  train.finetune_epochs=1 device=cpu retrain_seeds=3
+
+# The other spaces: three trials each.
+for space in mlp resnet mobilenet; do
+  run "space $space" "$work/$space" nas search +space="$space" study.n_trials=3
+done
+
+# Weight sharing: the quick-start search with train=supernet.
+run "weight sharing" "$work/supernet" nas search +space=cnn train=supernet
+
+echo "written: $out"
