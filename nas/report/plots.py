@@ -587,6 +587,8 @@ def _mpl_front_3d(study: optuna.Study, title: str, metrics: Sequence[str]) -> Fi
     if specs[2].percent:
         colourbar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     elif specs[2].log:
+        _readable_log_ticks(colourbar.ax.yaxis)
+    else:
         colourbar.ax.yaxis.set_major_formatter(EngFormatter(sep=""))
     _style_axes(ax, specs[:2])
     ax.set_xlabel(specs[0].title)
@@ -657,7 +659,7 @@ def _mpl_layer_sparsity(study: optuna.Study, title: str) -> Figure:
     ax.set_ylabel("layer")
     ax.set_facecolor("white")
     ax.grid(False)
-    ax.set_title(title)
+    ax.set_title(title, pad=24)  # room for the legend of absent layers
     figure.colorbar(image, ax=ax, label="achieved sparsity (%)")
     return figure
 
