@@ -70,11 +70,11 @@ def save_study_plots(study: optuna.Study) -> list[str]:
     as dashboard custom plots, replacing earlier versions, unless they were drawn from the
     complete trials it has now; log a line for each plot that cannot be drawn. Returns the
     names of the plots stored."""
-    from nas.report.plots import front_figures  # plotly figures are built only when needed
-
     stamp = complete_trials_stamp(study)
     if study.user_attrs.get(PLOTS_DRAWN_FOR) == stamp:
         return []
+    from nas.report.plots import front_figures  # plotly and matplotlib load only when needed
+
     figures = front_figures(study, DASHBOARD_PLOTS)
     for name, reason in figures.skipped.items():
         log.info("study %r: dashboard plot %s not drawn (%s)", study.study_name, name, reason)
