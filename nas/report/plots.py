@@ -53,26 +53,25 @@ from nas.trial import objectives
 
 
 class MetricStyle(NamedTuple):
-    """How a measure is named on an axis, in short, in file names, and whether it is a share
-    drawn in percent."""
+    """How a measure is named on an axis and in file names, and whether it is a share drawn
+    in percent."""
 
     title: str
-    short: str
     tag: str
     percent: bool
 
 
 # Every measure of nas.trial.objectives.DIRECTIONS.
 METRIC_STYLES = {
-    "accuracy": MetricStyle("validation accuracy", "accuracy", "accuracy", True),
-    "nonzero_params": MetricStyle("nonzero parameters", "parameters", "params", False),
-    "flops": MetricStyle("FLOPs per sample", "FLOPs", "flops", False),
-    "agreement": MetricStyle("agreement with the dense parent", "agreement", "agreement", True),
-    "macro_f1": MetricStyle("macro F1", "macro F1", "macro_f1", True),
-    "worst_class_accuracy": MetricStyle("worst class accuracy", "worst class", "worst", True),
-    "kl_divergence": MetricStyle("KL divergence from the dense parent", "KL", "kl", False),
-    "ece": MetricStyle("expected calibration error", "ECE", "ece", True),
-    "latency_ms": MetricStyle("latency per batch (ms)", "latency", "latency", False),
+    "accuracy": MetricStyle("validation accuracy", "accuracy", True),
+    "nonzero_params": MetricStyle("nonzero parameters", "params", False),
+    "flops": MetricStyle("FLOPs per sample", "flops", False),
+    "agreement": MetricStyle("agreement with the dense parent", "agreement", True),
+    "macro_f1": MetricStyle("macro F1", "macro_f1", True),
+    "worst_class_accuracy": MetricStyle("worst class accuracy", "worst", True),
+    "kl_divergence": MetricStyle("KL divergence from the dense parent", "kl", False),
+    "ece": MetricStyle("expected calibration error", "ece", True),
+    "latency_ms": MetricStyle("latency per batch (ms)", "latency", False),
 }
 IMPORTANCE_CAPTION = "parameters that every complete trial has; share of the objective's variance"
 FRONT_COLOR = "#d62728"
