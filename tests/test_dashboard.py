@@ -1,19 +1,24 @@
-"""The dashboard command serves a finished search: metric names, notes, weights, plots."""
+"""The dashboard command serves a finished search: metric names, notes, weights, plots;
+its custom plots are redrawn only when a study's trials change."""
 
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import socket
 import subprocess
 import time
 import urllib.request
+from collections import Counter
 
+import optuna
 import pytest
 
+from nas.report.dashboard import save_study_plots
+from nas.report.plots import PLOTLY_DRAWERS
 from tests.conftest import assert_one_line_error, nas_command, run_nas
-
-pytestmark = pytest.mark.slow
+from tests.test_plots import TRIALS, complete_trial, empty_study, one_architecture_study
 
 
 def free_port() -> int:
@@ -34,6 +39,7 @@ def get_json(url: str, deadline: float) -> dict:
             time.sleep(0.3)
 
 
+@pytest.mark.slow
 def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_path):
     searched = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=tmp_path)
     assert searched.returncode == 0, searched.stderr
@@ -77,6 +83,7 @@ def _user_attr(trial: dict, key: str):
     return value
 
 
+@pytest.mark.slow
 def test_a_taken_port_is_one_line_and_exit_2(tmp_path):
     assert (
         run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=1", cwd=tmp_path).returncode
@@ -88,3 +95,58 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path):
         port = taken.getsockname()[1]
         result = run_nas("dashboard", f"dashboard.port={port}", cwd=tmp_path, timeout=60)
     assert_one_line_error(result, f"cannot serve the dashboard on 127.0.0.1:{port}", "in use")
+
+
+DASHBOARD_PLOTS = ["front_3d", "hypervolume", "layer_sparsity"]
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> Counter:
+    """Counts the plotly figures built, by kind."""
+    counts: Counter = Counter()
+    for kind, draw in list(PLOTLY_DRAWERS.items()):
+
+        def counted(*args, kind=kind, draw=draw):
+            counts[kind] += 1
+            return draw(*args)
+
+        monkeypatch.setitem(PLOTLY_DRAWERS, kind, counted)
+    return counts
+
+
+def study_of(numbers) -> optuna.Study:
+    study = empty_study()
+    for number in numbers:
+        study.add_trial(complete_trial(*TRIALS[number]))
+    return study
+
+
+def test_plots_are_redrawn_only_when_a_trial_completes(drawn):
+    study = study_of([0, 2, 3])
+
+    assert save_study_plots(study) == DASHBOARD_PLOTS
+    assert drawn == Counter(DASHBOARD_PLOTS)  # the importances are never built
+    assert save_study_plots(study) == []
+    assert drawn == Counter(DASHBOARD_PLOTS)
+
+    study.add_trial(complete_trial(*TRIALS[4]))
+    assert save_study_plots(study) == DASHBOARD_PLOTS
+    assert drawn == Counter(DASHBOARD_PLOTS * 2)
+
+
+def test_a_plot_that_fails_is_logged_and_the_others_saved(monkeypatch, caplog):
+    def broken(*args):
+        raise RuntimeError("Encountered zero total variance in all trees.")
+
+    monkeypatch.setitem(PLOTLY_DRAWERS, "hypervolume", broken)
+    study = study_of([0, 2])
+
+    with caplog.at_level(logging.INFO, logger="nas.report.dashboard"):
+        assert save_study_plots(study) == ["front_3d", "layer_sparsity"]
+
+    (line,) = caplog.messages
+    assert "hypervolume not drawn" in line and "zero total variance" in line
+
+
+def test_a_study_of_one_architecture_saves_its_plots():
+    assert save_study_plots(one_architecture_study()) == DASHBOARD_PLOTS

@@ -1,20 +1,28 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
+import matplotlib.pyplot as plt
 import numpy as np
 import optuna
 import pytest
+from matplotlib.patches import Rectangle
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
+from nas.report import plots
+from nas.report.front_quality import hypervolume, normalised_objectives
 from nas.report.plots import (
+    MATPLOTLIB_DRAWERS,
+    PLOTLY_DRAWERS,
+    dense_reference,
     front_figures,
-    hypervolume_reference,
     layer_sparsity,
     projection,
+    skipped_plots,
     write_plots,
 )
 
@@ -108,21 +116,38 @@ def written_names(files, suffix: str) -> set[str]:
 
 
 def test_write_plots_writes_every_chart_as_html_and_png(study, tmp_path):
-    files = write_plots(study, tmp_path / "report")
+    files = write_plots(study, tmp_path / "report", tmp_path)
 
     assert files.skipped == {}
     assert written_names(files, ".html") == CHARTS
     assert written_names(files, ".png") == CHARTS
-    assert sorted(files) == sorted((tmp_path / "report").iterdir())
+    (script,) = tmp_path.glob("plotly-*.min.js")
+    assert sorted(files) == sorted([*(tmp_path / "report").iterdir(), script])
     for path in files:
         assert path.stat().st_size > 0
         if path.suffix == ".png":
             assert path.read_bytes().startswith(b"\x89PNG")
-        if path.suffix == ".html":  # offline: plotly.js from the folder, not a CDN
+        if path.suffix == ".html":  # offline: plotly.js from the outputs folder, not a CDN
             html = path.read_text()
-            assert '<script charset="utf-8" src="plotly.min.js"></script>' in html
+            assert f'<script charset="utf-8" src="../{script.name}"></script>' in html
             assert "cdn.plot.ly" not in html
-    assert (tmp_path / "report" / "plotly.min.js").stat().st_size > 1_000_000
+    assert script.stat().st_size > 1_000_000
+
+
+def test_two_reports_share_one_plotly_script(tmp_path, monkeypatch):
+    monkeypatch.setattr(plots, "front_pngs", lambda study, folder: plots.PlotFiles())
+    study = empty_study()
+    study.add_trial(complete_trial(*TRIALS[4]))
+
+    first = write_plots(study, tmp_path / "runs" / "first", tmp_path / "runs")
+    second = write_plots(study, tmp_path / "runs" / "second", tmp_path / "runs")
+
+    scripts = list(tmp_path.rglob("*.js"))
+    assert len(scripts) == 1
+    for files in (first, second):
+        page = next(path for path in files if path.suffix == ".html")
+        (source,) = re.findall(r'<script charset="utf-8" src="([^"]+\.js)"', page.read_text())
+        assert (page.parent / source).resolve() == scripts[0].resolve()
 
 
 def test_sparsity_matrix_has_front_trials_by_accuracy_and_layers_in_network_order(study):
@@ -140,8 +165,8 @@ def test_sparsity_matrix_has_front_trials_by_accuracy_and_layers_in_network_orde
     assert matrix.cell_texts()[3][:2] == ["", "55.0"]
 
 
-def test_sparsity_heatmap_shows_the_matrix_with_blank_cells(study):
-    heatmap = front_figures(study)["layer_sparsity"].data[0]
+def test_sparsity_heatmap_shows_the_matrix_with_absent_layers_grey(study):
+    heatmap, absent = front_figures(study)["layer_sparsity"].data
     matrix = layer_sparsity(study)
 
     assert list(heatmap.y) == matrix.layers
@@ -149,6 +174,22 @@ def test_sparsity_heatmap_shows_the_matrix_with_blank_cells(study):
     assert heatmap.z[3][0] is None
     assert heatmap.z[0][0] == pytest.approx(10.0)
     assert [list(row) for row in heatmap.text] == matrix.cell_texts()
+    marked = np.array([[cell is not None for cell in row] for row in absent.z])
+    np.testing.assert_array_equal(marked, np.isnan(matrix.percent))
+    assert absent.showlegend and "absent" in absent.name
+
+
+def test_sparsity_png_hatches_exactly_the_absent_layers_with_a_legend_entry(study):
+    figure = MATPLOTLIB_DRAWERS["layer_sparsity"](study, "title")
+    ax = figure.axes[0]
+    hatched = {
+        (round(patch.get_y() + 0.5), round(patch.get_x() + 0.5))
+        for patch in ax.patches
+        if isinstance(patch, Rectangle) and patch.get_hatch()
+    }
+    assert hatched == {tuple(cell) for cell in np.argwhere(np.isnan(layer_sparsity(study).percent))}
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [plots.ABSENT_LABEL]
+    plt.close(figure)
 
 
 def objectives(numbers, metrics):
@@ -166,12 +207,31 @@ def objectives(numbers, metrics):
 def test_each_projection_shows_its_own_front(study, name, metrics, front):
     assert {trial.number for trial in projection(study, metrics).best_trials} == front
 
-    dominated_trace, front_trace = front_figures(study)[name].data
+    dominated_trace, front_trace, step_trace = front_figures(study)[name].data
     assert sorted(zip(front_trace.x, front_trace.y, strict=True)) == objectives(front, metrics)
     assert sorted(zip(dominated_trace.x, dominated_trace.y, strict=True)) == objectives(
         set(TRIALS) - front, metrics
     )
     assert dominated_trace.marker.opacity < 1
+    # the front joined in order of cost, each point holding until the next
+    assert list(zip(step_trace.x, step_trace.y, strict=True)) == objectives(front, metrics)
+    assert step_trace.line.shape == "hv"
+
+
+@pytest.mark.parametrize(
+    ("metrics", "front"),
+    [
+        (("nonzero_params", "accuracy"), FRONT_ACCURACY_PARAMS),
+        (("flops", "accuracy"), FRONT_ACCURACY_FLOPS),
+    ],
+)
+def test_each_projection_png_joins_its_front_as_a_step_line(study, metrics, front):
+    figure = MATPLOTLIB_DRAWERS["front"](study, "title", metrics)
+    (step,) = figure.axes[0].get_lines()
+    # the front in order of cost, each point holding until the next
+    np.testing.assert_allclose(step.get_xydata(), objectives(front, metrics))
+    assert step.get_drawstyle() == "steps-post"
+    plt.close(figure)
 
 
 def test_the_3d_front_is_the_study_front_and_axes_are_log_where_values_span_decades(study):
@@ -186,6 +246,24 @@ def test_the_3d_front_is_the_study_front_and_axes_are_log_where_values_span_deca
     assert figure.layout.scene.xaxis.type == "log"  # 1,500 to 30,000 parameters
     assert figure.layout.scene.yaxis.type != "log"  # 120k to 900k FLOPs
     assert figure.layout.scene.zaxis.title.text == "validation accuracy"
+
+
+def test_the_3d_front_png_is_flat_with_the_third_objective_as_colour(study):
+    figure = MATPLOTLIB_DRAWERS["front_3d"](study, "title", ("nonzero_params", "flops", "accuracy"))
+    ax = figure.axes[0]
+    front, dominated = (
+        next(points for points in ax.collections if points.get_label() == label)
+        for label in ("Pareto front of all three", "dominated")
+    )
+
+    assert ax.name == "rectilinear"
+    assert figure.axes[1].get_ylabel() == "FLOPs per sample"  # the colour bar
+    assert sorted(zip(*front.get_offsets().T, front.get_array(), strict=True)) == objectives(
+        FRONT_3D, ("nonzero_params", "accuracy", "flops")
+    )
+    assert dominated.get_offsets().tolist() == [[8_000, 0.85]]
+    assert list(dominated.get_array()) == [400_000]
+    plt.close(figure)
 
 
 def test_projection_keeps_trial_numbers_and_attrs(study):
@@ -203,22 +281,35 @@ def test_projection_takes_a_trial_read_while_another_worker_finishes_it(study):
     assert projection(study, ("flops", "accuracy")).trials[-1].values == [1000, 0.9]
 
 
-def test_hypervolume_reference_is_zero_accuracy_and_beyond_the_largest_cost(study):
-    reference = hypervolume_reference(study)
-    assert reference == pytest.approx([0.0, 1.1 * 30_000, 1.1 * 900_000])
+def test_hypervolume_is_the_front_quality_benchmarks_normalised_one_from_zero(study):
+    assert dense_reference(study) == (2 * 30_000, 2 * 900_000)  # the largest dense parent
 
-    history = front_figures(study)["hypervolume"].data[0]
-    first = 0.95 * (1.1 * 30_000 - 20_000) * (1.1 * 900_000 - 300_000)
+    figure = front_figures(study)["hypervolume"]
+    history = figure.data[0]
+    first = 0.95 * (1 - 20_000 / 60_000) * (1 - 300_000 / 1_800_000)
     assert list(history.x) == [0, 2, 3, 4, 5, 6, 7]
     assert history.y[0] == pytest.approx(first)
-    assert list(history.y) == sorted(history.y) and history.y[-1] > first
+    assert list(history.y) == sorted(history.y)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    final = hypervolume(normalised_objectives(complete, 60_000, 1_800_000))
+    assert history.y[-1] == pytest.approx(final) and 0 < final < 1
+    assert tuple(figure.layout.yaxis.range) == (0, 1)
+
+
+def test_the_hypervolume_png_axis_starts_at_zero(study):
+    figure = MATPLOTLIB_DRAWERS["hypervolume"](study, "title")
+    (ax,) = figure.axes
+    (line,) = ax.get_lines()
+    assert ax.get_ylim() == (0, 1)
+    assert line.get_ydata()[-1] == pytest.approx(front_figures(study)["hypervolume"].data[0].y[-1])
+    plt.close(figure)
 
 
 def test_a_study_without_complete_trials_writes_nothing(tmp_path):
     study = empty_study()
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
 
-    files = write_plots(study, tmp_path)
+    files = write_plots(study, tmp_path, tmp_path)
 
     assert files == []
     assert set(files.skipped) == CHARTS
@@ -229,7 +320,7 @@ def test_one_complete_trial_draws_all_but_importances(tmp_path):
     study = empty_study()
     study.add_trial(complete_trial(*TRIALS[4]))
 
-    files = write_plots(study, tmp_path)
+    files = write_plots(study, tmp_path, tmp_path)
 
     assert set(files.skipped) == IMPORTANCES
     assert all("at least 2" in reason for reason in files.skipped.values())
@@ -244,3 +335,69 @@ def test_an_objective_without_variance_has_no_importance_chart():
     study.add_trial(complete_trial(0.97, *TRIALS[3][1:]))
 
     assert set(front_figures(study)) == CHARTS - {"importance_accuracy"}
+
+
+def one_architecture_study() -> optuna.Study:
+    """A study as `nas baseline method=two_stage` leaves it: one architecture, its dense
+    trial (whose sparsity can only be 0) then two pruned ones, so that no parameter fANOVA
+    weighs takes two values (`Encountered zero total variance in all trees`)."""
+    study = empty_study()
+    arch = {"arch.blocks": 2, "arch.hidden": 32}
+    distributions = {
+        "arch.blocks": IntDistribution(1, 3),
+        "arch.hidden": CategoricalDistribution((0, 32, 64)),
+    }
+    dense = {"dense_params": 28_898, "dense_flops": 1_618_816}
+    runs = [(0.0, 0.968, 28_898, 1_618_816), (0.5, 0.969, 14_494, 1_331_000),
+            (0.86, 0.967, 3_999, 781_854)]  # fmt: skip
+    for sparsity, accuracy, params, flops in runs:
+        high = 0.99 if sparsity else 0.0  # the dense trial asks for sparsity 0 only
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={**arch, "sparsity.overall": sparsity},
+                distributions={**distributions, "sparsity.overall": FloatDistribution(0.0, high)},
+                values=[accuracy, params, flops],
+                user_attrs={**dense, "sparsity_achieved": {"conv": sparsity}},
+            )
+        )
+    return study
+
+
+def test_a_study_of_one_architecture_draws_all_but_importances(tmp_path):
+    files = write_plots(one_architecture_study(), tmp_path / "report", tmp_path)
+
+    assert set(files.skipped) == IMPORTANCES
+    assert all("zero total variance" in reason for reason in files.skipped.values())
+    assert written_names(files, ".png") == CHARTS - IMPORTANCES
+    assert written_names(files, ".html") == CHARTS - IMPORTANCES
+
+
+def test_a_study_whose_parameters_never_vary_has_no_importance_charts():
+    study = empty_study()
+    for accuracy, params, flops, *_ in TRIALS.values():
+        study.add_trial(complete_trial(accuracy, params, flops, 1, 32, {"block1.conv": 0.5}))
+
+    assert skipped_plots(study) == {
+        name: "no parameter that every complete trial has takes two values" for name in IMPORTANCES
+    }
+
+
+def test_a_chart_whose_drawing_fails_is_skipped_with_the_error_and_the_rest_drawn(
+    tmp_path, monkeypatch
+):
+    def broken(*args):
+        raise RuntimeError("Encountered zero total variance in all trees.")
+
+    monkeypatch.setitem(PLOTLY_DRAWERS, "layer_sparsity", broken)
+    monkeypatch.setitem(MATPLOTLIB_DRAWERS, "layer_sparsity", broken)
+    study = empty_study()
+    study.add_trial(complete_trial(*TRIALS[4]))
+
+    files = write_plots(study, tmp_path / "report", tmp_path)
+
+    assert files.skipped["layer_sparsity"] == (
+        "drawing it failed: RuntimeError: Encountered zero total variance in all trees."
+    )
+    drawn = CHARTS - IMPORTANCES - {"layer_sparsity"}
+    assert written_names(files, ".png") == written_names(files, ".html") == drawn
+    assert plt.get_fignums() == []

@@ -20,12 +20,17 @@ def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "compression" in result.stdout and "Pareto front of study 'cnn'" in result.stdout
 
-    (run_dir,) = [p.parent for p in (tmp_path / "outputs" / "runs").glob("*/plotly.min.js")]
+    (run_dir,) = [p.parent for p in (tmp_path / "outputs" / "runs").glob("*/front_3d.html")]
     front = json.loads((run_dir / "front.json").read_text())
     assert front and all(row["compression"] >= 1 for row in front)
     for name in CHARTS:
         for suffix in (".html", ".png"):
             assert (run_dir / f"{name}{suffix}").stat().st_size > 0, name + suffix
+
+    again = run_nas("report", "study.name=cnn", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(list((tmp_path / "outputs" / "runs").glob("*/front_3d.html"))) == 2
+    assert len(list(tmp_path.rglob("plotly*.js"))) == 1  # both reports load the same copy
 
 
 def test_report_without_a_database_is_one_line_and_creates_nothing(tmp_path):

@@ -86,7 +86,7 @@ def report(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     study = StudyAt(cfg, launch_dir).study()
     retrainer = Retrainer.of_study(study, cfg, launch_dir) if count else None  # before any output
     report_front(study, run_dir)
-    paths = write_plots(study, run_dir)
+    paths = write_plots(study, run_dir, script_folder=run_dir.parent)  # shared by every run
     names = sorted({path.stem for path in paths if path.suffix == ".png"})
     print(f"plots written to {run_dir} as .html and .png: {', '.join(names)}")
     for name, reason in paths.skipped.items():

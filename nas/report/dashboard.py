@@ -8,6 +8,7 @@ import socket
 import threading
 
 import optuna
+from optuna.trial import TrialState
 from optuna_dashboard import run_server, save_note, save_plotly_graph_object
 from torch import nn
 
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # The study's custom plots (optuna-dashboard draws neither a 3-D front nor hypervolume).
 DASHBOARD_PLOTS = ("front_3d", "hypervolume", "layer_sparsity")
+# Study user attr: the complete trials the stored custom plots were drawn from.
+PLOTS_DRAWN_FOR = "dashboard_plots_drawn_for"
 
 
 def trial_note(result: TrialResult, model: nn.Module) -> str:
@@ -54,15 +57,31 @@ def save_trial_note(trial: optuna.Trial, result: TrialResult, model: nn.Module) 
     save_note(trial, trial_note(result, model))
 
 
-def save_study_plots(study: optuna.Study) -> None:
-    """Store the 3-D front, hypervolume history and per-layer sparsity chart in `study`
-    as dashboard custom plots, replacing earlier versions."""
-    from nas.report.plots import front_figures  # plotly figures are built only when needed
+def complete_trials_stamp(study: optuna.Study) -> dict:
+    """How many complete trials `study` has and when the last one completed (ISO 8601,
+    None without any): what its plots are drawn from."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    last = max((trial.datetime_complete for trial in trials), default=None)
+    return {"complete_trials": len(trials), "last_complete": last.isoformat() if last else None}
 
-    figures = front_figures(study)
-    for name in DASHBOARD_PLOTS:
-        if name in figures:
-            save_plotly_graph_object(study, figures[name], graph_object_id=name)
+
+def save_study_plots(study: optuna.Study) -> list[str]:
+    """Store the 3-D front, hypervolume history and per-layer sparsity chart in `study`
+    as dashboard custom plots, replacing earlier versions, unless they were drawn from the
+    complete trials it has now; log a line for each plot that cannot be drawn. Returns the
+    names of the plots stored."""
+    stamp = complete_trials_stamp(study)
+    if study.user_attrs.get(PLOTS_DRAWN_FOR) == stamp:
+        return []
+    from nas.report.plots import front_figures  # plotly and matplotlib load only when needed
+
+    figures = front_figures(study, DASHBOARD_PLOTS)
+    for name, reason in figures.skipped.items():
+        log.info("study %r: dashboard plot %s not drawn (%s)", study.study_name, name, reason)
+    for name, figure in figures.items():
+        save_plotly_graph_object(study, figure, graph_object_id=name)
+    study.set_user_attr(PLOTS_DRAWN_FOR, stamp)
+    return list(figures)
 
 
 def check_port(host: str, port: int) -> None:
