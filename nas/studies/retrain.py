@@ -71,6 +71,7 @@ MEASURES = ("accuracy", "test_accuracy", "nonzero_params", "flops", "seconds")
 SPREAD_PREFIX = {"accuracy": "val", "test_accuracy": "test"}
 LABEL = {"accuracy": "validation accuracy", "test_accuracy": "test accuracy"}
 STATISTICS = ("mean", "std", "min", "max")
+SPREAD_COLUMNS = tuple(f"{prefix}_{stat}" for prefix in ("test", "val") for stat in STATISTICS)
 RUN_COLOR = "#1f1f1f"
 SINGLE_RUN_COLOR = "#7f7f7f"
 
@@ -289,11 +290,8 @@ class Variation(ABC):
     @property
     def summary_columns(self) -> tuple[str, ...]:
         """The columns of `<name>_summary.csv`, one row per front trial."""
-        spreads = [
-            f"{SPREAD_PREFIX[m]}_{s}" for m in ("test_accuracy", "accuracy") for s in STATISTICS
-        ]
-        return ("trial", "nonzero_params", "accuracy", "test_accuracy", self.plural, *spreads,
-                "verdict", "arch")  # fmt: skip
+        return ("trial", "nonzero_params", "accuracy", "test_accuracy", self.plural,
+                *SPREAD_COLUMNS, "verdict", "arch")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -426,8 +424,7 @@ def summarise(study: optuna.Study, runs: Sequence[dict], variation: Variation) -
 def summary_table(summary: Sequence[dict], variation: Variation) -> str:
     """The summary's `variation.table_columns` as an aligned text table."""
     frame = pd.DataFrame(summary, columns=list(variation.table_columns))
-    accuracies = ("accuracy", "test_accuracy", *(f"{p}_{s}" for p in SPREAD_PREFIX.values()
-                                                 for s in STATISTICS))  # fmt: skip
+    accuracies = ("accuracy", "test_accuracy", *SPREAD_COLUMNS)
     return frame.to_string(
         index=False,
         formatters={
