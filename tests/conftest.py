@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -80,3 +82,23 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def cli_study(tmp_path_factory) -> Path:
+    """A launch folder whose outputs/nas.db holds a finished 3-trial smoke study `cnn` and an
+    empty one, `empty`."""
+    folder = tmp_path_factory.mktemp("retrain-cli")
+    result = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    storage = f"sqlite:///{folder}/outputs/nas.db"
+    optuna.create_study(
+        study_name="empty", storage=storage, directions=["maximize", "minimize", "minimize"]
+    )
+    return folder
+
+
+def read_csv(path: Path) -> list[dict]:
+    """The rows of the CSV file at `path`, as dicts of strings."""
+    with path.open() as file:
+        return list(csv.DictReader(file))

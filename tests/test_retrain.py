@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import math
 import shutil
-from pathlib import Path
 
 import optuna
 import pytest
@@ -17,8 +15,8 @@ from optuna.trial import TrialState
 from nas.errors import UsageError
 from nas.studies.joint_search import run_search
 from nas.studies.retrain import (
-    ATTR_PREFIX,
     Retrainer,
+    Seeds,
     check_epochs,
     front_trials,
     lucky_verdict,
@@ -30,7 +28,7 @@ from nas.studies.retrain import (
 from nas.trial.dense_cache import arch_seed
 from nas.trial.objectives import DEFAULT, metric, objective_names
 from nas.trial.train import TrainSettings
-from tests.conftest import CONF_DIR, assert_one_line_error, run_nas
+from tests.conftest import CONF_DIR, assert_one_line_error, read_csv, run_nas
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 
@@ -108,7 +106,11 @@ def test_n_seeds_give_n_rows_per_front_trial_other_seeds_and_a_rerun_reuses_them
         return real_run(self, trial, seed)
 
     monkeypatch.setattr(Retrainer, "run", counted)
-    runs = retrain_front(study, retrainer, 2)
+
+    def seeds(count):
+        return Seeds(retrainer.seed, count, retrainer.resolution)
+
+    runs = retrain_front(study, retrainer, seeds(2))
 
     assert retrain_seeds(0, 2) == [1, 2]
     assert [(row["trial"], row["seed"]) for row in runs] == [(t, s) for t in front for s in (1, 2)]
@@ -117,18 +119,18 @@ def test_n_seeds_give_n_rows_per_front_trial_other_seeds_and_a_rerun_reuses_them
     for row in runs:
         assert row["seed"] != configs["per_layer"].seed
         assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["accuracy"] <= 1
-    stored = study.user_attrs[f"{ATTR_PREFIX}{front[0]}"]
+    stored = study.user_attrs[f"retrain.trial{front[0]}"]
     assert set(stored) == {"1", "2"}
 
     ran.clear()
-    again = retrain_front(study, retrainer, 3)  # seeds 1 and 2 stored: only seed 3 runs
+    again = retrain_front(study, retrainer, seeds(3))  # seeds 1 and 2 stored: only seed 3 runs
     assert sorted(ran) == [(t, 3) for t in sorted(front)]
     assert [row["reused"] for row in again] == [s != 3 for _ in front for s in (1, 2, 3)]
     assert [r for r in again if r["seed"] != 3] == [{**r, "reused": True} for r in runs]
 
     ran.clear()
     other = dataclasses.replace(retrainer, settings_key="other training settings")
-    retrain_front(study, other, 1)  # stored runs of other settings are not reused
+    retrain_front(study, other, seeds(1))  # stored runs of other settings are not reused
     assert sorted(ran) == [(t, 1) for t in sorted(front)]
 
 
@@ -142,7 +144,7 @@ def test_the_summary_flags_a_recorded_accuracy_far_above_its_retrains_as_lucky()
         for trial, tests in ((0, (0.80, 0.82, 0.81)), (1, (0.78, 0.81, 0.83)))
         for seed, test in zip((1, 2, 3), tests, strict=True)
     ]
-    lucky, plain = summarise(study, runs, resolution=0.01)
+    lucky, plain = summarise(study, runs, Seeds(0, 3, resolution=0.01))
     assert (lucky["trial"], lucky["verdict"], lucky["retrains"]) == (0, "lucky", 3)
     assert lucky["test_mean"] == pytest.approx(0.81) and lucky["test_std"] == pytest.approx(0.01)
     assert (lucky["test_min"], lucky["test_max"]) == (0.80, 0.82)
@@ -198,22 +200,6 @@ def test_training_settings_the_study_records_win_over_the_command_line(searched)
             older.set_user_attr(key, value)
     with pytest.raises(UsageError, match="give report the search's training overrides"):
         Retrainer.of_study(older, defaults)
-
-
-@pytest.fixture(scope="module")
-def cli_study(tmp_path_factory) -> Path:
-    """outputs/nas.db holding a finished 3-trial smoke study `cnn` and an empty one."""
-    folder = tmp_path_factory.mktemp("retrain-cli")
-    result = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=folder)
-    assert result.returncode == 0, result.stderr
-    storage = f"sqlite:///{folder}/outputs/nas.db"
-    optuna.create_study(study_name="empty", storage=storage, directions=DIRECTIONS)
-    return folder
-
-
-def read_csv(path: Path) -> list[dict]:
-    with path.open() as file:
-        return list(csv.DictReader(file))
 
 
 @pytest.mark.slow

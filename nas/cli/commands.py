@@ -78,21 +78,30 @@ def baseline(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
 
 def report(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     """Print the front of an existing study; write it as CSV and JSON, with its plots.
-    With `retrain_seeds=N`, retrain the front with N other seeds (see `nas.studies.retrain`)."""
+    With `retrain_seeds=N`, retrain the front with N other seeds (see `nas.studies.retrain`);
+    with `cv_folds=K`, on K folds of its training pool (`nas.studies.cross_validation`)."""
     from nas.report.plots import write_plots
-    from nas.studies.retrain import Retrainer, retrain_count, revalidate_front
+    from nas.studies.cross_validation import Folds, fold_count
+    from nas.studies.retrain import Retrainer, Seeds, retrain_count, revalidate_front
 
     count = retrain_count(cfg.get("retrain_seeds", 0))
+    folds = fold_count(cfg.get("cv_folds", 0))
     study = StudyAt(cfg, launch_dir).study()
-    retrainer = Retrainer.of_study(study, cfg, launch_dir) if count else None  # before any output
+    variations = []
+    if count or folds:  # every value checked before any output
+        retrainer = Retrainer.of_study(study, cfg, launch_dir)
+        if count:
+            variations.append(Seeds(retrainer.seed, count, retrainer.resolution))
+        if folds:
+            variations.append(Folds.of(retrainer, folds))
     report_front(study, run_dir)
     paths = write_plots(study, run_dir, script_folder=run_dir.parent)  # shared by every run
     names = sorted({path.stem for path in paths if path.suffix == ".png"})
     print(f"plots written to {run_dir} as .html and .png: {', '.join(names)}")
     for name, reason in paths.skipped.items():
         print(f"  not drawn: {name} ({reason})")
-    if retrainer is not None:
-        revalidate_front(study, retrainer, count, run_dir)
+    for variation in variations:
+        revalidate_front(study, retrainer, variation, run_dir)
 
 
 def dashboard(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:

@@ -4,7 +4,7 @@ samples are carved into them, normalised, augmented and moved to a device."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -124,6 +124,26 @@ def split_tensors(
         test_x=images[test],
         test_y=labels[test],
         n_classes=int(labels.max()) + 1,
+    )
+
+
+def fold_splits(splits: Splits, folds: int, fold: int, split_seed: int) -> Splits:
+    """Fold `fold` of `folds` of `splits`: the pool of its training and validation samples,
+    shuffled once with `split_seed`, cut into `folds` parts (`sklearn`'s `KFold`); part
+    `fold` is the validation split, the others the training split, the test split is
+    `splits`' own. Tensors stay on their device."""
+    pool_x = torch.cat([splits.train_x, splits.val_x])
+    pool_y = torch.cat([splits.train_y, splits.val_y])
+    if not 2 <= folds <= len(pool_x):
+        raise ValueError(f"folds must be in [2, {len(pool_x)}] (the pool's size), got {folds}")
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be in [0, {folds - 1}], got {fold}")
+    from sklearn.model_selection import KFold  # seconds to import: only when folds are cut
+
+    parts = KFold(n_splits=folds, shuffle=True, random_state=split_seed).split(range(len(pool_x)))
+    train, val = (torch.as_tensor(part, device=pool_x.device) for part in list(parts)[fold])
+    return replace(
+        splits, train_x=pool_x[train], train_y=pool_y[train], val_x=pool_x[val], val_y=pool_y[val]
     )
 
 

@@ -1,11 +1,13 @@
 """Re-validation of a study's Pareto front: every front trial's candidate retrained from
-scratch with other seeds, so that the points a lucky seed put on the front stand out.
+scratch under other conditions, so that the points a lucky draw put on the front stand out.
 
-`report retrain_seeds=N` rebuilds each feasible front trial's candidate from its
-parameters (architecture and sparsity, or the overall sparsity of an allocation rule) and
-the study's space and data configs, runs it through the same pipeline (dense training,
-pruning, fine-tuning, evaluation) with each of the seeds `seed + 1, ..., seed + N`, and
-compares the trial's recorded test accuracy with the retrains' mean and spread.
+A `Variation` says what changes between the runs: `Seeds` (`report retrain_seeds=N`, here)
+retrains with other seeds, `Folds` (`report cv_folds=K`, `nas.studies.cross_validation`)
+on other train / validation splits. Both rebuild each feasible front trial's candidate
+from its parameters (architecture and sparsity, or the overall sparsity of an allocation
+rule) and the study's space and data configs, run it through the same pipeline (dense
+training, pruning, fine-tuning, evaluation) once per variant, and compare the trial's
+recorded accuracy with the runs' mean and spread.
 
 Retrain seed `s` trains exactly what a search run with `seed=s` would have trained for that
 candidate: weights and batch order seeded by `arch_seed(s, arch)`. So with the study's own
@@ -19,9 +21,10 @@ with), or from the study's user attrs `train_config`, `finetune_config`, `prune_
 `schedule_config` and `seed` where it has them. A mismatch in the epochs or in channel
 pruning is refused before anything runs.
 
-Each run's measures are stored in the study as the user attr `retrain.trial<N>` (seed ->
-measures, with a key of the settings they were trained with), so a second report reuses
-them and an interrupted one goes on where it stopped.
+Each run's measures are stored in the study as the user attr `<variation>.trial<N>`
+(`retrain.trial<N>`: seed -> measures; `cv.trial<N>`: `<fold> of <folds>` -> measures),
+each with a key of the settings they were trained with, so a second report reuses them
+and an interrupted one goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ import hashlib
 import json
 import math
 import statistics
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import matplotlib.pyplot as plt
 import optuna
@@ -43,13 +48,14 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from tqdm import tqdm
 
+from nas.data.splits import fold_splits
 from nas.errors import UsageError
 from nas.report.front import front_rows
 from nas.report.plots import DPI, FRONT_COLOR, STYLE, _readable_log_ticks, _spans_decades
 from nas.search.recorded import recorded_config
 from nas.search.study import Search
 from nas.space import Candidate
-from nas.trial.dense_cache import arch_seed
+from nas.trial.dense_cache import DenseCache, arch_seed
 from nas.trial.objectives import objective_names
 from nas.trial.pipeline import TrialPipeline, TrialResult
 from nas.trial.train import TrainSettings
@@ -57,38 +63,16 @@ from nas.trial.train import TrainSettings
 # The recorded test accuracy is `lucky` above, `unlucky` below, the retrains' mean by more
 # than this many (sample) standard deviations, and by at least one test sample.
 LUCKY_SIGMAS = 2.0
-ATTR_PREFIX = "retrain.trial"
 # Config groups that change what a run trains; taken from the study's `<group>_config`
 # user attr where it records one.
 SETTINGS_GROUPS = ("train", "finetune", "prune", "schedule")
-RUN_COLUMNS = (
-    "trial",
-    "seed",
-    "weight_seed",
-    "accuracy",
-    "test_accuracy",
-    "nonzero_params",
-    "flops",
-    "seconds",
-    "reused",
-)
-SUMMARY_COLUMNS = (
-    "trial",
-    "nonzero_params",
-    "accuracy",
-    "test_accuracy",
-    "retrains",
-    "test_mean",
-    "test_std",
-    "test_min",
-    "test_max",
-    "val_mean",
-    "val_std",
-    "verdict",
-    "arch",
-)
 MEASURES = ("accuracy", "test_accuracy", "nonzero_params", "flops", "seconds")
-RETRAIN_COLOR = "#1f1f1f"
+# Each accuracy a run measures: the prefix of its spread's summary columns, its label.
+SPREAD_PREFIX = {"accuracy": "val", "test_accuracy": "test"}
+LABEL = {"accuracy": "validation accuracy", "test_accuracy": "test accuracy"}
+STATISTICS = ("mean", "std", "min", "max")
+SPREAD_COLUMNS = tuple(f"{prefix}_{stat}" for prefix in ("test", "val") for stat in STATISTICS)
+RUN_COLOR = "#1f1f1f"
 SINGLE_RUN_COLOR = "#7f7f7f"
 
 
@@ -165,7 +149,7 @@ def check_epochs(trials: Sequence[FrozenTrial], settings: TrainSettings) -> None
         )
         if attrs["train_epochs"] != expected:
             raise UsageError(
-                f"retrain_seeds: train.epochs={settings.epochs} and train.finetune_epochs="
+                f"report: train.epochs={settings.epochs} and train.finetune_epochs="
                 f"{settings.finetune_epochs} are not what the study trained with (trial "
                 f"{trial.number} trained {attrs['train_epochs']} epochs): give report the "
                 f"search's training overrides"
@@ -175,11 +159,12 @@ def check_epochs(trials: Sequence[FrozenTrial], settings: TrainSettings) -> None
 @dataclass(frozen=True)
 class Retrainer:
     """A study's trial pipeline rebuilt from the study and the command's config; `run`
-    retrains one of its trials with another seed."""
+    retrains one of its trials with another seed, `on_fold` trains on another split."""
 
     pipeline: TrialPipeline
     seed: int
     settings_key: str
+    split_seed: int = 0
 
     @classmethod
     def of_study(
@@ -213,7 +198,8 @@ class Retrainer:
                 f"the search's prune=channel"
             )
         check_epochs(finished, pipeline.settings)
-        return cls(pipeline, search.seed, _settings_key(merged))
+        split_seed = int(merged.data.get("split_seed", 0))
+        return cls(pipeline, search.seed, _settings_key(merged), split_seed)
 
     def candidate(self, trial: FrozenTrial) -> Candidate:
         """`trial`'s candidate, sampled again from its parameters."""
@@ -229,144 +215,266 @@ class Retrainer:
         result, _ = self.pipeline.run(candidate, weight_seed, skip_finetune=skip)
         return weight_seed, result
 
+    def on_fold(self, folds: int, fold: int) -> Retrainer:
+        """This retrainer training on fold `fold` of `folds` of its training and validation
+        samples (`fold_splits`, shuffled by the data's split seed), with a dense cache of
+        its own: the dense weights of one split are no use on another."""
+        splits = fold_splits(self.pipeline.splits, folds, fold, self.split_seed)
+        cache = DenseCache(self.pipeline.dense_cache.size)
+        return replace(self, pipeline=replace(self.pipeline, splits=splits, dense_cache=cache))
+
+    @property
+    def pool_size(self) -> int:
+        """The number of training and validation samples, which folds divide."""
+        return len(self.pipeline.splits.train_y) + len(self.pipeline.splits.val_y)
+
     @property
     def resolution(self) -> float:
         """The test accuracy of one test sample."""
         return 1 / max(len(self.pipeline.splits.test_y), 1)
 
 
-def _stored_runs(study: optuna.Study, trial: FrozenTrial) -> dict:
-    return dict(study.user_attrs.get(f"{ATTR_PREFIX}{trial.number}", {}))
+class Variation(ABC):
+    """What changes between the runs of a front trial (`values`: seeds, folds), how each
+    is run, and how the runs judge the trial's recorded accuracy."""
+
+    # Stem of the files (`<name>.csv`, `<name>_summary.csv`, `<name>_front`), the progress
+    # bar and the user attrs `<name>.trial<N>` the runs are stored in.
+    name: ClassVar[str]
+    column: ClassVar[str]  # the runs' column naming the value: `seed`, `fold`
+    plural: ClassVar[str]  # the runs, in words; the summary column counting them
+    judged: ClassVar[str]  # the measure the verdict and the chart judge (`MEASURES`)
+    recorded: ClassVar[str]  # the recorded point, in the chart's legend
+    table_columns: ClassVar[tuple[str, ...]]  # the printed summary's columns
+
+    @property
+    @abstractmethod
+    def values(self) -> list[int]:
+        """The seeds, or folds, each front trial is run with, in order."""
+
+    @abstractmethod
+    def key(self, value: int) -> str:
+        """The key of the run of `value` in a trial's stored runs."""
+
+    @abstractmethod
+    def setting(self, retrainer: Retrainer, value: int) -> tuple[Retrainer, int]:
+        """The retrainer and the seed that run `value`."""
+
+    @abstractmethod
+    def verdict(self, recorded: float, runs: Sequence[float]) -> str:
+        """The runs' verdict on the `judged` measure a trial recorded; empty: none."""
+
+    @abstractmethod
+    def announcement(self, study: optuna.Study, retrainer: Retrainer) -> str:
+        """The line printed before the runs: what is run, on which trials."""
+
+    @property
+    @abstractmethod
+    def rule(self) -> str:
+        """The verdict's rule, in words."""
+
+    @property
+    @abstractmethod
+    def title(self) -> str:
+        """The chart's title."""
+
+    def attr(self, trial_number: int) -> str:
+        """The user attr holding trial `trial_number`'s runs."""
+        return f"{self.name}.trial{trial_number}"
+
+    @property
+    def run_columns(self) -> tuple[str, ...]:
+        """The columns of `<name>.csv`, one row per trial and value."""
+        return ("trial", self.column, "weight_seed", *MEASURES, "reused")
+
+    @property
+    def summary_columns(self) -> tuple[str, ...]:
+        """The columns of `<name>_summary.csv`, one row per front trial."""
+        return ("trial", "nonzero_params", "accuracy", "test_accuracy", self.plural,
+                *SPREAD_COLUMNS, "verdict", "arch")  # fmt: skip
 
 
-def retrain_front(study: optuna.Study, retrainer: Retrainer, count: int) -> list[dict]:
-    """Retrain every front trial with each of the `count` seeds after the study's; returns
-    one row per trial and seed (`RUN_COLUMNS`). Runs stored in the study with the same
-    settings are reused; each new run is stored as soon as it ends."""
+@dataclass(frozen=True)
+class Seeds(Variation):
+    """The `count` seeds after the study's own (`retrain_seeds`); `lucky_verdict` on the
+    test accuracy, `resolution` its one test sample."""
+
+    study_seed: int
+    count: int
+    resolution: float
+
+    name = "retrain"
+    column = "seed"
+    plural = "retrains"
+    judged = "test_accuracy"
+    recorded = "recorded (search seed)"
+    table_columns = (
+        "trial", "nonzero_params", "test_accuracy", "test_mean", "test_std", "test_min",
+        "test_max", "val_mean", "verdict", "arch",
+    )  # fmt: skip
+
+    @property
+    def values(self) -> list[int]:
+        return retrain_seeds(self.study_seed, self.count)
+
+    def key(self, value: int) -> str:
+        return str(value)
+
+    def setting(self, retrainer: Retrainer, value: int) -> tuple[Retrainer, int]:
+        return retrainer, value
+
+    def verdict(self, recorded: float, runs: Sequence[float]) -> str:
+        return lucky_verdict(recorded, runs, self.resolution)
+
+    def announcement(self, study: optuna.Study, retrainer: Retrainer) -> str:
+        return (
+            f"retraining the {len(front_trials(study))} front trials of study "
+            f"{study.study_name!r} with seeds {', '.join(map(str, self.values))} (the study's "
+            f"seed is {retrainer.seed})"
+        )
+
+    @property
+    def rule(self) -> str:
+        return (
+            f"lucky (unlucky) when the recorded test accuracy lies above (below) the "
+            f"retrains' mean by more than {LUCKY_SIGMAS:g} std and one test sample"
+        )
+
+    @property
+    def title(self) -> str:
+        return (
+            f"Test accuracy of the Pareto front: recorded, and retrained with "
+            f"{self.count} other seed{'s' if self.count != 1 else ''}"
+        )
+
+
+def _stored_runs(study: optuna.Study, variation: Variation, trial: FrozenTrial) -> dict:
+    return dict(study.user_attrs.get(variation.attr(trial.number), {}))
+
+
+def retrain_front(study: optuna.Study, retrainer: Retrainer, variation: Variation) -> list[dict]:
+    """Run every front trial with each of `variation`'s values; returns one row per trial
+    and value (`variation.run_columns`). Runs stored in the study with the same settings
+    are reused; each new run is stored as soon as it ends."""
     front = front_trials(study)
-    seeds = retrain_seeds(retrainer.seed, count)
     key = retrainer.settings_key
 
-    def reusable(trial: FrozenTrial, seed: int) -> dict | None:
-        entry = _stored_runs(study, trial).get(str(seed))
+    def reusable(trial: FrozenTrial, value: int) -> dict | None:
+        entry = _stored_runs(study, variation, trial).get(variation.key(value))
         return entry if entry and entry.get("settings") == key else None
 
-    todo = [(t, s) for s in seeds for t in front if reusable(t, s) is None]  # seed by seed
+    todo = {v: [t for t in front if reusable(t, v) is None] for v in variation.values}
     rows: dict[tuple[int, int], dict] = {}
-    bar = tqdm(total=len(todo), unit="run", desc="retrain", dynamic_ncols=True)
+    bar = tqdm(
+        total=sum(map(len, todo.values())), unit="run", desc=variation.name, dynamic_ncols=True
+    )
     try:
-        for trial, seed in todo:
-            bar.set_postfix(trial=trial.number, seed=seed)
-            weight_seed, result = retrainer.run(trial, seed)
-            entry = {name: getattr(result, name) for name in MEASURES}
-            entry.update(weight_seed=weight_seed, settings=key)
-            stored = _stored_runs(study, trial)  # read again: another report may have added
-            stored[str(seed)] = entry
-            study.set_user_attr(f"{ATTR_PREFIX}{trial.number}", stored)
-            rows[trial.number, seed] = {**entry, "reused": False}
-            bar.update(1)
+        for value, trials in todo.items():  # value by value: one retrainer each
+            if not trials:
+                continue
+            varied, seed = variation.setting(retrainer, value)
+            for trial in trials:
+                bar.set_postfix({"trial": trial.number, variation.column: value})
+                weight_seed, result = varied.run(trial, seed)
+                entry = {name: getattr(result, name) for name in MEASURES}
+                entry.update(weight_seed=weight_seed, settings=key)
+                stored = _stored_runs(study, variation, trial)  # another report may have added
+                stored[variation.key(value)] = entry
+                study.set_user_attr(variation.attr(trial.number), stored)
+                rows[trial.number, value] = {**entry, "reused": False}
+                bar.update(1)
     finally:
         bar.close()
     table = []
     for trial in front:
-        for seed in seeds:
-            row = rows.get((trial.number, seed)) or {**reusable(trial, seed), "reused": True}
-            table.append({"trial": trial.number, "seed": seed, **row})
-    return [{name: row[name] for name in RUN_COLUMNS} for row in table]
+        for value in variation.values:
+            row = rows.get((trial.number, value)) or {**reusable(trial, value), "reused": True}
+            table.append({"trial": trial.number, variation.column: value, **row})
+    return [{name: row[name] for name in variation.run_columns} for row in table]
 
 
-def summarise(study: optuna.Study, runs: Sequence[dict], resolution: float) -> list[dict]:
-    """One row per front trial (`SUMMARY_COLUMNS`): its recorded measures, the mean,
-    spread and range of its retrains' test accuracy, their mean validation accuracy, and
-    the `lucky_verdict` of its recorded test accuracy."""
+def spread(prefix: str, values: Sequence[float]) -> dict[str, float]:
+    """The mean, sample standard deviation, minimum and maximum of `values`, keyed
+    `<prefix>_mean` ...; NaN where too few values define one."""
+    return {
+        f"{prefix}_mean": statistics.fmean(values) if values else math.nan,
+        f"{prefix}_std": statistics.stdev(values) if len(values) > 1 else math.nan,
+        f"{prefix}_min": min(values, default=math.nan),
+        f"{prefix}_max": max(values, default=math.nan),
+    }
+
+
+def summarise(study: optuna.Study, runs: Sequence[dict], variation: Variation) -> list[dict]:
+    """One row per front trial (`variation.summary_columns`): its recorded measures, the
+    number of its runs, the spread of their test and validation accuracy, and the
+    `variation`'s verdict on its recorded `judged` measure."""
     summary = []
     for front in front_rows(study):
         mine = [run for run in runs if run["trial"] == front["trial"]]
-        tests = [run["test_accuracy"] for run in mine]
-        vals = [run["accuracy"] for run in mine]
-        recorded = front["test_accuracy"]
-        summary.append(
-            {
-                "trial": front["trial"],
-                "nonzero_params": front["nonzero_params"],
-                "accuracy": front["accuracy"],
-                "test_accuracy": recorded,
-                "retrains": len(mine),
-                "test_mean": statistics.fmean(tests) if tests else math.nan,
-                "test_std": statistics.stdev(tests) if len(tests) > 1 else math.nan,
-                "test_min": min(tests, default=math.nan),
-                "test_max": max(tests, default=math.nan),
-                "val_mean": statistics.fmean(vals) if vals else math.nan,
-                "val_std": statistics.stdev(vals) if len(vals) > 1 else math.nan,
-                "verdict": lucky_verdict(recorded, tests, resolution),
-                "arch": front["arch"],
-            }
-        )
+        row = {name: front[name] for name in ("trial", "nonzero_params", "accuracy")}
+        row.update(test_accuracy=front["test_accuracy"], **{variation.plural: len(mine)})
+        for measure, prefix in SPREAD_PREFIX.items():
+            row.update(spread(prefix, [run[measure] for run in mine]))
+        judged = [run[variation.judged] for run in mine]
+        row.update(verdict=variation.verdict(front[variation.judged], judged), arch=front["arch"])
+        summary.append({name: row[name] for name in variation.summary_columns})
     return summary
 
 
-def retrain_table(summary: Sequence[dict]) -> str:
-    """The summary as an aligned text table."""
-    frame = pd.DataFrame(
-        summary,
-        columns=[
-            "trial", "nonzero_params", "test_accuracy", "test_mean", "test_std", "test_min",
-            "test_max", "val_mean", "verdict", "arch",
-        ],
-    )  # fmt: skip
-    accuracy = "{:.4f}".format
+def summary_table(summary: Sequence[dict], variation: Variation) -> str:
+    """The summary's `variation.table_columns` as an aligned text table."""
+    frame = pd.DataFrame(summary, columns=list(variation.table_columns))
+    accuracies = ("accuracy", "test_accuracy", *SPREAD_COLUMNS)
     return frame.to_string(
         index=False,
         formatters={
             "nonzero_params": "{:,}".format,
-            **{name: accuracy for name in ("test_accuracy", "test_mean", "test_min")},
-            **{name: accuracy for name in ("test_max", "val_mean", "test_std")},
+            **{name: "{:.4f}".format for name in accuracies if name in frame},
         },
     )
 
 
-def write_retrain(runs: Sequence[dict], summary: Sequence[dict], folder: Path) -> list[Path]:
-    """Write `retrain.csv` (one row per trial and seed) and `retrain_summary.csv`."""
+def write_runs(
+    runs: Sequence[dict], summary: Sequence[dict], variation: Variation, folder: Path
+) -> list[Path]:
+    """Write `<name>.csv` (one row per trial and value) and `<name>_summary.csv`."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / "retrain.csv", folder / "retrain_summary.csv"]
-    pd.DataFrame(runs, columns=RUN_COLUMNS).to_csv(paths[0], index=False)
-    pd.DataFrame(summary, columns=SUMMARY_COLUMNS).to_csv(paths[1], index=False)
+    paths = [folder / f"{variation.name}.csv", folder / f"{variation.name}_summary.csv"]
+    pd.DataFrame(runs, columns=variation.run_columns).to_csv(paths[0], index=False)
+    pd.DataFrame(summary, columns=variation.summary_columns).to_csv(paths[1], index=False)
     return paths
 
 
-def _title(seeds: Sequence[int]) -> str:
-    return (
-        f"Test accuracy of the Pareto front: recorded, and retrained with "
-        f"{len(seeds)} other seed{'s' if len(seeds) != 1 else ''}"
-    )
-
-
-def retrain_png(summary: Sequence[dict], runs: Sequence[dict], path: Path, title: str) -> Path:
-    """Recorded test accuracy against nonzero parameters, with each retrain and the
-    retrains' mean ± std beside it, as a matplotlib PNG."""
+def runs_png(
+    summary: Sequence[dict], runs: Sequence[dict], variation: Variation, path: Path
+) -> Path:
+    """The recorded `judged` measure against nonzero parameters, with each run and the
+    runs' mean ± std beside it, as a matplotlib PNG."""
     plt.switch_backend("Agg")
+    judged, prefix = variation.judged, SPREAD_PREFIX[variation.judged]
     x = {row["trial"]: row["nonzero_params"] for row in summary}
+    stds = [0 if math.isnan(row[f"{prefix}_std"]) else row[f"{prefix}_std"] for row in summary]
     with plt.style.context(STYLE):
         figure, ax = plt.subplots(figsize=(8, 5))
         ax.scatter(
-            [x[run["trial"]] for run in runs], [run["test_accuracy"] for run in runs],
-            s=12, color=SINGLE_RUN_COLOR, alpha=0.6, label="one retrain", zorder=2,
+            [x[run["trial"]] for run in runs], [run[judged] for run in runs],
+            s=12, color=SINGLE_RUN_COLOR, alpha=0.6, label=f"one {variation.column}", zorder=2,
         )  # fmt: skip
         ax.errorbar(
-            list(x.values()), [row["test_mean"] for row in summary],
-            yerr=[0 if math.isnan(row["test_std"]) else row["test_std"] for row in summary],
-            fmt="o", mfc="none", color=RETRAIN_COLOR, capsize=4, label="retrains: mean ± std",
-            zorder=3,
+            list(x.values()), [row[f"{prefix}_mean"] for row in summary],
+            yerr=stds,
+            fmt="o", mfc="none", color=RUN_COLOR, capsize=4,
+            label=f"{variation.plural}: mean ± std", zorder=3,
         )  # fmt: skip
         ax.scatter(
-            list(x.values()), [row["test_accuracy"] for row in summary],
-            color=FRONT_COLOR, label="recorded (search seed)", zorder=4,
+            list(x.values()), [row[judged] for row in summary],
+            color=FRONT_COLOR, label=variation.recorded, zorder=4,
         )  # fmt: skip
         by_size = sorted(summary, key=lambda row: row["nonzero_params"])
         for index, row in enumerate(by_size):  # neighbours' labels above and below: no overlap
             note = f"#{row['trial']}" + (f" {row['verdict']}" if row["verdict"] else "")
             ax.annotate(
-                note, (row["nonzero_params"], row["test_accuracy"]),
+                note, (row["nonzero_params"], row[judged]),
                 xytext=(6, 5 if index % 2 else -11), textcoords="offset points", fontsize="small",
                 color=FRONT_COLOR if row["verdict"] else "black",
             )  # fmt: skip
@@ -375,36 +483,37 @@ def retrain_png(summary: Sequence[dict], runs: Sequence[dict], path: Path, title
             _readable_log_ticks(ax.xaxis)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_xlabel("nonzero parameters")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(title)
+        ax.set_ylabel(LABEL[judged])
+        ax.set_title(variation.title)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
         figure.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(figure)
     return path
 
 
-def retrain_figure(summary: Sequence[dict], runs: Sequence[dict], title: str) -> go.Figure:
-    """The same chart as `retrain_png`, as an interactive plotly figure."""
+def runs_figure(summary: Sequence[dict], runs: Sequence[dict], variation: Variation) -> go.Figure:
+    """The same chart as `runs_png`, as an interactive plotly figure."""
+    judged, prefix = variation.judged, SPREAD_PREFIX[variation.judged]
     x = {row["trial"]: row["nonzero_params"] for row in summary}
     figure = go.Figure()
     figure.add_scatter(
-        x=[x[run["trial"]] for run in runs], y=[run["test_accuracy"] for run in runs],
-        mode="markers", name="one retrain",
+        x=[x[run["trial"]] for run in runs], y=[run[judged] for run in runs],
+        mode="markers", name=f"one {variation.column}",
         marker={"color": SINGLE_RUN_COLOR, "size": 5, "opacity": 0.6},
-        text=[f"trial {run['trial']}, seed {run['seed']}" for run in runs],
-        hovertemplate="%{text}: test %{y:.2%}<extra></extra>",
+        text=[f"trial {run['trial']}, {variation.column} {run[variation.column]}" for run in runs],
+        hovertemplate="%{text}: %{y:.2%}<extra></extra>",
     )  # fmt: skip
     figure.add_scatter(
-        x=list(x.values()), y=[row["test_mean"] for row in summary], mode="markers",
-        name="retrains: mean ± std",
-        marker={"color": RETRAIN_COLOR, "symbol": "circle-open", "size": 9},
-        error_y={"type": "data", "array": [row["test_std"] for row in summary]},
+        x=list(x.values()), y=[row[f"{prefix}_mean"] for row in summary], mode="markers",
+        name=f"{variation.plural}: mean ± std",
+        marker={"color": RUN_COLOR, "symbol": "circle-open", "size": 9},
+        error_y={"type": "data", "array": [row[f"{prefix}_std"] for row in summary]},
         text=[f"trial {row['trial']}" for row in summary],
         hovertemplate="%{text}: mean %{y:.2%}<extra></extra>",
     )  # fmt: skip
     figure.add_scatter(
-        x=list(x.values()), y=[row["test_accuracy"] for row in summary],
-        mode="markers+text", name="recorded (search seed)", marker={"color": FRONT_COLOR},
+        x=list(x.values()), y=[row[judged] for row in summary],
+        mode="markers+text", name=variation.recorded, marker={"color": FRONT_COLOR},
         text=[f"#{row['trial']} {row['verdict']}".strip() for row in summary],
         textposition="top right",
         hovertemplate="%{text}: recorded %{y:.2%}, %{x:,} nonzero<extra></extra>",
@@ -413,57 +522,52 @@ def retrain_figure(summary: Sequence[dict], runs: Sequence[dict], title: str) ->
     if _spans_decades(list(x.values())):
         xaxis["type"] = "log"
     figure.update_layout(
-        title=title, xaxis=xaxis, yaxis={"title": {"text": "test accuracy"}, "tickformat": ".1~%"}
-    )
+        title=variation.title, xaxis=xaxis,
+        yaxis={"title": {"text": LABEL[judged]}, "tickformat": ".1~%"},
+    )  # fmt: skip
     return figure
 
 
-def write_retrain_plot(
-    summary: Sequence[dict], runs: Sequence[dict], seeds: Sequence[int], folder: Path
+def write_runs_plot(
+    summary: Sequence[dict], runs: Sequence[dict], variation: Variation, folder: Path
 ) -> list[Path]:
-    """Write the front with its retrains as `retrain_front.html` and `retrain_front.png`."""
+    """Write the front with its runs as `<name>_front.html` and `<name>_front.png`."""
     folder.mkdir(parents=True, exist_ok=True)
-    title = _title(seeds)
-    page = folder / "retrain_front.html"
-    retrain_figure(summary, runs, title).write_html(str(page), include_plotlyjs="directory")
-    return [page, retrain_png(summary, runs, folder / "retrain_front.png", title)]
+    page = folder / f"{variation.name}_front.html"
+    runs_figure(summary, runs, variation).write_html(str(page), include_plotlyjs="directory")
+    return [page, runs_png(summary, runs, variation, folder / f"{variation.name}_front.png")]
 
 
 def revalidate_front(
-    study: optuna.Study, retrainer: Retrainer, count: int, folder: Path
+    study: optuna.Study, retrainer: Retrainer, variation: Variation, folder: Path
 ) -> list[dict]:
-    """Retrain the front with `count` other seeds; print the summary table and write the
-    runs, the summary and the chart into `folder`. Returns the summary."""
-    seeds = retrain_seeds(retrainer.seed, count)
-    front = front_trials(study)
-    print(
-        f"\nretraining the {len(front)} front trials of study {study.study_name!r} with seeds "
-        f"{', '.join(map(str, seeds))} (the study's seed is {retrainer.seed})"
-    )
-    runs = retrain_front(study, retrainer, count)
-    summary = summarise(study, runs, retrainer.resolution)
+    """Run the front with each of `variation`'s values; print the summary table and write
+    the runs, the summary and the chart into `folder`. Returns the summary."""
+    print(f"\n{variation.announcement(study, retrainer)}")
+    runs = retrain_front(study, retrainer, variation)
+    summary = summarise(study, runs, variation)
     reused = sum(run["reused"] for run in runs)
     flagged = [row for row in summary if row["verdict"]]
     print(
-        f"test accuracy, recorded and over the retrains ({len(runs) - reused} trained, "
-        f"{reused} reused from the study):\n{retrain_table(summary)}"
+        f"accuracy, recorded and over the {variation.plural} ({len(runs) - reused} trained, "
+        f"{reused} reused from the study):\n{summary_table(summary, variation)}"
     )
-    print(
-        f"verdict: lucky (unlucky) when the recorded test accuracy lies above (below) the "
-        f"retrains' mean by more than {LUCKY_SIGMAS:g} std and one test sample; "
-        f"{len(flagged)} of {len(summary)} flagged"
-    )
-    _warn_on_size_drift(study, summary, runs, retrainer)
-    paths = write_retrain(runs, summary, folder)
-    paths += write_retrain_plot(summary, runs, seeds, folder)
-    print(f"retrains written to {', '.join(str(path) for path in paths)}")
+    print(f"verdict: {variation.rule}; {len(flagged)} of {len(summary)} flagged")
+    _warn_on_size_drift(study, summary, runs, retrainer, variation)
+    paths = write_runs(runs, summary, variation, folder)
+    paths += write_runs_plot(summary, runs, variation, folder)
+    print(f"{variation.plural} written to {', '.join(str(path) for path in paths)}")
     return summary
 
 
 def _warn_on_size_drift(
-    study: optuna.Study, summary: Sequence[dict], runs: Sequence[dict], retrainer: Retrainer
+    study: optuna.Study,
+    summary: Sequence[dict],
+    runs: Sequence[dict],
+    retrainer: Retrainer,
+    variation: Variation,
 ) -> None:
-    """Print a warning for each per-layer candidate whose retrains kept another number of
+    """Print a warning for each per-layer candidate whose runs kept another number of
     nonzero parameters than the trial: its ratios fix that number, unless the pruning
     settings differ from the search's."""
     for trial, row in zip(front_trials(study), summary, strict=True):
@@ -473,6 +577,7 @@ def _warn_on_size_drift(
         if sizes - {row["nonzero_params"]}:
             print(
                 f"warning: trial {trial.number} had {row['nonzero_params']:,} nonzero "
-                f"parameters, its retrains {', '.join(f'{n:,}' for n in sorted(sizes))}: "
-                f"are prune and schedule the search's?"
+                f"parameters, its {variation.plural} "
+                f"{', '.join(f'{n:,}' for n in sorted(sizes))}: are prune and schedule the "
+                f"search's?"
             )
