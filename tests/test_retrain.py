@@ -40,15 +40,16 @@ def smoke_config(*overrides: str):
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    """Two finished 3-trial smoke studies in one SQLite file: `lamp` (the cnn space's
+    """Two finished 4-trial smoke studies in one SQLite file: `lamp` (the cnn space's
     allocation rule, one overall sparsity) and `per_layer` (a ratio per layer). The second
-    and third trial of each are siblings of the first, reusing its dense weights."""
+    and third trial of each are siblings of the first, reusing its dense weights (with 4
+    trials the budget leaves room for both siblings and one more architecture)."""
     folder = tmp_path_factory.mktemp("retrain")
     storage = f"sqlite:///{folder / 'nas.db'}"
     configs = {}
     for name, allocation in (("lamp", "lamp"), ("per_layer", "per_layer")):
         configs[name] = smoke_config(
-            f"study.name={name}", f"study.storage={storage}", "study.n_trials=3",
+            f"study.name={name}", f"study.storage={storage}", "study.n_trials=4",
             f"space.sparsity.allocation={allocation}", "space.sparsity.low=0.3",
         )  # fmt: skip
         run_search(configs[name], launch_dir=folder, run_dir=folder / "run")
@@ -65,7 +66,7 @@ def test_retraining_with_the_studys_own_seed_reproduces_every_trial_exactly(sear
     study = load(storage, name)
     retrainer = Retrainer.of_study(study, configs[name])
     trials = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(trials) == 3 and [t.user_attrs["dense_cached"] for t in trials][1:] == [True] * 2
+    assert len(trials) == 4 and [t.user_attrs["dense_cached"] for t in trials][1:3] == [True] * 2
     for trial in trials:
         weight_seed, result = retrainer.run(trial, configs[name].seed)
         assert weight_seed == arch_seed(configs[name].seed, retrainer.candidate(trial).arch)
