@@ -13,16 +13,16 @@ from optuna.distributions import (
 )
 
 from nas.errors import UsageError
-from nas.space import Candidate, SearchSpace
+from nas.space import Candidate, SearchSpace, is_shift_param
 
 
 class ReferenceTrial:
     """Stands in for an Optuna trial while a space samples one architecture: answers each
     architecture parameter from `given`, else with its largest value (the highest int or
     float, the largest numeric choice, the last other choice; with `smallest`, the
-    opposite), and each `sparsity.*` parameter with its lowest value (dense). `params`
-    and `distributions` record what was asked, so the architecture can be queued into a
-    study."""
+    opposite), each `sparsity.*` ratio with its lowest value (dense) and each shift with 0
+    (the plain allocation rule). `params` and `distributions` record what was asked, so the
+    architecture can be queued into a study."""
 
     def __init__(self, given: Mapping[str, Any] | None = None, smallest: bool = False) -> None:
         self.given = dict(given or {})
@@ -34,7 +34,7 @@ class ReferenceTrial:
         if self.smallest:
             largest = lowest
         if name.startswith("sparsity."):
-            value = lowest
+            value = 0.0 if is_shift_param(name) else lowest
         elif name in self.given:
             value = self.given[name]
             if not distribution._contains(distribution.to_internal_repr(value)):

@@ -9,6 +9,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.space import is_shift_param
 from nas.trial.objectives import metric, objective_names
 
 RULES = ("sparser", "knee")
@@ -44,8 +45,8 @@ def next_factor(held: list[float], broke: list[float], factor: float) -> float:
 class Siblings:
     """After a finished trial that trained its architecture densely (not from the cache),
     queue `count` more trials of the same architecture with the density (1 - ratio) of
-    every sparsity parameter scaled. Rule `sparser` queues them at once, at densities
-    times `factor`, `factor`², ...; rule `knee` queues one at a time and looks for the
+    every sparsity parameter scaled, shifts kept. Rule `sparser` queues them at once, at
+    densities times `factor`, `factor`², ...; rule `knee` queues one at a time and looks for the
     sparsest density whose accuracy stays within `tolerance` of the dense network's (see
     `next_factor`). Each costs fine-tuning epochs only while the dense weights stay in
     this process's cache; another worker that picks one up trains the architecture again.
@@ -101,7 +102,7 @@ class Siblings:
         for factor in factors[: max(room, 0)]:
             params = {
                 name: scaled(value, factor, first.distributions[name])
-                if name.startswith("sparsity.")
+                if name.startswith("sparsity.") and not is_shift_param(name)
                 else value
                 for name, value in first.params.items()
             }
