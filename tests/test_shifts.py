@@ -9,10 +9,13 @@ import torch
 from hydra.utils import instantiate
 from optuna.trial import FixedTrial
 
+from nas.errors import UsageError
 from nas.prune.allocation import allocate
 from nas.search.reference import reference_candidate, smallest_architecture
+from nas.search.settings import StudySettings
 from nas.space import Allocation, Candidate, ShiftGrid, SparsityGrid
 from nas.studies.joint_search import run_search
+from nas.studies.sensitivity import check_layer_names, suggested_shifts
 from nas.trial.pipeline import TrialPipeline
 from search_spaces.cnn import CNNSpace
 
@@ -137,3 +140,89 @@ def test_a_search_stores_the_shifts_and_what_they_did_per_layer(compose_config, 
     assert {k: v for k, v in sibling.params.items() if k.endswith(".shift")} == {
         k: v for k, v in first.params.items() if k.endswith(".shift")
     }  # siblings keep the shifts, only the overall sparsity moves
+
+
+# --- shifts from a sensitivity result, as the warm start's --------------------------------
+
+
+def three_layers() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(16, 32), torch.nn.Linear(32, 32), torch.nn.Linear(32, 4)
+    )
+
+
+def test_caps_that_match_the_rule_suggest_no_shift():
+    model = three_layers()
+    bounds = allocate("lamp", model, ["0", "1", "2"], 0.6)
+    overall, shifts = suggested_shifts(model, bounds, "lamp", ShiftGrid(), torch.Generator())
+    assert overall == pytest.approx(0.6, abs=1e-3)  # 998 of 1664 weights
+    assert shifts == {"0": 0.0, "1": 0.0, "2": 0.0}
+
+
+def test_a_fragile_layer_gets_a_positive_shift_and_a_tolerant_one_a_negative_shift():
+    model = three_layers()
+    bounds = {"0": 0.0, "1": 0.95, "2": 0.5}  # layer 0 lost accuracy at every sparsity
+    overall, shifts = suggested_shifts(model, bounds, "erk", ShiftGrid(), torch.Generator())
+    rule = allocate("erk", model, list(bounds), overall)
+    assert rule["0"] > 0 and rule["1"] < 0.95  # the rule prunes 0 more, 1 less than tolerated
+    assert shifts["0"] > 0 > shifts["1"]
+    assert set(shifts.values()) <= {-2 + 0.5 * k for k in range(9)}
+
+
+def test_the_warm_start_takes_the_given_shifts_of_the_smallest_architectures_layers():
+    space = CNNSpace(sparsity=SHIFTS_ON)
+    params = smallest_architecture(space, {"block1.conv": 1.5, "hidden": -1.0, "head": -0.5})
+    assert params == {
+        **smallest_architecture(space),
+        "sparsity.block1.conv.shift": 1.5,
+        "sparsity.head.shift": -0.5,
+    }  # no hidden layer in the smallest architecture
+
+
+@pytest.mark.parametrize(
+    ("sparsity", "shifts", "message"),
+    [
+        (SHIFTS_ON, {"head": 0.3}, "head=0.3 is not on the space's shift grid"),
+        (SHIFTS_ON, {"head": 3.0}, "head=3.0 is not on the space's shift grid"),
+        ({"allocation": "lamp"}, {"head": 1.0}, "set space.sparsity.shift"),
+    ],
+)
+def test_warm_start_shifts_the_space_cannot_take_are_refused(sparsity, shifts, message):
+    with pytest.raises(UsageError, match=message):
+        smallest_architecture(CNNSpace(sparsity=sparsity), shifts)
+
+
+@pytest.mark.parametrize(
+    ("shifts", "warm_start", "message"),
+    [
+        ({"head": "up"}, True, "head='up' is not a number"),
+        ([1.0], True, "must map layers to shifts"),
+        ({"head": 1.0}, False, "study.warm_start is false"),
+    ],
+)
+def test_bad_warm_start_shifts_are_refused(shifts, warm_start, message):
+    with pytest.raises(ValueError, match=f"study.warm_start.*{message}|{message}"):
+        StudySettings(name="s", warm_start=warm_start, warm_start_shifts=shifts)
+
+
+def test_warm_start_shifts_for_a_layer_the_space_lacks_are_refused(compose_config):
+    cfg = compose_config(
+        "+space=cnn", "space.sparsity.shift={low:-2,high:2}", "study.warm_start_shifts={fc9:1.0}"
+    )
+    with pytest.raises(UsageError, match="study.warm_start_shifts: the space has no layer fc9"):
+        check_layer_names(cfg)
+
+
+@pytest.mark.slow
+def test_a_search_starts_from_the_warm_start_shifts(compose_config, tmp_path):
+    cfg = compose_config(
+        "+space=cnn", "+debug=smoke", "study.name=warm", "study.n_trials=1", "study.siblings=0",
+        f"study.storage=sqlite:///{tmp_path}/n.db", "space.sparsity.shift={low:-2,high:2}",
+        "study.warm_start_shifts={block1.conv:-1.5,block2.conv:2.0,head:1.0}",
+    )  # fmt: skip
+    [first] = run_search(cfg, tmp_path, tmp_path / "run").trials
+    assert first.params["sparsity.block1.conv.shift"] == -1.5
+    assert first.params["sparsity.head.shift"] == 1.0
+    target, rule = first.user_attrs["sparsity_target"], first.user_attrs["sparsity_rule"]
+    assert target["block1.conv"] > rule["block1.conv"] and target["head"] < rule["head"]
