@@ -13,6 +13,7 @@ parallel processes (one SQLite file per seed) and a last run over all seeds repo
     python benchmarks/front_quality.py                       # 3 seeds, 80 epochs each
     python benchmarks/front_quality.py --seeds 0 --methods search lamp two_stage
     python benchmarks/front_quality.py --tag lamp-space -- space.sparsity.allocation=lamp
+    python benchmarks/front_quality.py --methods search_shift search_no_shift search_per_layer
 """
 
 from __future__ import annotations
@@ -44,13 +45,24 @@ from nas.studies.baseline import BASELINES, run_baseline  # noqa: E402
 from nas.studies.joint_search import run_search  # noqa: E402
 from nas.trial.objectives import objective_names  # noqa: E402
 
-SEARCHES = {  # the joint search as configured, then with each other sampler
+SHIFTS = "space.sparsity.shift={low:-2,high:2,step:0.5}"
+PER_LAYER = [  # independent per-layer ratios, the former default
+    "space.sparsity.allocation=per_layer",
+    "space.sparsity.low=0",
+    "space.sparsity.high=0.95",
+    "space.sparsity.step=0.05",
+    "space.sparsity.shift=null",
+]
+SEARCHES = {  # the joint search as configured, with each other sampler, then other sparsities
     "search": [],
     "search_random": ["sampler=random"],
     "search_nsga2": ["sampler=nsga2"],
     "search_gp": ["sampler=gp"],
     "search_supernet": ["train=supernet"],  # weight sharing: one supernet, then fine-tuning
     "search_supernet_random": ["train=supernet", "sampler=random"],
+    "search_shift": [SHIFTS],  # the rule (LAMP for cnn) with a shift per layer
+    "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
+    "search_per_layer": PER_LAYER,
 }
 METHODS = [*SEARCHES, *BASELINES]
 

@@ -40,10 +40,86 @@ class Allocation:
     sparsity: float
     layers: tuple[str, ...]
     caps: Mapping[str, float] = field(default_factory=dict)
+    shifts: Mapping[str, float] = field(default_factory=dict)  # layer -> shift (see allocate)
 
     def clip(self, ratios: Mapping[str, float]) -> dict[str, float]:
         """The rule's per-layer `ratios`, each lowered to its layer's cap in `caps`."""
         return {name: min(ratio, self.caps.get(name, ratio)) for name, ratio in ratios.items()}
+
+
+SHIFT_SUFFIX = ".shift"
+
+
+def shift_param(layer: str) -> str:
+    """The trial parameter that holds `layer`'s shift: `sparsity.<layer>.shift`."""
+    return f"sparsity.{layer}{SHIFT_SUFFIX}"
+
+
+def is_shift_param(name: str) -> bool:
+    """Whether trial parameter `name` is a layer's shift rather than a sparsity ratio."""
+    return name.startswith("sparsity.") and name.endswith(SHIFT_SUFFIX)
+
+
+@dataclass(frozen=True)
+class ShiftGrid:
+    """Per-layer shifts of an allocation rule, sampled from `low` to `high` in steps of
+    `step` (None: any value). A shift s moves the rule's share of the overall sparsity
+    towards keeping 2^s times more of the layer (see `nas.prune.allocation.allocate`);
+    0, the plain rule, must lie on the grid."""
+
+    low: float = -2.0
+    high: float = 2.0
+    step: float | None = 0.5
+
+    def __post_init__(self) -> None:
+        bounds = (self.low, self.high, 0.5 if self.step is None else self.step)
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in bounds):
+            raise ValueError(
+                f"space.sparsity.shift low, high and step must be numbers, got low={self.low!r} "
+                f"high={self.high!r} step={self.step!r}"
+            )
+        if not self.low <= 0 <= self.high:
+            raise ValueError(
+                f"space.sparsity.shift must satisfy low <= 0 <= high (0: the plain rule), "
+                f"got low={self.low!r} high={self.high!r}"
+            )
+        if self.step is not None and (self.step <= 0 or not _on_grid(0.0, self.low, self.step)):
+            raise ValueError(
+                f"space.sparsity.shift.step must be positive and put 0 on the grid from low, "
+                f"got low={self.low!r} step={self.step!r}"
+            )
+
+    @classmethod
+    def of(cls, shift: Mapping | ShiftGrid | None) -> ShiftGrid | None:
+        """`shift` as a grid: a grid as is, a config dict as arguments, None as None (off)."""
+        if shift is None or isinstance(shift, ShiftGrid):
+            return shift
+        if not isinstance(shift, Mapping):
+            raise ValueError(
+                f"space.sparsity.shift must be null or {{low, high, step}}, got {shift!r}"
+            )
+        unknown = sorted(set(shift) - {"low", "high", "step"})
+        if unknown:
+            raise ValueError(f"space.sparsity.shift has no key {', '.join(unknown)}")
+        return cls(**shift)
+
+    def suggest(self, trial: optuna.Trial, layer: str) -> float:
+        """`sparsity.<layer>.shift`, sampled from the grid and rounded to 6 decimals."""
+        value = trial.suggest_float(shift_param(layer), self.low, self.high, step=self.step)
+        return round(value, 6)
+
+    def nearest(self, value: float) -> float:
+        """The grid's value closest to `value`."""
+        clipped = min(max(value, self.low), self.high)
+        if self.step is None:
+            return round(clipped, 6)
+        steps = math.floor(round((self.high - self.low) / self.step, 9))
+        index = min(max(round((clipped - self.low) / self.step), 0), steps)
+        return round(self.low + index * self.step, 6) + 0.0
+
+
+def _on_grid(value: float, low: float, step: float) -> bool:
+    return abs((value - low) / step - round((value - low) / step)) < 1e-8
 
 
 @dataclass(frozen=True)
@@ -57,13 +133,18 @@ class SparsityGrid:
     e.g. from `nas sensitivity`. Per layer, a layer's ratio is sampled up to its cap (taken
     down to the step grid; a cap below `low` fixes the layer at its cap). Under an
     allocation rule, the rule's ratios are lowered to the caps, so the network keeps more
-    weights than `sparsity.overall` asks for."""
+    weights than `sparsity.overall` asks for.
+
+    `shift` (a `ShiftGrid` or its config dict; None: off) adds, under an allocation rule,
+    a `sparsity.<layer>.shift` per layer that moves the rule's share between the layers;
+    the caps still hold after it."""
 
     low: float = 0.0
     high: float = 0.95
     step: float | None = 0.05
     allocation: str = "per_layer"
     layer_high: Mapping[str, float] | None = None
+    shift: ShiftGrid | Mapping | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high < 1.0:
@@ -87,6 +168,13 @@ class SparsityGrid:
             if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 <= cap < 1:
                 raise ValueError(f"sparsity layer_high cap must be in [0, 1), got {name}={cap!r}")
         object.__setattr__(self, "layer_high", caps)
+        shift = ShiftGrid.of(self.shift)
+        if shift is not None and self.allocation == "per_layer":
+            raise ValueError(
+                "space.sparsity.shift moves an allocation rule's ratios: set "
+                "space.sparsity.allocation to a rule, or space.sparsity.shift=null"
+            )
+        object.__setattr__(self, "shift", shift)
 
     @classmethod
     def of(cls, sparsity: Mapping | SparsityGrid | None) -> SparsityGrid:
@@ -97,8 +185,9 @@ class SparsityGrid:
         self, trial: optuna.Trial, arch: Mapping[str, Any], layer_names: Iterable[str]
     ) -> Candidate:
         """The candidate `arch` with its sparsity sampled: `sparsity.<layer>` for each layer,
-        or `sparsity.overall` under an allocation rule. Ratios are rounded to 6 decimals,
-        dropping the float noise of stepped grids."""
+        or `sparsity.overall` under an allocation rule, then `sparsity.<layer>.shift` for
+        each layer when shifts are on. Values are rounded to 6 decimals, dropping the float
+        noise of stepped grids."""
         if self.allocation == "per_layer":
             return Candidate(
                 arch, {name: self._suggest(trial, name, *self.bounds(name)) for name in layer_names}
@@ -106,7 +195,9 @@ class SparsityGrid:
         overall = self._suggest(trial, "overall", self.low, self.high)
         layers = tuple(layer_names)
         caps = {name: cap for name, cap in self.layer_high.items() if name in layers}
-        return Candidate(arch, allocation=Allocation(self.allocation, overall, layers, caps))
+        shifts = {name: self.shift.suggest(trial, name) for name in layers} if self.shift else {}
+        allocation = Allocation(self.allocation, overall, layers, caps, shifts)
+        return Candidate(arch, allocation=allocation)
 
     def bounds(self, layer: str) -> tuple[float, float]:
         """The range `sparsity.<layer>` is sampled from: [low, high], with high lowered to

@@ -222,3 +222,62 @@ def test_a_sparsity_outside_zero_to_one_is_rejected(sparsity):
 def test_no_layers_is_rejected():
     with pytest.raises(ValueError, match="at least one layer"):
         allocate("global", small_model(), [], 0.5)
+
+
+# --- per-layer shifts --------------------------------------------------------------------
+
+
+def removed_weights(ratios: dict[str, float], numels: dict[str, int]) -> float:
+    return sum(ratios[name] * numels[name] for name in ratios)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("sparsity", [0.5, 0.9])
+def test_shifts_of_zero_give_exactly_the_plain_rule(method, sparsity):
+    model = small_model()
+    zero = {name: 0.0 for name in LAYERS}
+    assert allocate(method, model, LAYERS, sparsity, shifts=zero) == allocate(
+        method, model, LAYERS, sparsity
+    )
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_positive_shift_keeps_more_of_its_layer_at_the_same_overall_sparsity(method):
+    model = small_model()
+    numels = counts(model, LAYERS)
+    plain = allocate(method, model, LAYERS, 0.8)
+    kept_more = allocate(method, model, LAYERS, 0.8, shifts={"2": 1.0})
+    kept_less = allocate(method, model, LAYERS, 0.8, shifts={"2": -1.0})
+    assert kept_more["2"] < plain["2"] < kept_less["2"]
+    for ratios in (kept_more, kept_less):
+        assert removed_weights(ratios, numels) == pytest.approx(0.8 * sum(numels.values()), abs=1)
+
+
+@pytest.mark.parametrize("method", ["uniform", "erk"])
+def test_a_shift_multiplies_a_layers_density_against_the_others(method):
+    model = small_model()
+    plain = allocate(method, model, LAYERS, 0.8)
+    shifted = allocate(method, model, LAYERS, 0.8, shifts={"2": 1.0})
+
+    def density_ratio(ratios):  # layer 2's density over layer 1's (neither clamped here)
+        return (1 - ratios["2"]) / (1 - ratios["1"])
+
+    assert density_ratio(shifted) == pytest.approx(2 * density_ratio(plain), rel=1e-4)
+
+
+def test_a_shift_that_asks_for_more_than_a_layer_has_goes_to_the_others():
+    model = small_model()
+    numels = counts(model, LAYERS)
+    ratios = allocate("uniform", model, LAYERS, 0.5, shifts={"1": 2.0})
+    assert ratios["1"] == 0.0  # 4x the others' density, clamped to dense
+    assert ratios["0"] == ratios["2"] == ratios["4"] > 0.5
+    assert removed_weights(ratios, numels) == pytest.approx(0.5 * sum(numels.values()), abs=1)
+
+
+@pytest.mark.parametrize(
+    ("shifts", "message"),
+    [({"3": 1.0}, "not allocated: 3"), ({"2": float("nan")}, "finite"), ({"2": "up"}, "finite")],
+)
+def test_a_bad_shift_is_refused(shifts, message):
+    with pytest.raises(ValueError, match=message):
+        allocate("lamp", small_model(), LAYERS, 0.5, shifts=shifts)

@@ -170,8 +170,16 @@ def test_sensitivity_writes_caps_that_a_search_takes_as_printed(tmp_path, compos
         assert (run_dir / name).stat().st_size > 0, name
     with (run_dir / "sensitivity.csv").open() as file:
         assert len(list(csv.DictReader(file))) == 2 * 2
-    bounds = yaml.safe_load((run_dir / "sensitivity_bounds.yaml").read_text())["layer_high"]
+    written = yaml.safe_load((run_dir / "sensitivity_bounds.yaml").read_text())
+    bounds = written["layer_high"]
     assert set(bounds) == {"block1.conv", "head"}
+    assert set(written["shifts"]) == set(bounds)  # the cnn space's LAMP takes shifts
+    shift_search = shlex.split(result.stdout.strip().splitlines()[-3])
+    assert shift_search[5:] == [
+        "space.sparsity.shift={low:-2.0,high:2.0,step:0.5}",
+        f"study.warm_start_shifts={{block1.conv:{written['shifts']['block1.conv']!r},"
+        f"head:{written['shifts']['head']!r}}}",
+    ]
     command = result.stdout.strip().splitlines()[-1]
     argv = shlex.split(command)  # as a shell would split it
     assert argv[:4] == ["python", "-m", "nas", "search"]

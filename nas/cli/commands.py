@@ -59,20 +59,20 @@ def require_space(cfg: DictConfig) -> None:
 
 def search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     """Run or resume the study for the chosen space (see `nas.studies.joint_search.run_search`)."""
-    from nas.studies.sensitivity import check_layer_high
+    from nas.studies.sensitivity import check_layer_names
 
     require_space(cfg)
-    check_layer_high(cfg)
+    check_layer_names(cfg)
     run_search(cfg, launch_dir, run_dir)
 
 
 def baseline(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     """Run or resume a baseline study beside the search (see `nas.studies.baseline`)."""
     from nas.studies.baseline import run_baseline
-    from nas.studies.sensitivity import check_layer_high
+    from nas.studies.sensitivity import check_layer_names
 
     require_space(cfg)
-    check_layer_high(cfg)
+    check_layer_names(cfg)
     run_baseline(cfg, launch_dir, run_dir)
 
 

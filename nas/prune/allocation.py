@@ -4,7 +4,7 @@ layers as per-layer pruning ratios: uniform, uniform+, global magnitude, LAMP, E
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -23,23 +23,33 @@ def allocate(
     layers: Sequence[str],
     sparsity: float,
     generator: torch.Generator | None = None,
+    shifts: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Per-layer ratios (module path -> share of that layer's weights to remove) that remove
     `sparsity` of the weights of `layers` taken together, by the allocation rule `method`.
+
+    `shifts` (module path -> shift; a layer it does not name: 0) moves the rule's share
+    between layers, the overall sparsity unchanged: for `global` and `lamp`, a layer's
+    scores are multiplied by 2^shift before the one threshold; for the other rules, its
+    density relative to the others is multiplied by 2^shift, clamped to [floor, 1] and the
+    rest rescaled. A positive shift keeps more of the layer; shifts of 0 give the plain rule.
 
     `layers` are conv/linear module paths in forward order (first = input layer, last =
     head); only `.weight` counts, as the layer computes with it now (masks applied). Ratios
     are rounded to 6 decimals and capped so that every layer keeps at least one weight;
     `generator` seeds `random` (a fresh one seeded 0 when None)."""
     _check(method, layers, sparsity)
+    factors = _shift_factors(layers, shifts or {})
     weights = [effective_weight(model.get_submodule(name)) for name in layers]
     counts = [weight.numel() for weight in weights]
     if method in ("global", "lamp"):
         score = _magnitude_scores if method == "global" else _lamp_scores
-        removed = _removals_below_global_threshold([score(w) for w in weights], sparsity)
+        scores = [score(w) * f for w, f in zip(weights, factors, strict=True)]
+        removed = _removals_below_global_threshold(scores, sparsity)
         ratios = [r / n for r, n in zip(removed, counts, strict=True)]
     else:
-        scores = _density_scores(method, [tuple(w.shape) for w in weights], generator)
+        plain = _density_scores(method, [tuple(w.shape) for w in weights], generator)
+        scores = [s * f for s, f in zip(plain, factors, strict=True)]
         floors = _density_floors(method, counts)
         densities = _solve_densities(scores, counts, floors, 1.0 - sparsity)
         ratios = [1.0 - density for density in densities]
@@ -59,6 +69,19 @@ def _check(method: str, layers: Sequence[str], sparsity: float) -> None:
         raise ValueError(f"overall sparsity must be a number in [0, 1), got {sparsity!r}")
     if not layers:
         raise ValueError("sparsity allocation needs at least one layer, got none")
+
+
+def _shift_factors(layers: Sequence[str], shifts: Mapping[str, float]) -> list[float]:
+    """2^shift for each of `layers` (1.0 where `shifts` names none); ValueError for a shift
+    on another layer or one that is not a finite number."""
+    unknown = sorted(set(shifts) - set(layers))
+    if unknown:
+        raise ValueError(f"sparsity shifts name layers not allocated: {', '.join(unknown)}")
+    for name, shift in shifts.items():
+        number = isinstance(shift, int | float) and not isinstance(shift, bool)
+        if not (number and math.isfinite(shift)):
+            raise ValueError(f"sparsity shift must be a finite number, got {name}={shift!r}")
+    return [2.0 ** shifts.get(name, 0.0) for name in layers]
 
 
 def _finish(ratio: float, numel: int) -> float:

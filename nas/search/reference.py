@@ -13,16 +13,16 @@ from optuna.distributions import (
 )
 
 from nas.errors import UsageError
-from nas.space import Candidate, SearchSpace
+from nas.space import Candidate, SearchSpace, is_shift_param, shift_param
 
 
 class ReferenceTrial:
     """Stands in for an Optuna trial while a space samples one architecture: answers each
     architecture parameter from `given`, else with its largest value (the highest int or
     float, the largest numeric choice, the last other choice; with `smallest`, the
-    opposite), and each `sparsity.*` parameter with its lowest value (dense). `params`
-    and `distributions` record what was asked, so the architecture can be queued into a
-    study."""
+    opposite), each `sparsity.*` ratio with its lowest value (dense) and each shift with 0
+    (the plain allocation rule). `params` and `distributions` record what was asked, so the
+    architecture can be queued into a study."""
 
     def __init__(self, given: Mapping[str, Any] | None = None, smallest: bool = False) -> None:
         self.given = dict(given or {})
@@ -34,7 +34,7 @@ class ReferenceTrial:
         if self.smallest:
             largest = lowest
         if name.startswith("sparsity."):
-            value = lowest
+            value = 0.0 if is_shift_param(name) else lowest
         elif name in self.given:
             value = self.given[name]
             if not distribution._contains(distribution.to_internal_repr(value)):
@@ -69,11 +69,34 @@ class ReferenceTrial:
         return {k: v for k, v in self.params.items() if not k.startswith("sparsity.")}
 
 
-def smallest_architecture(space: SearchSpace) -> dict[str, Any]:
-    """The architecture parameters of `space`'s smallest architecture."""
+def smallest_architecture(
+    space: SearchSpace, shifts: Mapping[str, float] | None = None
+) -> dict[str, Any]:
+    """The architecture parameters of `space`'s smallest architecture and, for each of its
+    layers that `shifts` names, `sparsity.<layer>.shift` at the given value. A shift the
+    space's shift grid does not hold, or shifts for a space without them, is a UsageError."""
     trial = ReferenceTrial(smallest=True)
     space.sample(trial)
-    return trial.architecture()
+    params = trial.architecture()
+    if not shifts:
+        return params
+    grids = {n: d for n, d in trial.distributions.items() if is_shift_param(n)}
+    if not grids:
+        raise UsageError(
+            "study.warm_start_shifts needs shifts in the space: set space.sparsity.shift "
+            "(under an allocation rule)"
+        )
+    for layer, shift in shifts.items():
+        name = shift_param(layer)
+        if name not in grids:
+            continue  # a layer the smallest architecture does not have
+        if not grids[name]._contains(float(shift)):
+            raise UsageError(
+                f"study.warm_start_shifts: {layer}={shift!r} is not on the space's shift grid "
+                f"{grids[name]}"
+            )
+        params[name] = float(shift)
+    return params
 
 
 def reference_candidate(

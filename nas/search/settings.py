@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nas.trial.objectives import DEFAULT
@@ -13,6 +15,21 @@ def _check_whole_number(name: str, value, minimum: int) -> None:
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _check_shifts(shifts, warm_start: bool) -> None:
+    """Raise ValueError unless `shifts` is None or maps layer names to finite numbers, and is
+    None when the warm start is off."""
+    if shifts is None:
+        return
+    if not isinstance(shifts, Mapping):
+        raise ValueError(f"study.warm_start_shifts must map layers to shifts, got {shifts!r}")
+    for layer, shift in shifts.items():
+        number = isinstance(shift, int | float) and not isinstance(shift, bool)
+        if not (number and math.isfinite(shift)):
+            raise ValueError(f"study.warm_start_shifts: {layer}={shift!r} is not a number")
+    if not warm_start:
+        raise ValueError("study.warm_start_shifts is set but study.warm_start is false")
 
 
 @dataclass(frozen=True)
@@ -44,11 +61,13 @@ class StudySettings:
     sibling_rule: str = "sparser"
     sibling_tolerance: float = 0.02
     warm_start: bool = False
+    warm_start_shifts: Mapping[str, float] | None = None
     revisit_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.warm_start, bool):
             raise ValueError(f"study.warm_start must be true or false, got {self.warm_start!r}")
+        _check_shifts(self.warm_start_shifts, self.warm_start)
         _check_whole_number("study.n_trials", self.n_trials, 1)
         _check_whole_number("study.heartbeat_interval", self.heartbeat_interval, 1)
         _check_whole_number("study.grace_period", self.grace_period, self.heartbeat_interval + 1)

@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.search.repeats import enqueue_new
 from nas.search.revisits import architecture_key
+from nas.space import is_shift_param
 from nas.trial.objectives import metric, objective_names
 
 RULES = ("sparser", "knee")
@@ -55,8 +56,8 @@ def sibling_room(study: optuna.Study, remaining: int) -> int:
 class Siblings:
     """After a finished trial that trained its architecture densely (not from the cache),
     queue `count` more trials of the same architecture with the density (1 - ratio) of
-    every sparsity parameter scaled. Rule `sparser` queues them at once, at densities
-    times `factor`, `factor`², ...; rule `knee` queues one at a time and looks for the
+    every sparsity parameter scaled, shifts kept. Rule `sparser` queues them at once, at
+    densities times `factor`, `factor`², ...; rule `knee` queues one at a time and looks for the
     sparsest density whose accuracy stays within `tolerance` of the dense network's (see
     `next_factor`). Each costs fine-tuning epochs only while the dense weights stay in
     this process's cache; another worker that picks one up trains the architecture again.
@@ -112,7 +113,7 @@ class Siblings:
         for factor in factors[: max(room, 0)]:
             params = {
                 name: scaled(value, factor, first.distributions[name])
-                if name.startswith("sparsity.")
+                if name.startswith("sparsity.") and not is_shift_param(name)
                 else value
                 for name, value in first.params.items()
             }

@@ -70,12 +70,12 @@ def queue(study: optuna.Study, arch: dict, levels: Sequence[float]) -> None:
 
 def baseline_config(cfg: DictConfig, allocation: str, high: float) -> DictConfig:
     """`cfg` with its space sampling one overall sparsity, any value up to `high`, shared
-    out among layers by `allocation`."""
+    out among layers by the plain rule `allocation` (no shifts)."""
     changed = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.update(
         changed,
         "space.sparsity",
-        {"low": 0.0, "high": high, "step": None, "allocation": allocation},
+        {"low": 0.0, "high": high, "step": None, "allocation": allocation, "shift": None},
         force_add=True,
     )
     return changed

@@ -37,7 +37,9 @@ def run_search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study
     search = searched(cfg, launch_dir)
     study = search.open(search.opts.name)
     if search.opts.warm_start and not study.get_trials(deepcopy=False):
-        # its sparsity is left to the sampler; siblings then map how far it can be pruned
-        study.enqueue_trial(smallest_architecture(search.pipeline.space), skip_if_exists=True)
+        # its sparsity is left to the sampler (its shifts too, unless given); siblings then
+        # map how far it can be pruned
+        first = smallest_architecture(search.pipeline.space, search.opts.warm_start_shifts)
+        study.enqueue_trial(first, skip_if_exists=True)
     outcome = search.optimize(study, search.opts.n_trials, search.opts.max_epochs)
     return finish(study, outcome, run_dir)

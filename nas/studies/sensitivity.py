@@ -15,20 +15,23 @@ from typing import Any
 import matplotlib.pyplot as plt
 import optuna
 import plotly.graph_objects as go
+import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from matplotlib.ticker import PercentFormatter
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial
+from torch import nn
 from tqdm import tqdm
 
 from nas.errors import UsageError
+from nas.prune.allocation import METHODS, allocate
 from nas.report.plots import DPI, STYLE
 from nas.search.recorded import recorded_config
 from nas.search.reference import ReferenceTrial, reference_candidate
 from nas.search.study import Search, _instantiate
-from nas.space import Candidate, SearchSpace
+from nas.space import Candidate, SearchSpace, ShiftGrid
 from nas.trial.dense_cache import arch_seed
 from nas.trial.pipeline import TrialPipeline
 
@@ -73,6 +76,16 @@ def measure(
     return dense, points
 
 
+def shifts_yaml(method: str, grid: ShiftGrid, overall: float, shifts: Mapping[str, float]) -> str:
+    """The suggested shifts as the YAML lines that follow the caps, with how they came."""
+    return (
+        f"# shifts: per layer, log2(tolerated density / {method}'s density) on the shift grid,\n"
+        f"# {method} sharing out the overall sparsity the caps add up to ({overall:g}); for\n"
+        f"# study.warm_start_shifts with space.sparsity.shift on\n"
+        + yaml.safe_dump({"shifts": dict(shifts)}, sort_keys=False)
+    )
+
+
 def layer_bounds(points: Sequence[Point], tolerance: float) -> dict[str, float]:
     """Per layer, the highest sparsity of `points` that cost at most `tolerance` validation
     accuracy; 0.0 (keep it dense) when every sparsity cost more."""
@@ -83,10 +96,44 @@ def layer_bounds(points: Sequence[Point], tolerance: float) -> dict[str, float]:
     return bounds
 
 
+def layer_map(values: Mapping[str, float]) -> str:
+    """`values` as a Hydra dict value: `{layer:value,...}`."""
+    return "{" + ",".join(f"{layer}:{float(value)!r}" for layer, value in values.items()) + "}"
+
+
 def layer_high_override(bounds: Mapping[str, float]) -> str:
     """The Hydra override that caps a search's per-layer sparsity at `bounds`."""
-    caps = ",".join(f"{layer}:{float(cap)!r}" for layer, cap in bounds.items())
-    return f"space.sparsity.layer_high={{{caps}}}"
+    return f"space.sparsity.layer_high={layer_map(bounds)}"
+
+
+def shift_overrides(grid: ShiftGrid, shifts: Mapping[str, float]) -> str:
+    """The Hydra overrides that turn shifts on with `grid` and start a search from `shifts`,
+    quoted for a shell."""
+    step = "null" if grid.step is None else repr(float(grid.step))
+    on = f"space.sparsity.shift={{low:{float(grid.low)!r},high:{float(grid.high)!r},step:{step}}}"
+    return f"'{on}' 'study.warm_start_shifts={layer_map(shifts)}'"
+
+
+def suggested_shifts(
+    model: nn.Module,
+    bounds: Mapping[str, float],
+    method: str,
+    grid: ShiftGrid,
+    generator: torch.Generator,
+) -> tuple[float, dict[str, float]]:
+    """The overall sparsity `bounds` add up to (each layer of `model` at its cap, weighted by
+    its weights), and per layer the shift that moves allocation rule `method`'s ratio there
+    towards its cap: log2(tolerated density / the rule's density), on `grid`. A layer that
+    tolerates more pruning than the rule gives it gets a negative shift (keep less), a
+    fragile one a positive shift."""
+    counts = {layer: model.get_submodule(layer).weight.numel() for layer in bounds}
+    overall = sum(bounds[layer] * n for layer, n in counts.items()) / sum(counts.values())
+    overall = round(overall, 6)
+    rule = allocate(method, model, list(bounds), overall, generator)
+    shifts = {
+        layer: grid.nearest(math.log2((1 - bounds[layer]) / (1 - rule[layer]))) for layer in bounds
+    }
+    return overall, shifts
 
 
 def space_layers(space: SearchSpace) -> set[str]:
@@ -108,17 +155,41 @@ def space_layers(space: SearchSpace) -> set[str]:
     return layers
 
 
-def check_layer_high(cfg: DictConfig) -> None:
-    """UsageError when `space.sparsity.layer_high` caps a layer the space does not have."""
-    if not OmegaConf.select(cfg, "space.sparsity.layer_high"):
+def rule_shifts(
+    cfg: DictConfig,
+    pipeline: TrialPipeline,
+    candidate: Candidate,
+    seed: int,
+    bounds: Mapping[str, float],
+) -> tuple[str, ShiftGrid, float, dict[str, float]] | None:
+    """Under an allocation rule, the rule, the space's shift grid (the default grid while
+    shifts are off), and what `suggested_shifts` makes of `bounds` on `candidate`'s dense
+    weights (cached by `pipeline` from `seed`); None for per-layer ratios."""
+    method = OmegaConf.select(cfg, "space.sparsity.allocation", default="per_layer")
+    if method not in METHODS:
+        return None
+    model = pipeline.space.build(candidate, pipeline.splits.in_shape, pipeline.splits.n_classes)
+    model.load_state_dict(pipeline.dense_cache.get(candidate.arch, seed).weights)
+    grid = ShiftGrid.of(OmegaConf.select(cfg, "space.sparsity.shift")) or ShiftGrid()
+    generator = torch.Generator().manual_seed(seed)
+    return method, grid, *suggested_shifts(model, bounds, method, grid, generator)
+
+
+def check_layer_names(cfg: DictConfig) -> None:
+    """UsageError when `space.sparsity.layer_high` or `study.warm_start_shifts` names a
+    layer the space does not have."""
+    keys = ("space.sparsity.layer_high", "study.warm_start_shifts")
+    given = {key: OmegaConf.select(cfg, key) for key in keys}
+    if not any(given.values()):
         return
     known = space_layers(_instantiate(cfg.space, "space"))  # checks the caps' values first
-    unknown = sorted(set(cfg.space.sparsity.layer_high) - known)
-    if unknown:
-        raise UsageError(
-            f"space.sparsity.layer_high: the space has no layer {', '.join(unknown)} "
-            f"(its layers: {', '.join(sorted(known))})"
-        )
+    for key, layers in given.items():
+        unknown = sorted(set(layers) - known) if isinstance(layers, Mapping) else []
+        if unknown:
+            raise UsageError(
+                f"{key}: the space has no layer {', '.join(unknown)} "
+                f"(its layers: {', '.join(sorted(known))})"
+            )
 
 
 def with_trial(cfg: DictConfig, study: optuna.Study, trial: FrozenTrial) -> DictConfig:
@@ -275,8 +346,10 @@ def run_sensitivity(
         f"architecture: {description} ({source}); "
         f"{len(candidate.layers)} layers x {len(grid)} sparsities"
     )
-    dense, points = measure(pipeline, candidate, arch_seed(search.seed, candidate.arch), grid)
+    seed = arch_seed(search.seed, candidate.arch)
+    dense, points = measure(pipeline, candidate, seed, grid)
     bounds = layer_bounds(points, tolerance)
+    shifted = rule_shifts(cfg, pipeline, candidate, seed, bounds)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = [run_dir / f"sensitivity.{suffix}" for suffix in ("csv", "png", "html")]
@@ -292,6 +365,7 @@ def run_sensitivity(
         f"# python -m nas sensitivity: per layer of {description}, the highest sparsity of\n"
         f"# {grid} costing at most {tolerance} validation accuracy (0: none did)\n"
         + yaml.safe_dump({"layer_high": bounds}, sort_keys=False)
+        + (shifts_yaml(*shifted) if shifted else "")
     )
     print(
         f"\nvalidation accuracy (%) with one layer pruned (dense: {100 * dense:.1f}); cap: the "
@@ -299,6 +373,13 @@ def run_sensitivity(
     )
     names = ", ".join(path.name for path in [*paths, bounds_path])
     print(f"written to {run_dir}: {names}")
+    if shifted:
+        rule, shift_grid, overall, shifts = shifted
+        print(
+            f"to start a search from the shifts these bounds suggest against {rule} at "
+            f"overall sparsity {overall:g}:\n  python -m nas search +space={_space_choice()} "
+            f"{shift_overrides(shift_grid, shifts)}"
+        )
     print(
         f"to cap a search's per-layer sparsity at these bounds:\n"
         f"  python -m nas search +space={_space_choice()} '{layer_high_override(bounds)}'"

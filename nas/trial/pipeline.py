@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import optuna
@@ -64,6 +64,9 @@ def training_flops(samples: int, *phases: tuple[int, int]) -> int:
     return sum(3 * samples * epochs * flops for epochs, flops in phases)
 
 
+OPTIONAL_ATTRS = ("latency_ms", "sparsity_rule")
+
+
 @dataclass(frozen=True)
 class TrialResult:
     """Everything one candidate's run measured; `values()` are the study's objectives."""
@@ -92,17 +95,19 @@ class TrialResult:
     seconds: float
     arch: str
     latency_ms: float | None = None  # measured only when it is an objective
+    sparsity_rule: dict[str, float] | None = None  # the rule's ratios without the shifts
 
     def values(self, objectives: Sequence[str] = DEFAULT) -> tuple[float, ...]:
         """The measures named by `objectives`, in that order."""
         return tuple(getattr(self, name) for name in objectives)
 
     def user_attrs(self, objectives: Sequence[str] = DEFAULT) -> dict:
-        """Everything measured but the objectives, stored as trial user attributes."""
+        """Everything measured but the objectives, stored as trial user attributes;
+        `latency_ms` and `sparsity_rule` only when there are some."""
         return {
             name: value
             for name, value in asdict(self).items()
-            if name not in objectives and not (name == "latency_ms" and value is None)
+            if name not in objectives and not (name in OPTIONAL_ATTRS and value is None)
         }
 
 
@@ -215,6 +220,7 @@ class TrialPipeline:
             "dense_accuracy": None,
             "dense_val_logits": None,
             "sparsity_target": None,
+            "sparsity_rule": None,
             "teacher": None,
         }
         if done < dense_epochs:
@@ -230,7 +236,7 @@ class TrialPipeline:
             dense = cached or self._dense_state(model, generator)
             if not cached:
                 self.dense_cache.put(candidate.arch, seed, dense)
-            targets = self._targets(candidate, model, seed)
+            targets, rule_ratios = self._targets(candidate, model, seed)
             teacher = copy.deepcopy(model) if self.distill else None
             removed_channels = []
             if skip_finetune is not None:
@@ -252,6 +258,7 @@ class TrialPipeline:
                 "dense_accuracy": dense.accuracy,
                 "dense_val_logits": dense.val_logits,
                 "sparsity_target": targets,
+                "sparsity_rule": rule_ratios,
                 "teacher": teacher.state_dict() if teacher else None,
             }
         else:
@@ -300,6 +307,7 @@ class TrialPipeline:
             seconds=round(time.perf_counter() - started, 3),
             arch=space.describe(candidate),
             latency_ms=self._latency_ms(model) if "latency_ms" in self.objectives.names else None,
+            sparsity_rule=state["sparsity_rule"],
         )
         return result, model.eval()
 
@@ -326,17 +334,23 @@ class TrialPipeline:
         )
 
     @staticmethod
-    def _targets(candidate: Candidate, model: nn.Module, seed: int) -> dict[str, float]:
+    def _targets(
+        candidate: Candidate, model: nn.Module, seed: int
+    ) -> tuple[dict[str, float], dict[str, float] | None]:
         """Per-layer sparsity ratios: the candidate's own, or its allocation rule's share
-        of its overall sparsity, computed from the dense weights and clipped to the
-        space's per-layer caps."""
+        of its overall sparsity, moved by its shifts, computed from the dense weights and
+        clipped to the space's per-layer caps. Second, when the candidate has shifts, the
+        ratios the rule gives without them (clipped the same way); None otherwise."""
         if candidate.allocation is None:
-            return dict(candidate.sparsity)
+            return dict(candidate.sparsity), None
         rule = candidate.allocation
-        ratios = allocate(
-            rule.method, model, rule.layers, rule.sparsity, torch.Generator().manual_seed(seed)
-        )
-        return rule.clip(ratios)
+
+        def shared(shifts: Mapping[str, float] | None) -> dict[str, float]:
+            generator = torch.Generator().manual_seed(seed)
+            ratios = allocate(rule.method, model, rule.layers, rule.sparsity, generator, shifts)
+            return rule.clip(ratios)
+
+        return shared(rule.shifts), shared(None) if rule.shifts else None
 
     def _prune_to(self, model: nn.Module, targets: dict[str, float], example: torch.Tensor):
         """Prune `model` to `targets`; returns the channels removed (structural pruning)."""
