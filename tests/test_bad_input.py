@@ -37,6 +37,7 @@ def existing_studies(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides, fragments",
     [

@@ -60,6 +60,7 @@ def baseline(compose_config, tmp_path):
     return _baseline
 
 
+@pytest.mark.slow
 def test_a_sweep_prunes_one_architecture_trained_once_within_the_epoch_budget(baseline):
     study = baseline("method=global", "study.max_epochs=6")
     assert study.study_name == "test-global"
@@ -76,6 +77,7 @@ def test_a_sweep_prunes_one_architecture_trained_once_within_the_epoch_budget(ba
     assert len(baseline("method=global", "study.max_epochs=6").trials) == 5  # resumed: done
 
 
+@pytest.mark.slow
 def test_two_stage_searches_dense_then_prunes_the_dense_front_in_the_same_budget(baseline):
     study = baseline("method=two_stage", "study.max_epochs=12")
     trials = study.get_trials(states=(TrialState.COMPLETE,))
@@ -89,6 +91,7 @@ def test_two_stage_searches_dense_then_prunes_the_dense_front_in_the_same_budget
     assert {t.user_attrs["arch"] for t in pruned} == front  # every front member, nothing else
 
 
+@pytest.mark.slow
 def test_an_unknown_method_is_one_line_and_exit_2(tmp_path):
     result = run_nas("baseline", "+space=cnn", "method=biggest", cwd=tmp_path)
     assert_one_line_error(result, "unknown baseline method='biggest'")

@@ -41,6 +41,7 @@ def test_channels_go_physically_and_counts_match_a_dense_rebuild_of_the_pruned_s
     assert model(EXAMPLE).shape == (2, 4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", [ResNetSpace(), MobileNetSpace()])
 def test_residual_and_depthwise_dependencies_are_pruned_together(space):
     candidate = space.sample(optuna.create_study(sampler=RandomSampler(seed=3)).ask())
@@ -51,6 +52,7 @@ def test_residual_and_depthwise_dependencies_are_pruned_together(space):
     assert model(EXAMPLE).shape == (2, 4)
 
 
+@pytest.mark.slow
 def test_replaying_the_removals_on_a_fresh_model_gives_the_same_shapes():
     space = ResNetSpace()
     candidate = space.sample(optuna.create_study(sampler=RandomSampler(seed=3)).ask())
@@ -144,6 +146,7 @@ def pipeline(tiny_splits, finetune_epochs: int = 2, cache: DenseCache | None = N
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_channel_pruned_trial_is_smaller_and_resumes_exactly(tiny_splits):
     pipe = pipeline(tiny_splits)
     candidate = CNNSpace().sample(FixedTrial(PARAMS))
@@ -157,6 +160,7 @@ def test_a_channel_pruned_trial_is_smaller_and_resumes_exactly(tiny_splits):
     assert resumed.values() == whole.values()
 
 
+@pytest.mark.slow
 def test_fine_tuning_trains_the_channel_pruned_layers(tiny_splits):
     candidate, cache = CNNSpace().sample(FixedTrial(PARAMS)), DenseCache(1)
     _, just_pruned = pipeline(tiny_splits, 0, cache).run(candidate, seed=0)

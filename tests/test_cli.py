@@ -43,6 +43,7 @@ def test_help_lists_the_commands_and_spaces(tmp_path):
     assert "search" in result.stdout and "cnn" in result.stdout
 
 
+@pytest.mark.slow
 def test_search_help_shows_hydra_config_groups(tmp_path):
     result = nas("search", "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -64,6 +65,7 @@ def test_console_script_is_installed(tmp_path):
     assert result.returncode == 0 and "commands:" in result.stdout
 
 
+@pytest.mark.slow
 def test_hydra_full_error_shows_the_traceback_of_bad_input(tmp_path):
     result = subprocess.run(
         nas_command("search", "+space=cnn", "study.n_trials=0"),

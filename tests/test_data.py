@@ -61,6 +61,7 @@ def test_bad_fractions_are_rejected(val, test):
         split_tensors(images, labels, val, test, split_seed=0)
 
 
+@pytest.mark.slow
 def test_mnist5k_is_the_embedded_digits_split_three_ways():
     splits = load_mnist5k(val_fraction=0.15, test_fraction=0.15, split_seed=0)
     assert (len(splits.train_x), len(splits.val_x), len(splits.test_x)) == (3500, 750, 750)
@@ -683,6 +684,7 @@ def test_a_training_epoch_with_augmentation_runs_and_is_reproducible(tiny_splits
     assert not torch.equal(weights, epoch(1)[1])
 
 
+@pytest.mark.slow
 def test_a_trial_trains_on_augmented_batches_only(tiny_splits, monkeypatch):
     """`TrialPipeline.run` passes the splits' augmentation to training; evaluation sees the
     validation and test images as they are."""

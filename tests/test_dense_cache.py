@@ -48,6 +48,7 @@ def test_the_weight_seed_depends_on_the_architecture_and_the_search_seed_only():
     assert arch_seed(0, arch) != arch_seed(0, {**arch, "hidden": 64})
 
 
+@pytest.mark.slow
 def test_a_cached_trial_skips_dense_training_and_ends_as_an_uncached_one(tiny_splits):
     space = CNNSpace()
     first = space.sample(FixedTrial(PARAMS))

@@ -66,6 +66,7 @@ def pipe(tiny_splits, distill=None, finetune_epochs=1):
     )
 
 
+@pytest.mark.slow
 def test_fine_tuning_with_distillation_trains_differently_from_the_same_seed_without(
     tiny_splits,
 ):
@@ -78,6 +79,7 @@ def test_fine_tuning_with_distillation_trains_differently_from_the_same_seed_wit
     assert any(not torch.equal(p, q) for p, q in pairs)
 
 
+@pytest.mark.slow
 def test_a_distilled_run_resumed_mid_fine_tuning_ends_as_an_uninterrupted_run(tiny_splits):
     pipeline = pipe(tiny_splits, Distillation(temperature=3.0, weight=0.7), finetune_epochs=2)
     candidate = CNNSpace().sample(FixedTrial(PARAMS))

@@ -48,6 +48,7 @@ def test_bad_settings_are_refused(rule, margin, message):
         EarlyExit(rule, margin)
 
 
+@pytest.mark.slow
 def test_a_skipped_candidate_is_measured_pruned_without_fine_tuning(tiny_splits):
     space = CNNSpace()
     candidate = space.sample(FixedTrial(PARAMS))

@@ -72,6 +72,7 @@ def exported(tmp_path_factory) -> tuple[nn.Module, ExportedFiles]:
     return model, export_model(model, IN_SHAPE, tmp_path_factory.mktemp("export") / "trial7")
 
 
+@pytest.mark.slow
 def test_writes_three_files_with_their_sizes(exported):
     _, files = exported
     names = [path.name for path, _ in files.sizes()]
@@ -80,6 +81,7 @@ def test_writes_three_files_with_their_sizes(exported):
         assert size == path.stat().st_size > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["state_dict", "sparse", "program"])
 def test_every_file_loads_to_equal_outputs(exported, kind):
     model, files = exported
@@ -94,6 +96,7 @@ def test_every_file_loads_to_equal_outputs(exported, kind):
             assert torch.equal(loaded(x), model(x))
 
 
+@pytest.mark.slow
 def test_state_dict_file_holds_the_plain_state_dict(exported):
     model, files = exported
     payload = torch.load(files.state_dict, weights_only=True)
@@ -104,6 +107,7 @@ def test_state_dict_file_holds_the_plain_state_dict(exported):
         assert torch.equal(fresh.state_dict()[key], tensor)
 
 
+@pytest.mark.slow
 def test_sparse_file_size_tracks_sparsity(tmp_path):
     # Measured on this 16-32 / hidden-64 network (23,440 weights, 12x12 input): sparse / state
     # dict = 1.04 at 0 %, 0.58 at 50 % and 0.21 at 90 % sparsity. A float32 weight costs 32
@@ -130,6 +134,7 @@ def test_unknown_format_is_one_line_value_error(tmp_path):
     assert len(str(error.value).splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_bare_state_dict_is_refused(tmp_path, exported):
     model, _ = exported
     path = tmp_path / "bare.pt"
@@ -138,6 +143,7 @@ def test_bare_state_dict_is_refused(tmp_path, exported):
         load_model(path)
 
 
+@pytest.mark.slow
 def test_pickled_module_is_refused_without_running_it(tmp_path, exported):
     model, _ = exported
     path = tmp_path / "pickled.pt"
@@ -181,6 +187,7 @@ def test_export_refuses_training_mode(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", [ResNetSpace(), MobileNetSpace()])
 def test_models_of_custom_modules_load_their_structure_from_the_program(tmp_path, space):
     torch.manual_seed(0)
@@ -221,6 +228,7 @@ def test_measure_latency_is_the_median_of_the_timed_passes_after_the_warm_up():
     assert seconds >= 0.01  # a minimum, or a median with the warm-up, would be a quick pass
 
 
+@pytest.mark.slow
 def test_compare_latency_times_the_model_and_its_exported_program(exported):
     model, files = exported
     comparison = compare_latency(model, files.program, IN_SHAPE, batch_size=2, warmup=1, repeats=3)

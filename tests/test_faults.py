@@ -39,6 +39,7 @@ def faulty_search(compose_config, tmp_path):
     return _search
 
 
+@pytest.mark.slow
 def test_failed_trials_record_why_and_the_search_goes_on(faulty_search, caplog):
     with caplog.at_level(logging.WARNING, logger="nas"):
         study = faulty_search("[oom,nan_loss,error]", "study.n_trials=2")
@@ -54,6 +55,7 @@ def test_failed_trials_record_why_and_the_search_goes_on(faulty_search, caplog):
         assert f"trial {number} failed: {reason}" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_streak_of_failures_stops_the_search_naming_the_common_reason(faulty_search):
     with pytest.raises(SearchStopped) as stopped:
         faulty_search(
@@ -65,6 +67,7 @@ def test_a_streak_of_failures_stops_the_search_naming_the_common_reason(faulty_s
     )
 
 
+@pytest.mark.slow
 def test_a_completed_trial_resets_the_failure_count(faulty_search):
     study = faulty_search("[error,error,none,error,error]", "study.max_consecutive_failures=3")
     assert [trial.state.name for trial in study.trials] == [

@@ -53,6 +53,7 @@ def test_a_candidate_is_trained_pruned_to_its_ratios_and_measured(tiny_splits):
     assert set(result.user_attrs()) == TRIAL_USER_ATTRS
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_result(tiny_splits):
     first, second = run(tiny_splits, seed=3)[2], run(tiny_splits, seed=3)[2]
     assert first.values() == second.values()
@@ -69,6 +70,7 @@ def test_test_accuracy_is_measured_on_the_test_split_and_accuracy_on_validation(
     assert result.test_accuracy != result.accuracy
 
 
+@pytest.mark.slow
 def test_objective_records_values_and_user_attrs_in_a_study(tiny_splits):
     objective = pipeline(tiny_splits).objective(seed=0)
     study = optuna.create_study(
@@ -108,6 +110,7 @@ class MemoryCheckpoints:
             raise Killed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("killed_after", [1, 2, 3])  # mid dense, at pruning, mid fine-tuning
 def test_a_run_resumed_from_a_checkpoint_ends_as_an_uninterrupted_run(tiny_splits, killed_after):
     settings = TrainSettings(epochs=2, finetune_epochs=2, batch_size=32)

@@ -64,6 +64,7 @@ def test_front_charts_pair_each_maximised_objective_with_each_minimised_one():
     }
 
 
+@pytest.mark.slow
 def test_a_search_optimises_the_configured_objectives_and_reports_them(tmp_path):
     objectives_override = f"study.objectives=[{','.join(CUSTOM)}]"
     result = run_nas("search", "+space=cnn", "+debug=smoke", objectives_override, cwd=tmp_path)

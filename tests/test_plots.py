@@ -115,6 +115,7 @@ def written_names(files, suffix: str) -> set[str]:
     return {path.stem for path in files if path.suffix == suffix}
 
 
+@pytest.mark.slow
 def test_write_plots_writes_every_chart_as_html_and_png(study, tmp_path):
     files = write_plots(study, tmp_path / "report", tmp_path)
 
@@ -234,6 +235,7 @@ def test_each_projection_png_joins_its_front_as_a_step_line(study, metrics, fron
     plt.close(figure)
 
 
+@pytest.mark.slow
 def test_the_3d_front_is_the_study_front_and_axes_are_log_where_values_span_decades(study):
     figure = front_figures(study)["front_3d"]
     dominated_trace, front_trace = figure.data
@@ -316,6 +318,7 @@ def test_a_study_without_complete_trials_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_one_complete_trial_draws_all_but_importances(tmp_path):
     study = empty_study()
     study.add_trial(complete_trial(*TRIALS[4]))
@@ -363,6 +366,7 @@ def one_architecture_study() -> optuna.Study:
     return study
 
 
+@pytest.mark.slow
 def test_a_study_of_one_architecture_draws_all_but_importances(tmp_path):
     files = write_plots(one_architecture_study(), tmp_path / "report", tmp_path)
 

@@ -33,6 +33,7 @@ def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
     assert len(list(tmp_path.rglob("plotly*.js"))) == 1  # both reports load the same copy
 
 
+@pytest.mark.slow
 def test_report_without_a_database_is_one_line_and_creates_nothing(tmp_path):
     assert_one_line_error(run_nas("report", cwd=tmp_path), "no study database at")
     assert not (tmp_path / "outputs" / "nas.db").exists()

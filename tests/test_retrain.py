@@ -60,6 +60,7 @@ def load(storage: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["lamp", "per_layer"])
 def test_retraining_with_the_studys_own_seed_reproduces_every_trial_exactly(searched, name):
     storage, configs = searched
@@ -78,6 +79,7 @@ def test_retraining_with_the_studys_own_seed_reproduces_every_trial_exactly(sear
         assert result.arch == trial.user_attrs["arch"]
 
 
+@pytest.mark.slow
 def test_a_trial_whose_fine_tuning_early_exit_skipped_is_retrained_without_it(searched):
     storage, configs = searched
     study = load(storage, "per_layer")
@@ -92,6 +94,7 @@ def test_a_trial_whose_fine_tuning_early_exit_skipped_is_retrained_without_it(se
     assert early.dense_cached and early.train_epochs == 0  # the dense weights plain trained
 
 
+@pytest.mark.slow
 def test_n_seeds_give_n_rows_per_front_trial_other_seeds_and_a_rerun_reuses_them(
     searched, monkeypatch
 ):
@@ -179,6 +182,7 @@ def test_training_settings_that_the_trials_epochs_contradict_are_refused():
         check_epochs(trials, TrainSettings(epochs=1, finetune_epochs=1))
 
 
+@pytest.mark.slow
 def test_training_settings_the_study_records_win_over_the_command_line(searched):
     storage, configs = searched
     study = load(storage, "lamp")

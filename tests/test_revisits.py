@@ -75,6 +75,7 @@ def test_a_share_outside_zero_to_one_is_refused():
             Revisits(share)
 
 
+@pytest.mark.slow
 def test_a_search_spends_its_last_share_on_cached_front_architectures(compose_config, tmp_path):
     cfg = compose_config(
         "+space=cnn", "+debug=smoke", "study.name=test", f"study.storage=sqlite:///{tmp_path}/s.db",

@@ -88,6 +88,7 @@ def pipeline(tiny_splits, schedule) -> TrialPipeline:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", [OneShot(), Iterative(rounds=3), Gradual(every=2)])
 def test_every_schedule_ends_at_the_sampled_ratios(tiny_splits, schedule):
     candidate = CNNSpace().sample(FixedTrial(PARAMS))
@@ -96,6 +97,7 @@ def test_every_schedule_ends_at_the_sampled_ratios(tiny_splits, schedule):
         assert result.sparsity_achieved[layer] == pytest.approx(target, abs=0.01), layer
 
 
+@pytest.mark.slow
 def test_a_gradual_run_resumed_mid_ramp_ends_as_an_uninterrupted_one(tiny_splits):
     pipe = pipeline(tiny_splits, Gradual(ramp=1.0, every=1))
     candidate = CNNSpace().sample(FixedTrial(PARAMS))

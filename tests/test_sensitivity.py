@@ -140,6 +140,7 @@ def test_layer_high_caps_the_sampled_ratios_on_the_step_grid():
     assert max(seen["block2.conv"]) > 0.5
 
 
+@pytest.mark.slow
 def test_layer_high_caps_what_an_allocation_rule_gives(tiny_splits):
     grid = SparsityGrid(low=0.9, high=0.9, allocation="lamp", layer_high={"head": 0.2, "x": 0.1})
     space = CNNSpace(blocks=(2, 2), channels=(8,), kernel_sizes=(3,), hidden=(16,), sparsity=grid)
@@ -161,6 +162,7 @@ def test_a_bad_cap_is_refused(caps):
         SparsityGrid(layer_high=caps)
 
 
+@pytest.mark.slow
 def test_sensitivity_writes_caps_that_a_search_takes_as_printed(tmp_path, compose_config, capsys):
     result = run_nas("sensitivity", *TINY, "sensitivity.grid=[0.5,0.9]", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -204,6 +206,7 @@ def test_sensitivity_writes_caps_that_a_search_takes_as_printed(tmp_path, compos
     assert (trial_run / "sensitivity.csv").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command, override, fragments",
     [

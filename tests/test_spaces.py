@@ -241,6 +241,7 @@ def completed_trials(tmp_path: Path, study_name: str) -> list[optuna.trial.Froze
     return study.get_trials(states=(TrialState.COMPLETE,))
 
 
+@pytest.mark.slow
 def test_a_space_from_outside_the_repo_runs_a_search(tmp_path, monkeypatch):
     (tmp_path / "my_tiny_space.py").write_text(TINY_SPACE)
     importable_from(tmp_path, monkeypatch)
@@ -261,6 +262,7 @@ def test_a_space_from_outside_the_repo_runs_a_search(tmp_path, monkeypatch):
         assert trial.params["arch.hidden"] in (8, 16)
 
 
+@pytest.mark.slow
 def test_custom_space_without_a_target_says_what_to_set(tmp_path, monkeypatch):
     importable_from(tmp_path, monkeypatch)
     result = run_nas("search", "+space=custom", "+debug=smoke", cwd=tmp_path)

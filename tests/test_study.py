@@ -32,6 +32,7 @@ def completed(study):
     return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
 
 
+@pytest.mark.slow
 def test_a_search_stores_named_metrics_and_writes_its_front(search, tmp_path, capsys):
     study = search()
     assert study.metric_names == ["accuracy", "nonzero_params", "flops"]
@@ -42,6 +43,7 @@ def test_a_search_stores_named_metrics_and_writes_its_front(search, tmp_path, ca
     assert "Pareto front of study 'test'" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_n_trials_is_the_total_and_resuming_adds_only_the_missing_ones(search):
     search("study.n_trials=2")
     study = search("study.n_trials=3")
@@ -50,6 +52,7 @@ def test_n_trials_is_the_total_and_resuming_adds_only_the_missing_ones(search):
     assert len(study.trials) == 3
 
 
+@pytest.mark.slow
 def test_a_resumed_study_does_not_replay_its_first_samples(search):
     search("study.n_trials=2")
     study = search("study.n_trials=4")
@@ -57,6 +60,7 @@ def test_a_resumed_study_does_not_replay_its_first_samples(search):
     assert [t.params for t in first] != [t.params for t in resumed]
 
 
+@pytest.mark.slow
 def test_the_same_seed_samples_the_same_parameters(search):
     a = search("seed=5", db="a.db")
     b = search("seed=5", db="b.db")
@@ -120,6 +124,7 @@ def nonzeros_per_group_of_4(weight: torch.Tensor) -> torch.Tensor | None:
     return (channels_last.reshape(-1, 4) != 0).sum(dim=1)
 
 
+@pytest.mark.slow
 def test_a_search_with_nm_pruning_reaches_n_of_4_patterns(search, tmp_path):
     study = search("prune=nm", "study.n_trials=3")
     store = FileSystemArtifactStore(
@@ -143,6 +148,7 @@ def test_a_search_with_nm_pruning_reaches_n_of_4_patterns(search, tmp_path):
     assert zeroed, "N:M pruning zeroed no weight"
 
 
+@pytest.mark.slow
 def test_max_epochs_stops_the_search_before_its_training_epochs_pass_the_budget(search):
     study = search("study.n_trials=50", "study.max_epochs=5")  # trials of 1 + 1 epochs
     spent = [t.user_attrs["train_epochs"] for t in completed(study)]
@@ -153,6 +159,7 @@ def test_max_epochs_stops_the_search_before_its_training_epochs_pass_the_budget(
     assert len(resumed.trials) == len(study.trials)  # the budget is spent: nothing new
 
 
+@pytest.mark.slow
 def test_a_constraint_on_nonzero_params_keeps_heavier_trials_off_the_front(search):
     study = search(
         "study.n_trials=4", "study.max_nonzero_params=6000", "study.siblings=0",
@@ -166,6 +173,7 @@ def test_a_constraint_on_nonzero_params_keeps_heavier_trials_off_the_front(searc
     assert study.best_trials and all(t.values[1] <= 6000 for t in study.best_trials)
 
 
+@pytest.mark.slow
 def test_a_pruned_network_that_kept_too_little_of_its_dense_accuracy_is_infeasible(search):
     study = search("study.n_trials=4", "study.min_accuracy_kept=0.9", "seed=1")
     for trial in completed(study):

@@ -19,6 +19,13 @@ SPACES = {
     "resnet": ResNetSpace(),
     "mobilenet": MobileNetSpace(),
 }
+# The spaces to check, the slower ones with the end-to-end runs.
+SPACE_NAMES = [
+    "cnn",
+    "mlp",
+    pytest.param("resnet", marks=pytest.mark.slow),
+    pytest.param("mobilenet", marks=pytest.mark.slow),
+]
 IN_SHAPE, N_CLASSES = (1, 12, 12), 4
 
 
@@ -39,7 +46,7 @@ def perturbed(supernet: Supernet) -> Supernet:
     return supernet
 
 
-@pytest.mark.parametrize("name", SPACES)
+@pytest.mark.parametrize("name", SPACE_NAMES)
 def test_a_sliced_network_computes_what_the_supernet_computes_for_it(name):
     space = SPACES[name]
     supernet = perturbed(space.supernet(IN_SHAPE, N_CLASSES)).eval()
@@ -52,7 +59,8 @@ def test_a_sliced_network_computes_what_the_supernet_computes_for_it(name):
         torch.testing.assert_close(supernet(x, candidate), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", SPACES)
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SPACE_NAMES)
 def test_architectures_share_the_first_channels_of_the_largest(name):
     space = SPACES[name]
     supernet = perturbed(space.supernet(IN_SHAPE, N_CLASSES))
@@ -91,6 +99,7 @@ def test_a_kernel_smaller_than_the_shared_one_is_its_centre():
 SMALL_CNN = CNNSpace(blocks=(1, 2), channels=(8, 16), kernel_sizes=(3,), hidden=(0, 16))
 
 
+@pytest.mark.slow
 def test_a_trial_on_sliced_weights_only_fine_tunes_and_counts_its_training_flops(tiny_splits):
     from optuna.trial import FixedTrial
 

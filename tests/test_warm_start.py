@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 
 from nas.search.reference import smallest_architecture
 from nas.studies.joint_search import run_search
@@ -18,6 +19,7 @@ def test_the_smallest_architecture_takes_every_choice_at_its_smallest():
     }
 
 
+@pytest.mark.slow
 def test_a_new_study_with_warm_start_runs_the_smallest_architecture_first(compose_config, tmp_path):
     def search(name, *overrides):
         cfg = compose_config(

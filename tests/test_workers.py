@@ -38,6 +38,7 @@ def test_the_budget_counts_finished_trials_and_running_trials_numbered_before():
     assert budget.admits(third) and budget.remaining(study) == 0
 
 
+@pytest.mark.slow
 def test_workers_sharing_a_sqlite_file_never_claim_the_same_waiting_trial(tmp_path):
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     study = optuna.create_study(study_name="queue", storage=open_storage(url, 10, 30, print))
