@@ -24,18 +24,21 @@ def test_exported_files_reproduce_the_trials_test_accuracy_exactly(tmp_path, spa
     )  # fmt: skip
     assert searched.returncode == 0, searched.stderr
     result = run_nas(
-        "export", f"study.name={space}", "trial=1", f"out={tmp_path}/ship/t1", cwd=tmp_path
+        "export", "+debug=smoke", f"study.name={space}-smoke", "trial=1", "out=ship/t1",
+        cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "CPU latency, dense network vs exported program: dense" in result.stdout
 
-    study = optuna.load_study(study_name=space, storage=f"sqlite:///{tmp_path}/outputs/nas.db")
+    study = optuna.load_study(
+        study_name=f"{space}-smoke", storage=f"sqlite:///{tmp_path}/outputs/smoke.db"
+    )
     recorded = study.trials[1].user_attrs["test_accuracy"]
     splits = instantiate(OmegaConf.create(study.user_attrs["data_config"]))
     files = sorted((tmp_path / "ship").iterdir())
     assert [f.name for f in files] == ["t1.pt2", "t1.sparse.pt", "t1.state_dict.pt"]
     for path in files:
-        assert str(path) in result.stdout
+        assert f"  {path}  " in result.stdout  # absolute, though out= was relative
         assert accuracy(load_model(path), splits.test_x, splits.test_y) == recorded, path.name
 
 

@@ -34,7 +34,9 @@ LONG_TRIAL = (
 
 
 def load(tmp_path: Path) -> optuna.Study:
-    return optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
+    return optuna.load_study(
+        study_name="cnn-smoke", storage=f"sqlite:///{tmp_path}/outputs/smoke.db"
+    )
 
 
 def saved_checkpoints(tmp_path: Path) -> int:
@@ -55,7 +57,7 @@ def start_and_wait_for_checkpoints(tmp_path: Path, count: int) -> subprocess.Pop
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
-        if (tmp_path / "outputs" / "nas.db").exists() and saved_checkpoints(tmp_path) >= count:
+        if (tmp_path / "outputs" / "smoke.db").exists() and saved_checkpoints(tmp_path) >= count:
             return process
         time.sleep(0.1)
     process.kill()
@@ -95,7 +97,7 @@ def test_ctrl_c_marks_the_trial_failed_prints_the_front_and_exits_130(tmp_path):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert b"Pareto front of study 'cnn' (0 of 0 finished trials)" in stdout
+    assert b"Pareto front of study 'cnn-smoke' (0 of 0 finished trials)" in stdout
     assert b"Traceback" not in stderr
     assert stderr.decode().strip().splitlines()[-1].startswith("nas: error: interrupted by SIGINT")
     first, queued = load(tmp_path).trials

@@ -202,11 +202,11 @@ def test_training_settings_the_study_records_win_over_the_command_line(searched)
 
 @pytest.fixture(scope="module")
 def cli_study(tmp_path_factory) -> Path:
-    """outputs/nas.db holding a finished 3-trial smoke study `cnn` and an empty one."""
+    """outputs/smoke.db holding a finished 3-trial smoke study `cnn-smoke` and an empty one."""
     folder = tmp_path_factory.mktemp("retrain-cli")
     result = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=folder)
     assert result.returncode == 0, result.stderr
-    storage = f"sqlite:///{folder}/outputs/nas.db"
+    storage = f"sqlite:///{folder}/outputs/smoke.db"
     optuna.create_study(study_name="empty", storage=storage, directions=DIRECTIONS)
     return folder
 
@@ -222,7 +222,9 @@ def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_t
 ):
     launch = tmp_path / "launch"
     shutil.copytree(cli_study, launch)
-    result = run_nas("report", "study.name=cnn", "+debug=smoke", "retrain_seeds=2", cwd=launch)
+    result = run_nas(
+        "report", "study.name=cnn-smoke", "+debug=smoke", "retrain_seeds=2", cwd=launch
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "with seeds 1, 2 (the study's seed is 0)" in result.stdout
     assert "retrain: 100%" in result.stderr  # the progress bar
@@ -242,7 +244,9 @@ def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_t
         assert (run_dir / f"retrain_front{suffix}").stat().st_size > 0
     assert f"({2 * len(front)} trained, 0 reused from the study)" in result.stdout
 
-    again = run_nas("report", "study.name=cnn", "+debug=smoke", "retrain_seeds=2", cwd=launch)
+    again = run_nas(
+        "report", "study.name=cnn-smoke", "+debug=smoke", "retrain_seeds=2", cwd=launch
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert f"(0 trained, {2 * len(front)} reused from the study)" in again.stdout
     (second,) = [
@@ -255,10 +259,13 @@ def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_t
 @pytest.mark.parametrize(
     "overrides, fragments",
     [
-        (("study.name=cnn", "retrain_seeds=-1"), ("retrain_seeds must be a whole number >= 0",)),
-        (("study.name=cnn", "retrain_seeds=two"), ("got 'two'",)),
+        (
+            ("study.name=cnn-smoke", "retrain_seeds=-1"),
+            ("retrain_seeds must be a whole number >= 0",),
+        ),
+        (("study.name=cnn-smoke", "retrain_seeds=two"), ("got 'two'",)),
         (("study.name=empty", "retrain_seeds=2"), ("'empty' has no finished trial to retrain",)),
-        (("study.name=cnn", "retrain_seeds=1.5"), ("retrain_seeds must be a whole number",)),
+        (("study.name=cnn-smoke", "retrain_seeds=1.5"), ("retrain_seeds must be a whole number",)),
     ],
 )
 def test_bad_retrain_input_is_one_line_exit_2_and_leaves_the_study_as_it_was(
@@ -266,11 +273,11 @@ def test_bad_retrain_input_is_one_line_exit_2_and_leaves_the_study_as_it_was(
 ):
     launch = tmp_path / "launch"
     shutil.copytree(cli_study, launch)
-    before = (launch / "outputs" / "nas.db").read_bytes()
+    before = (launch / "outputs" / "smoke.db").read_bytes()
     fronts = set(launch.rglob("front.csv"))
 
-    result = run_nas("report", *overrides, cwd=launch)
+    result = run_nas("report", "+debug=smoke", *overrides, cwd=launch)
 
     assert_one_line_error(result, *fragments)
-    assert (launch / "outputs" / "nas.db").read_bytes() == before
+    assert (launch / "outputs" / "smoke.db").read_bytes() == before
     assert set(launch.rglob("front.csv")) == fronts, "a front was written despite the error"

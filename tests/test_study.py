@@ -77,6 +77,13 @@ def test_default_storage_is_a_sqlite_file_under_outputs_of_the_launch_dir(tmp_pa
     assert storage_url("postgresql://h/db", tmp_path) == "postgresql://h/db"
 
 
+def test_a_relative_sqlite_file_lies_under_the_launch_dir(tmp_path):
+    url = storage_url("sqlite:///outputs/smoke.db?timeout=5", tmp_path)
+    assert url == f"sqlite:///{tmp_path}/outputs/smoke.db?timeout=5"
+    assert (tmp_path / "outputs").is_dir()
+    assert storage_url("sqlite:////data/nas.db", tmp_path) == "sqlite:////data/nas.db"
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

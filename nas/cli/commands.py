@@ -8,7 +8,6 @@ import optuna
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
@@ -40,14 +39,20 @@ class StudyAt:
             self.storage = existing_storage(self.url)
         except STORAGE_ERRORS as error:
             raise storage_error(self.url, error) from error
-        try:
-            self.name = str(cfg.study.name)
-        except InterpolationResolutionError:  # no study.name and no +space to default to
-            self.name = None
+        self.name = given_study_name(cfg)
 
     def study(self) -> optuna.Study:
         """The study named by study.name (or the storage's only study)."""
         return load_named_study(self.storage, self.name)
+
+
+def given_study_name(cfg: DictConfig) -> str | None:
+    """study.name; None when it is null, or when it defaults to the name of the space
+    (`${hydra:runtime.choices.space}`) and the command names no space."""
+    name = OmegaConf.to_container(cfg.study, resolve=False)["name"]
+    if name is None or ("space" not in cfg and "runtime.choices.space" in str(name)):
+        return None
+    return str(cfg.study.name)
 
 
 def require_space(cfg: DictConfig) -> None:

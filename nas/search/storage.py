@@ -54,15 +54,20 @@ def storage_error(url: str, error: BaseException) -> UsageError:
     )
 
 
+DEFAULT_STORAGE = "sqlite:///outputs/nas.db"
+
+
 def storage_url(storage: str | None, launch_dir: Path) -> str:
-    """`storage` as given, with the password from $NAS_STORAGE_PASSWORD filled in when the
-    URL names a user but no password; by default the SQLite file `outputs/nas.db` under
-    `launch_dir`."""
-    if not storage:
-        path = launch_dir / "outputs" / "nas.db"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}"
-    return with_password(storage)
+    """`storage` (by default `DEFAULT_STORAGE`), with the password from
+    $NAS_STORAGE_PASSWORD filled in when the URL names a user but no password; a SQLite
+    file given by a relative path is taken from `launch_dir`, its folder created."""
+    url = with_password(storage or DEFAULT_STORAGE)
+    database = sqlite_file(url)
+    if database is None or database.is_absolute():
+        return url
+    path = launch_dir / database
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return make_url(url).set(database=str(path)).render_as_string(hide_password=False)
 
 
 def artifact_dir(storage: str, artifacts: str | None, launch_dir: Path) -> Path:
@@ -211,8 +216,12 @@ def load_named_study(storage: optuna.storages.RDBStorage, name: str | None) -> o
     names = [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
     if name is None and len(names) == 1:
         name = names[0]
+    if name is None:
+        raise UsageError(
+            f"no study.name given; studies in {without_password(storage.url)}: "
+            f"{', '.join(names) or 'none'}"
+        )
     if name not in names:
         listed = ", ".join(repr(n) for n in names) or "none"
-        what = f"no study {name!r}" if name else "several studies, no study.name"
-        raise UsageError(f"{what} in study.storage; studies there: {listed}")
+        raise UsageError(f"no study {name!r} in study.storage; studies there: {listed}")
     return optuna.load_study(study_name=name, storage=storage)
