@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from nas import load_model
-from nas.cli.commands import pick_trial
+from nas.cli.commands import export_stem, pick_trial
 from nas.errors import UsageError
 from nas.trial.train import accuracy
 from tests.conftest import run_nas
@@ -52,3 +54,10 @@ def test_best_is_the_smallest_model_within_best_within_of_the_top_accuracy():
     assert pick_trial(study, 2, 0.01).number == 2
     with pytest.raises(UsageError, match="trial=7 is not a finished trial; finished: 0, 1, 2"):
         pick_trial(study, 7, 0.01)
+
+
+def test_the_export_path_is_absolute_whether_out_is_given_relative_or_not(tmp_path):
+    assert export_stem("ship/t1", tmp_path, "cnn-trial1") == tmp_path / "ship" / "t1"
+    assert export_stem(None, tmp_path, "cnn-trial1") == tmp_path / "exports" / "cnn-trial1"
+    assert export_stem("/srv/t1", tmp_path, "cnn-trial1") == Path("/srv/t1")
+    assert export_stem("t1", Path("launch"), "x").is_absolute()

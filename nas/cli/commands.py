@@ -132,6 +132,12 @@ def pick_trial(study: optuna.Study, choice, best_within: float) -> FrozenTrial:
     return by_number[choice]
 
 
+def export_stem(out: str | None, launch_dir: Path, default_name: str) -> Path:
+    """The absolute path stem `export` writes to: `out`, a relative one taken from
+    `launch_dir`; by default `exports/<default_name>` under `launch_dir`."""
+    return launch_dir.absolute() / (out or Path("exports", default_name))
+
+
 def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     """Rebuild a trial's pruned network, write it in the three export formats and print
     their sizes and the CPU latency of the dense and the exported network."""
@@ -154,11 +160,7 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     except LookupError as error:
         raise UsageError(str(error)) from error
     model.eval()
-    out = (
-        Path(cfg.out)
-        if cfg.out
-        else launch_dir / "exports" / f"{study.study_name}-trial{trial.number}"
-    )
+    out = export_stem(cfg.out, launch_dir, f"{study.study_name}-trial{trial.number}")
     out.parent.mkdir(parents=True, exist_ok=True)
     files = export_model(model, in_shape, out)
     dense = space.build(candidate, in_shape, n_classes).eval()
