@@ -61,6 +61,13 @@ def existing_studies(tmp_path_factory) -> Path:
         (("+space=cnn", "study.storage=nosuchdb://h/x"), ("cannot open the study storage",)),
         (("+space=cnn", "study.name=single"), ("'single' already exists with other objectives",)),
         (("+space=cnn", "study.name=other"), ("'other' already exists for space", "MLPSpace")),
+        (
+            ("+space=cnn", "train.epochs=2", "data.split_seed=5"),
+            (
+                "study 'cnn-smoke' was made with other settings: data.split_seed 0 -> 5, "
+                "train.epochs 1 -> 2; use another study.name or the same settings",
+            ),
+        ),
         (("+space=cnn", "data=folder", "data.root=/no/such"), ("data.root", "does not exist")),
         (("+space=cnn", "study.storage=sqlite:///corrupted.db"), ("malformed",)),
         (("+space=cnn", "study.storage=sqlite:///notes.db"), ("file is not a database",)),

@@ -8,6 +8,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, StorageInternalError
@@ -23,6 +24,7 @@ from sqlalchemy.exc import (
 )
 
 from nas.errors import UsageError, failure_reason, root_cause
+from nas.search.recorded import setting_changes
 from nas.search.secrets import hide_secret, with_password, without_password
 from nas.trial.objectives import Objectives, objective_names
 
@@ -157,9 +159,11 @@ def open_study(
     name: str,
     space: str,
     objectives: Objectives,
+    settings: dict[str, Any],
 ) -> optuna.Study:
-    """Load the study `name` if it exists and is a search of `space` with `objectives`;
-    otherwise create it. A study of another kind raises UsageError, untouched."""
+    """Load the study `name` if it exists and is a search of `space` with `objectives` and
+    the trial `settings` it records (see `nas.search.recorded.trial_settings`); otherwise
+    create it. A study of another kind raises UsageError, untouched."""
     try:
         storage.get_study_id_from_name(name)
     except KeyError:
@@ -172,6 +176,7 @@ def open_study(
     else:
         study = optuna.load_study(study_name=name, storage=storage)
         _check_compatible(study, space, objectives)
+        _check_same_settings(study, settings)
     if study.metric_names is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -196,6 +201,16 @@ def _check_compatible(study: optuna.Study, space: str, objectives: Objectives) -
         raise UsageError(
             f"study {study.study_name!r} already exists for space {stored_space!r}, not "
             f"{space!r}; choose another study.name"
+        )
+
+
+def _check_same_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
+    """Raise UsageError, naming the differences, unless `study` records `settings`."""
+    changes = setting_changes(study, settings)
+    if changes:
+        raise UsageError(
+            f"study {study.study_name!r} was made with other settings: {', '.join(changes)}; "
+            f"use another study.name or the same settings"
         )
 
 

@@ -26,6 +26,7 @@ from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.prune.schedule import OneShot
 from nas.search.callbacks import FailureStreak, SearchProgress, TrialBudget, refuse
+from nas.search.recorded import trial_settings
 from nas.search.retry import RetryTrial
 from nas.search.revisits import Revisits
 from nas.search.settings import StudySettings
@@ -115,13 +116,16 @@ def _instantiate(node: DictConfig, what: str, **kwargs):
         raise UsageError(f"{what}: {cause}") from error
 
 
-def _open(url: str, settings: StudySettings, space: str, objectives: Objectives) -> optuna.Study:
-    """Open the study with heartbeats, fail its stale trials (queuing them again, at most
-    `settings.max_retry` times); any storage problem becomes a one-line UsageError."""
+def _open(
+    url: str, settings: StudySettings, space: str, objectives: Objectives, recorded: dict
+) -> optuna.Study:
+    """Open the study with heartbeats if it is one of `space`, `objectives` and the trial
+    settings `recorded` (see `open_study`), fail its stale trials (queuing them again, at
+    most `settings.max_retry` times); any storage problem becomes a one-line UsageError."""
     try:
         retry = RetryTrial(settings.max_retry)
         storage = open_storage(url, settings.heartbeat_interval, settings.grace_period, retry)
-        study = open_study(storage, settings.name, space, objectives)
+        study = open_study(storage, settings.name, space, objectives, recorded)
     except STORAGE_ERRORS as error:
         raise storage_error(url, error) from error
     with warnings.catch_warnings():
@@ -147,17 +151,12 @@ def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None
     """Record in `study` what `export` needs to rebuild and check its models (the space
     and data configs, input shape and class count) and what `report retrain_seeds=N`
     needs to train them again (the train, finetune, prune and schedule configs and the
-    seed), once, when the study is new."""
+    seed; a resume must keep these, see `trial_settings`), once, when the study is new."""
     attrs = {
         "space_config": OmegaConf.to_container(cfg.space, resolve=True),
-        "data_config": OmegaConf.to_container(cfg.data, resolve=True),
         "in_shape": list(splits.in_shape),
         "n_classes": splits.n_classes,
-        **{
-            f"{group}_config": OmegaConf.to_container(cfg[group], resolve=True)
-            for group in ("train", "finetune", "prune", "schedule")
-        },
-        "seed": cfg.seed,
+        **trial_settings(cfg),
     }
     for key, value in attrs.items():
         if key not in study.user_attrs:
@@ -231,13 +230,14 @@ class Search:
     def open(self, name: str) -> optuna.Study:
         """Open (or create) study `name`, recording what `export` needs, with the sampler
         seeded past the trials it already holds (a resumed study does not replay its
-        first session's draws)."""
+        first session's draws). A study made with other trial settings raises UsageError."""
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged below
         study = _open(
             self.url,
             replace(self.opts, name=name),
             str(self.cfg.space._target_),
             self.pipeline.objectives,
+            trial_settings(self.cfg),
         )
         describe_study(study, self.cfg, self.pipeline.splits)
         study.sampler = _instantiate(
