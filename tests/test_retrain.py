@@ -26,6 +26,7 @@ from nas.studies.retrain import (
     retrain_front,
     retrain_seeds,
     summarise,
+    verdict_line,
 )
 from nas.trial.dense_cache import arch_seed
 from nas.trial.objectives import DEFAULT, metric, objective_names
@@ -94,7 +95,7 @@ def test_a_trial_whose_fine_tuning_early_exit_skipped_is_retrained_without_it(se
 
 
 def test_n_seeds_give_n_rows_per_front_trial_other_seeds_and_a_rerun_reuses_them(
-    searched, monkeypatch
+    searched, monkeypatch, capsys
 ):
     storage, configs = searched
     study = load(storage, "per_layer")
@@ -119,6 +120,11 @@ def test_n_seeds_give_n_rows_per_front_trial_other_seeds_and_a_rerun_reuses_them
         assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["accuracy"] <= 1
     stored = study.user_attrs[f"{ATTR_PREFIX}{front[0]}"]
     assert set(stored) == {"1", "2"}
+
+    capsys.readouterr()
+    ran.clear()
+    assert retrain_front(study, retrainer, 2) == [{**r, "reused": True} for r in runs]
+    assert not ran and "retrain" not in capsys.readouterr().err  # nothing to run: no bar
 
     ran.clear()
     again = retrain_front(study, retrainer, 3)  # seeds 1 and 2 stored: only seed 3 runs
@@ -156,6 +162,15 @@ def test_the_lucky_rule():
     assert lucky_verdict(0.81, [0.80, 0.80, 0.80], 0.01) == ""  # one test sample is noise
     assert lucky_verdict(0.82, [0.80, 0.80, 0.80], 0.01) == "lucky"
     assert lucky_verdict(0.99, [0.50], 0.01) == ""  # one retrain: no spread to judge by
+    assert lucky_verdict(0.99, [0.50, 0.51], 0.01) == ""  # two: too rough a spread
+    assert lucky_verdict(0.30, [0.50, 0.51], 0.01) == ""
+
+
+def test_below_three_seeds_the_report_says_why_it_gives_no_verdicts():
+    assert verdict_line(2, flagged=0, total=6) == (
+        "no lucky/unlucky verdicts below 3 seeds: 2 seeds give too rough a spread"
+    )
+    assert verdict_line(3, flagged=1, total=6).endswith("; 1 of 6 flagged")
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, "3", True, None])
@@ -238,8 +253,9 @@ def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_t
     ]
     assert [row["trial"] for row in summary] == [row["trial"] for row in front]
     for row in summary:
-        assert row["retrains"] == "2" and row["verdict"] in ("", "lucky", "unlucky")
+        assert row["retrains"] == "2" and row["verdict"] == ""
         assert not math.isnan(float(row["test_std"]))
+    assert "no lucky/unlucky verdicts below 3 seeds: 2 seeds give too rough" in result.stdout
     for suffix in (".png", ".html"):
         assert (run_dir / f"retrain_front{suffix}").stat().st_size > 0
     assert f"({2 * len(front)} trained, 0 reused from the study)" in result.stdout

@@ -57,6 +57,8 @@ from nas.trial.train import TrainSettings
 # The recorded test accuracy is `lucky` above, `unlucky` below, the retrains' mean by more
 # than this many (sample) standard deviations, and by at least one test sample.
 LUCKY_SIGMAS = 2.0
+# Fewest retrains a verdict is given for: the spread of two seeds is too rough to judge by.
+MIN_VERDICT_RETRAINS = 3
 ATTR_PREFIX = "retrain.trial"
 # Config groups that change what a run trains; taken from the study's `<group>_config`
 # user attr where it records one.
@@ -113,9 +115,9 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
 def lucky_verdict(recorded: float, retrained: Sequence[float], resolution: float) -> str:
     """`lucky` when `recorded` lies above the mean of `retrained` by more than
     `LUCKY_SIGMAS` sample standard deviations and more than `resolution` (one test sample),
-    `unlucky` when below by as much, else an empty string; empty too with fewer than two
-    retrains, whose spread is unknown."""
-    if len(retrained) < 2:
+    `unlucky` when below by as much, else an empty string; empty too with fewer than
+    `MIN_VERDICT_RETRAINS` retrains, whose spread is too rough to judge by."""
+    if len(retrained) < MIN_VERDICT_RETRAINS:
         return ""
     mean = statistics.fmean(retrained)
     band = max(LUCKY_SIGMAS * statistics.stdev(retrained), resolution)
@@ -253,7 +255,7 @@ def retrain_front(study: optuna.Study, retrainer: Retrainer, count: int) -> list
 
     todo = [(t, s) for s in seeds for t in front if reusable(t, s) is None]  # seed by seed
     rows: dict[tuple[int, int], dict] = {}
-    bar = tqdm(total=len(todo), unit="run", desc="retrain", dynamic_ncols=True)
+    bar = tqdm(total=len(todo), unit="run", desc="retrain", dynamic_ncols=True, disable=not todo)
     try:
         for trial, seed in todo:
             bar.set_postfix(trial=trial.number, seed=seed)
@@ -448,16 +450,28 @@ def revalidate_front(
         f"test accuracy, recorded and over the retrains ({len(runs) - reused} trained, "
         f"{reused} reused from the study):\n{retrain_table(summary)}"
     )
-    print(
-        f"verdict: lucky (unlucky) when the recorded test accuracy lies above (below) the "
-        f"retrains' mean by more than {LUCKY_SIGMAS:g} std and one test sample; "
-        f"{len(flagged)} of {len(summary)} flagged"
-    )
+    print(verdict_line(count, len(flagged), len(summary)))
     _warn_on_size_drift(study, summary, runs, retrainer)
     paths = write_retrain(runs, summary, folder)
     paths += write_retrain_plot(summary, runs, seeds, folder)
     print(f"retrains written to {', '.join(str(path) for path in paths)}")
     return summary
+
+
+def verdict_line(count: int, flagged: int, total: int) -> str:
+    """The line under the retrain table for `count` seeds: the rule of the verdicts and
+    how many of the `total` trials it `flagged`, or why there are none below
+    `MIN_VERDICT_RETRAINS` seeds."""
+    if count < MIN_VERDICT_RETRAINS:
+        return (
+            f"no lucky/unlucky verdicts below {MIN_VERDICT_RETRAINS} seeds: {count} "
+            f"seed{'s' if count != 1 else ''} give{'' if count != 1 else 's'} too rough a spread"
+        )
+    return (
+        f"verdict: lucky (unlucky) when the recorded test accuracy lies above (below) the "
+        f"retrains' mean by more than {LUCKY_SIGMAS:g} std and one test sample; "
+        f"{flagged} of {total} flagged"
+    )
 
 
 def _warn_on_size_drift(
