@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import optuna
@@ -39,12 +40,15 @@ def test_a_search_stores_named_metrics_and_writes_its_front(search, tmp_path, ca
     assert "Pareto front of study 'test'" in capsys.readouterr().out
 
 
-def test_n_trials_is_the_total_and_resuming_adds_only_the_missing_ones(search):
+def test_n_trials_is_the_total_and_resuming_adds_only_the_missing_ones(search, caplog):
     search("study.n_trials=2")
     study = search("study.n_trials=3")
     assert len(completed(study)) == 3
+    caplog.set_level(logging.INFO, logger="nas.search.study")
     study = search("study.n_trials=3")
     assert len(study.trials) == 3
+    assert "study 'test' already holds 3 finished trials (n_trials=3)" in caplog.text
+    assert caplog.text.rstrip().endswith("training epochs (no epoch limit)")
 
 
 def test_a_resumed_study_does_not_replay_its_first_samples(search):

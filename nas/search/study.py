@@ -264,8 +264,9 @@ class Search:
         if budget.exhausted(study) or (queued_only and not waiting):
             log.info(
                 "study %r already holds %d finished trials (n_trials=%d) and spent %d "
-                "training epochs (max_epochs=%s)",
-                study.study_name, finished, n_trials, budget.epochs_spent(study), max_epochs,
+                "training epochs (%s)",
+                study.study_name, finished, n_trials, budget.epochs_spent(study),
+                epoch_limit(max_epochs),
             )  # fmt: skip
             return Outcome()
         log.info(
@@ -335,6 +336,11 @@ class Search:
                 running,
             )
         return study
+
+
+def epoch_limit(max_epochs: int | None) -> str:
+    """The epoch budget as the log states it: `max_epochs=N`, or `no epoch limit`."""
+    return "no epoch limit" if max_epochs is None else f"max_epochs={max_epochs}"
 
 
 def stop_when_queue_empty(study: optuna.Study, trial: FrozenTrial) -> None:
