@@ -32,6 +32,8 @@ def test_search_end_to_end_then_rerun_only_reports(tmp_path):
         assert set(trial.user_attrs) == TRIAL_USER_ATTRS | sibling
         assert any(name.startswith("sparsity.") for name in trial.params)
     assert len(list((tmp_path / "outputs" / "runs").glob("*/front.csv"))) == 1
+    (log,) = (tmp_path / "outputs" / "runs").glob("*/nas.log")
+    assert "study 'cnn-smoke': 0 of 2 trials finished" in log.read_text()
 
     again = nas("search", "space=cnn", "+debug=smoke", cwd=tmp_path)
     assert again.returncode == 0, again.stderr

@@ -23,6 +23,7 @@ def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
     assert "compression" in result.stdout and "Pareto front of study 'cnn-smoke'" in result.stdout
 
     (run_dir,) = [p.parent for p in (tmp_path / "outputs" / "runs").glob("*/plotly.min.js")]
+    assert not (run_dir / "nas.log").exists(), "report logs nothing: no empty log file"
     front = json.loads((run_dir / "front.json").read_text())
     assert front and all(row["compression"] >= 1 for row in front)
     for name in CHARTS:
