@@ -7,10 +7,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import optuna
 import pytest
 from hydra import compose, initialize_config_dir
 
 from nas.errors import UsageError
+from nas.search.recorded import setting_changes
 from nas.studies.joint_search import run_search
 from tests.conftest import CONF_DIR
 
@@ -79,3 +81,14 @@ def test_resuming_with_another_budget_device_or_study_setting_is_accepted(databa
     assert len(study.trials) == 2  # the budget is already spent: nothing new
     study = resumed(database, "study.n_trials=3", "device=cpu", "study.dense_cache=0")
     assert len(study.trials) == 3
+
+
+def test_downloading_and_moved_modules_are_no_change_of_settings():
+    study = optuna.create_study()
+    study.set_user_attr("data_config", {"name": "mnist", "download": False})
+    study.set_user_attr("prune_config", {"_target_": "nas.pruning.MagnitudePruning"})
+    same = {"_target_": "nas.prune.methods.MagnitudePruning"}
+    data = {"name": "mnist", "download": True}
+    assert setting_changes(study, {"data_config": data, "prune_config": same}) == []
+    other = {"data_config": {"name": "cifar10", "download": False}, "seed": 1}
+    assert setting_changes(study, other) == ["data.name mnist -> cifar10"]  # no seed recorded

@@ -49,7 +49,7 @@ def recorded_config(study: optuna.Study, group: str) -> Any | None:
 # The config groups that change a trial's numbers; a study records each as `<group>_config`,
 # beside its `seed`.
 TRIAL_SETTING_GROUPS = ("data", "train", "finetune", "prune", "schedule")
-# Keys within them that change no number: where data is fetched from.
+# Keys within them that change no number: whether missing data may be downloaded.
 FREE_SETTINGS = frozenset({"data.download"})
 _UNSET = object()
 
