@@ -86,12 +86,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 @pytest.fixture(scope="module")
 def cli_study(tmp_path_factory) -> Path:
-    """A launch folder whose outputs/nas.db holds a finished 3-trial smoke study `cnn` and an
-    empty one, `empty`."""
+    """A launch folder whose outputs/smoke.db holds a finished 3-trial smoke study
+    `cnn-smoke` and an empty one, `empty`."""
     folder = tmp_path_factory.mktemp("retrain-cli")
     result = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=folder)
     assert result.returncode == 0, result.stderr
-    storage = f"sqlite:///{folder}/outputs/nas.db"
+    storage = f"sqlite:///{folder}/outputs/smoke.db"
     optuna.create_study(
         study_name="empty", storage=storage, directions=["maximize", "minimize", "minimize"]
     )

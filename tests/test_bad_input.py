@@ -16,12 +16,12 @@ SECRET = "hunter2-secret"
 
 @pytest.fixture(scope="module")
 def existing_studies(tmp_path_factory) -> Path:
-    """outputs/nas.db holding a finished `cnn` study, a `single` study with one objective
-    and an `other` study made for another space."""
+    """outputs/smoke.db holding a finished `cnn-smoke` study, a `single` study with one
+    objective and an `other` study made for another space."""
     folder = tmp_path_factory.mktemp("existing")
     result = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=1", cwd=folder)
     assert result.returncode == 0, result.stderr
-    storage = f"sqlite:///{folder}/outputs/nas.db"
+    storage = f"sqlite:///{folder}/outputs/smoke.db"
     optuna.create_study(study_name="single", storage=storage, direction="maximize")
     other = optuna.create_study(
         study_name="other", storage=storage, directions=["maximize", "minimize", "minimize"]
@@ -31,7 +31,7 @@ def existing_studies(tmp_path_factory) -> Path:
         other.set_metric_names(["accuracy", "nonzero_params", "flops"])
     other.set_user_attr("space", "search_spaces.mlp.MLPSpace")
     (folder / "notes.db").write_text("my notes, not a database\n")
-    corrupted = bytearray((folder / "outputs" / "nas.db").read_bytes())
+    corrupted = bytearray((folder / "outputs" / "smoke.db").read_bytes())
     corrupted[5000:9000] = b"x" * 4000
     (folder / "corrupted.db").write_bytes(bytes(corrupted))
     return folder
@@ -62,6 +62,13 @@ def existing_studies(tmp_path_factory) -> Path:
         (("+space=cnn", "study.storage=nosuchdb://h/x"), ("cannot open the study storage",)),
         (("+space=cnn", "study.name=single"), ("'single' already exists with other objectives",)),
         (("+space=cnn", "study.name=other"), ("'other' already exists for space", "MLPSpace")),
+        (
+            ("+space=cnn", "train.epochs=2", "data.split_seed=5"),
+            (
+                "study 'cnn-smoke' was made with other settings: data.split_seed 0 -> 5, "
+                "train.epochs 1 -> 2; use another study.name or the same settings",
+            ),
+        ),
         (("+space=cnn", "data=folder", "data.root=/no/such"), ("data.root", "does not exist")),
         (("+space=cnn", "study.storage=sqlite:///corrupted.db"), ("malformed",)),
         (("+space=cnn", "study.storage=sqlite:///notes.db"), ("file is not a database",)),

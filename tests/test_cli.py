@@ -17,9 +17,11 @@ from tests.conftest import run_nas as nas
 def test_search_end_to_end_then_rerun_only_reports(tmp_path):
     result = nas("search", "+space=cnn", "+debug=smoke", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "Pareto front of study 'cnn'" in result.stdout
+    assert "Pareto front of study 'cnn-smoke'" in result.stdout
 
-    study = optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
+    study = optuna.load_study(
+        study_name="cnn-smoke", storage=f"sqlite:///{tmp_path}/outputs/smoke.db"
+    )
     assert study.metric_names == ["accuracy", "nonzero_params", "flops"]
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(trials) == 2
@@ -30,11 +32,13 @@ def test_search_end_to_end_then_rerun_only_reports(tmp_path):
         assert set(trial.user_attrs) == TRIAL_USER_ATTRS | sibling
         assert any(name.startswith("sparsity.") for name in trial.params)
     assert len(list((tmp_path / "outputs" / "runs").glob("*/front.csv"))) == 1
+    (log,) = (tmp_path / "outputs" / "runs").glob("*/nas.log")
+    assert "study 'cnn-smoke': 0 of 2 trials finished" in log.read_text()
 
     again = nas("search", "space=cnn", "+debug=smoke", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "already holds 2 finished trials" in again.stdout + again.stderr
-    assert len(optuna.load_study(study_name="cnn", storage=study._storage).trials) == 2
+    assert len(optuna.load_study(study_name="cnn-smoke", storage=study._storage).trials) == 2
 
 
 def test_help_lists_the_commands_and_spaces(tmp_path):

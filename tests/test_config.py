@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
 from nas.__main__ import normalise_overrides
 from nas.cli.config_dir import available_spaces
 from nas.errors import UsageError
+from nas.search.storage import storage_location
 from search_spaces.cnn import CNNSpace
+from tests.conftest import CONF_DIR
 
 
 def test_defaults_compose_without_a_space(compose_config):
@@ -29,6 +35,29 @@ def test_smoke_debug_switch_shrinks_the_run(compose_config):
     cfg = compose_config("+space=cnn", "+debug=smoke")
     assert cfg.data._target_ == "nas.data.synthetic_images"
     assert (cfg.train.epochs, cfg.train.finetune_epochs, cfg.study.n_trials) == (1, 1, 2)
+
+
+@pytest.fixture
+def study_of(monkeypatch):
+    """The study name and storage URL that a command launched in a folder with overrides
+    resolves to, with Hydra's runtime config set as the CLI sets it."""
+    hydra = HydraConfig.instance()
+    monkeypatch.setattr(hydra, "cfg", hydra.cfg)  # restored after the test
+
+    def _study_of(launch_dir: Path, *overrides: str) -> tuple[str, str]:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+        hydra.set_config(cfg)
+        url, _ = storage_location(cfg.study.storage, cfg.study.artifacts, launch_dir)
+        return str(cfg.study.name), url
+
+    return _study_of
+
+
+def test_a_smoke_run_has_a_study_and_a_storage_of_its_own(study_of, tmp_path):
+    assert study_of(tmp_path, "+space=cnn") == ("cnn", f"sqlite:///{tmp_path}/outputs/nas.db")
+    smoke = study_of(tmp_path, "+space=cnn", "+debug=smoke")
+    assert smoke == ("cnn-smoke", f"sqlite:///{tmp_path}/outputs/smoke.db")
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2", "gp"])

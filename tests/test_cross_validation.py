@@ -179,7 +179,7 @@ def test_report_cross_validates_the_front_writes_its_files_and_a_second_report_r
 ):
     launch = tmp_path / "launch"
     shutil.copytree(cli_study, launch)
-    result = run_nas("report", "study.name=cnn", "+debug=smoke", "cv_folds=2", cwd=launch)
+    result = run_nas("report", "study.name=cnn-smoke", "+debug=smoke", "cv_folds=2", cwd=launch)
     assert result.returncode == 0, result.stderr
     assert "on 2 folds of its" in result.stdout and "(seed 0, split seed 0;" in result.stdout
     assert "cv: 100%" in result.stderr  # the progress bar
@@ -207,7 +207,7 @@ def test_report_cross_validates_the_front_writes_its_files_and_a_second_report_r
     assert [line.split()[0] for line in table[1 : 1 + len(front)]] == [r["trial"] for r in front]
     assert f"({2 * len(front)} trained, 0 reused from the study)" in result.stdout
 
-    again = run_nas("report", "study.name=cnn", "+debug=smoke", "cv_folds=2", cwd=launch)
+    again = run_nas("report", "study.name=cnn-smoke", "+debug=smoke", "cv_folds=2", cwd=launch)
     assert again.returncode == 0, again.stderr
     assert f"(0 trained, {2 * len(front)} reused from the study)" in again.stdout
     (second,) = [
@@ -226,11 +226,13 @@ def test_bad_cv_folds_are_one_line_exit_2_and_leave_the_study_as_it_was(
 ):
     launch = tmp_path / "launch"
     shutil.copytree(cli_study, launch)
-    before = (launch / "outputs" / "nas.db").read_bytes()
+    before = (launch / "outputs" / "smoke.db").read_bytes()
     fronts = set(launch.rglob("front.csv"))
 
-    result = run_nas("report", "study.name=cnn", f"cv_folds={value}", cwd=launch)
+    result = run_nas(
+        "report", "+debug=smoke", "study.name=cnn-smoke", f"cv_folds={value}", cwd=launch
+    )
 
     assert_one_line_error(result, "cv_folds must be 0 (off) or a whole number >= 2", fragment)
-    assert (launch / "outputs" / "nas.db").read_bytes() == before
+    assert (launch / "outputs" / "smoke.db").read_bytes() == before
     assert set(launch.rglob("front.csv")) == fronts, "a front was written despite the error"

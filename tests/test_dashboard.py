@@ -45,7 +45,7 @@ def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_pat
     assert searched.returncode == 0, searched.stderr
     port = free_port()
     server = subprocess.Popen(
-        nas_command("dashboard", f"dashboard.port={port}"),
+        nas_command("dashboard", "+debug=smoke", f"dashboard.port={port}"),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -54,7 +54,7 @@ def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_pat
     try:
         deadline = time.monotonic() + 90
         studies = get_json(f"http://127.0.0.1:{port}/api/studies", deadline)["study_summaries"]
-        (study,) = [s for s in studies if s["study_name"] == "cnn"]
+        (study,) = [s for s in studies if s["study_name"] == "cnn-smoke"]
         detail = get_json(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}", deadline)
     finally:
         server.send_signal(signal.SIGINT)
@@ -93,7 +93,9 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_nas("dashboard", f"dashboard.port={port}", cwd=tmp_path, timeout=60)
+        result = run_nas(
+            "dashboard", "+debug=smoke", f"dashboard.port={port}", cwd=tmp_path, timeout=60
+        )
     assert_one_line_error(result, f"cannot serve the dashboard on 127.0.0.1:{port}", "in use")
 
 

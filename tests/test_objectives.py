@@ -69,7 +69,9 @@ def test_a_search_optimises_the_configured_objectives_and_reports_them(tmp_path)
     objectives_override = f"study.objectives=[{','.join(CUSTOM)}]"
     result = run_nas("search", "+space=cnn", "+debug=smoke", objectives_override, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    study = optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
+    study = optuna.load_study(
+        study_name="cnn-smoke", storage=f"sqlite:///{tmp_path}/outputs/smoke.db"
+    )
     assert study.metric_names == list(CUSTOM)
     assert [d.name.lower() for d in study.directions] == ["maximize", "minimize", "minimize"]
     trials = study.get_trials(states=(TrialState.COMPLETE,))
@@ -80,7 +82,7 @@ def test_a_search_optimises_the_configured_objectives_and_reports_them(tmp_path)
         assert "agreement" not in trial.user_attrs and "latency_ms" not in trial.user_attrs
         assert 0 <= trial.user_attrs["accuracy"] <= 1 and trial.user_attrs["flops"] > 0
 
-    report = run_nas("report", "study.name=cnn", cwd=tmp_path)
+    report = run_nas("report", "+debug=smoke", "study.name=cnn-smoke", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert "agreement" in report.stdout and "front_agreement_latency" in report.stdout
     drawn = {path.name for path in (tmp_path / "outputs" / "runs").glob("*/*.png")}

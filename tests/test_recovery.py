@@ -38,7 +38,9 @@ LONG_TRIAL = (
 
 
 def load(tmp_path: Path) -> optuna.Study:
-    return optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
+    return optuna.load_study(
+        study_name="cnn-smoke", storage=f"sqlite:///{tmp_path}/outputs/smoke.db"
+    )
 
 
 def wait_until(
@@ -62,11 +64,11 @@ class Trial0:
 
     def __init__(self, tmp_path: Path) -> None:
         self.storage = optuna.storages.RDBStorage(
-            f"sqlite:///{tmp_path}/outputs/nas.db",
+            f"sqlite:///{tmp_path}/outputs/smoke.db",
             heartbeat_interval=HEARTBEAT_INTERVAL,
             grace_period=GRACE_PERIOD,
         )
-        self.study_id = self.storage.get_study_id_from_name("cnn")
+        self.study_id = self.storage.get_study_id_from_name("cnn-smoke")
         self.trial = self.storage.get_all_trials(self.study_id, deepcopy=False)[0]
 
     def checkpoints(self) -> int:
@@ -89,7 +91,7 @@ def start_and_wait_for_checkpoints(tmp_path: Path, count: int) -> tuple[subproce
         nas_command(*LONG_TRIAL), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     # The first checkpoint file: the storage is set up, the study and trial 0 exist.
-    artifacts = tmp_path / "outputs" / "nas-artifacts"
+    artifacts = tmp_path / "outputs" / "smoke-artifacts"
     wait_until(lambda: artifacts.is_dir() and any(artifacts.iterdir()), "checkpoint file", process)
     trial = Trial0(tmp_path)
     wait_until(
@@ -133,7 +135,7 @@ def test_ctrl_c_marks_the_trial_failed_prints_the_front_and_exits_130(tmp_path):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=DEADLINE)
     assert process.returncode == 130, stderr
-    assert b"Pareto front of study 'cnn' (0 of 0 finished trials)" in stdout
+    assert b"Pareto front of study 'cnn-smoke' (0 of 0 finished trials)" in stdout
     assert b"Traceback" not in stderr
     assert stderr.decode().strip().splitlines()[-1].startswith("nas: error: interrupted by SIGINT")
     first, queued = load(tmp_path).trials

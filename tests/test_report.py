@@ -7,7 +7,9 @@ import json
 import optuna
 import pytest
 
+from nas.errors import UsageError
 from nas.report.front import front_rows
+from nas.search.storage import load_named_study
 from tests.conftest import assert_one_line_error, run_nas
 from tests.test_plots import CHARTS
 
@@ -16,11 +18,12 @@ from tests.test_plots import CHARTS
 def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
     searched = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=4", cwd=tmp_path)
     assert searched.returncode == 0, searched.stderr
-    result = run_nas("report", "study.name=cnn", cwd=tmp_path)
+    result = run_nas("report", "+debug=smoke", "study.name=cnn-smoke", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "compression" in result.stdout and "Pareto front of study 'cnn'" in result.stdout
+    assert "compression" in result.stdout and "Pareto front of study 'cnn-smoke'" in result.stdout
 
     (run_dir,) = [p.parent for p in (tmp_path / "outputs" / "runs").glob("*/front_3d.html")]
+    assert not (run_dir / "nas.log").exists(), "report logs nothing: no empty log file"
     front = json.loads((run_dir / "front.json").read_text())
     assert front and all(row["compression"] >= 1 for row in front)
     for name in CHARTS:
@@ -43,8 +46,34 @@ def test_report_without_a_database_is_one_line_and_creates_nothing(tmp_path):
 def test_report_of_an_unknown_study_lists_the_studies_there(tmp_path):
     searched = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=1", cwd=tmp_path)
     assert searched.returncode == 0, searched.stderr
-    result = run_nas("report", "study.name=nope", cwd=tmp_path)
-    assert_one_line_error(result, "no study 'nope' in study.storage; studies there: 'cnn'")
+    result = run_nas("report", "+debug=smoke", "study.name=nope", cwd=tmp_path)
+    assert_one_line_error(result, "no study 'nope' in study.storage; studies there: 'cnn-smoke'")
+
+
+def two_studies(folder) -> str:
+    """The URL of `folder/outputs/nas.db` holding the empty studies `cnn` and `cnn-lamp`."""
+    (folder / "outputs").mkdir()
+    url = f"sqlite:///{folder}/outputs/nas.db"
+    for name in ("cnn", "cnn-lamp"):
+        optuna.create_study(study_name=name, storage=url)
+    return url
+
+
+def test_no_study_name_lists_the_studies_of_the_storage(tmp_path):
+    storage = optuna.storages.RDBStorage(two_studies(tmp_path))
+    with pytest.raises(UsageError) as error:
+        load_named_study(storage, None)
+    assert str(error.value) == (
+        f"no study.name given; studies in sqlite:///{tmp_path}/outputs/nas.db: cnn, cnn-lamp"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["report", "export"])
+def test_a_command_without_study_name_lists_the_studies(tmp_path, command):
+    two_studies(tmp_path)
+    result = run_nas(command, cwd=tmp_path)
+    assert_one_line_error(result, f"no study.name given; studies in sqlite:///{tmp_path}")
 
 
 def test_compression_is_dense_over_nonzero_parameters():

@@ -86,7 +86,9 @@ def test_a_worker_returns_once_the_running_trial_it_waited_for_fills_the_study()
 def trials(tmp_path: Path) -> list[FrozenTrial]:
     """The trials of the study so far; none while it is being created."""
     try:
-        study = optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
+        study = optuna.load_study(
+            study_name="cnn-smoke", storage=f"sqlite:///{tmp_path}/outputs/smoke.db"
+        )
         return study.get_trials(deepcopy=False)
     except (KeyError, StorageInternalError, SQLAlchemyError):  # tables or study not there yet
         return []
@@ -103,7 +105,7 @@ def wait_for(
 ) -> None:
     """Return once the study's trials show `event`, `process` still running."""
     deadline = time.monotonic() + DEADLINE
-    while not ((tmp_path / "outputs" / "nas.db").exists() and event(trials(tmp_path))):
+    while not ((tmp_path / "outputs" / "smoke.db").exists() and event(trials(tmp_path))):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"no such event; the search said {process.communicate()}")
@@ -125,7 +127,7 @@ def test_one_rerun_right_after_kill_9_finishes_the_study(tmp_path):
     again = start(tmp_path)
     # Until the rerun has finished a trial of its own, trial 0 beats on as if its process
     # were alive, so that the rerun finds it running, however fast it starts.
-    storage = open_storage(f"sqlite:///{tmp_path}/outputs/nas.db", 1, 2, print)
+    storage = open_storage(f"sqlite:///{tmp_path}/outputs/smoke.db", 1, 2, print)
     dead_id = trials(tmp_path)[0]._trial_id
 
     def beat_until_one_finished(trials: list[FrozenTrial]) -> bool:

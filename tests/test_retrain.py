@@ -96,7 +96,7 @@ def test_a_trial_whose_fine_tuning_early_exit_skipped_is_retrained_without_it(se
 
 @pytest.mark.slow
 def test_n_seeds_give_n_rows_per_front_trial_other_seeds_and_a_rerun_reuses_them(
-    searched, monkeypatch
+    searched, monkeypatch, capsys
 ):
     storage, configs = searched
     study = load(storage, "per_layer")
@@ -125,6 +125,11 @@ def test_n_seeds_give_n_rows_per_front_trial_other_seeds_and_a_rerun_reuses_them
         assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["accuracy"] <= 1
     stored = study.user_attrs[f"retrain.trial{front[0]}"]
     assert set(stored) == {"1", "2"}
+
+    capsys.readouterr()
+    ran.clear()
+    assert retrain_front(study, retrainer, 2) == [{**r, "reused": True} for r in runs]
+    assert not ran and "retrain" not in capsys.readouterr().err  # nothing to run: no bar
 
     ran.clear()
     again = retrain_front(study, retrainer, seeds(3))  # seeds 1 and 2 stored: only seed 3 runs
@@ -162,6 +167,19 @@ def test_the_lucky_rule():
     assert lucky_verdict(0.81, [0.80, 0.80, 0.80], 0.01) == ""  # one test sample is noise
     assert lucky_verdict(0.82, [0.80, 0.80, 0.80], 0.01) == "lucky"
     assert lucky_verdict(0.99, [0.50], 0.01) == ""  # one retrain: no spread to judge by
+    assert lucky_verdict(0.99, [0.50, 0.51], 0.01) == ""  # two: too rough a spread
+    assert lucky_verdict(0.30, [0.50, 0.51], 0.01) == ""
+
+
+def test_below_three_seeds_the_report_says_why_it_gives_no_verdicts():
+    assert Seeds(study_seed=0, count=2, resolution=0.01).verdict_line(0, 6) == (
+        "no lucky/unlucky verdicts below 3 seeds: 2 seeds give too rough a spread"
+    )
+    assert (
+        Seeds(study_seed=0, count=3, resolution=0.01)
+        .verdict_line(1, 6)
+        .endswith("; 1 of 6 flagged")
+    )
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, "3", True, None])
@@ -213,7 +231,9 @@ def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_t
 ):
     launch = tmp_path / "launch"
     shutil.copytree(cli_study, launch)
-    result = run_nas("report", "study.name=cnn", "+debug=smoke", "retrain_seeds=2", cwd=launch)
+    result = run_nas(
+        "report", "study.name=cnn-smoke", "+debug=smoke", "retrain_seeds=2", cwd=launch
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "with seeds 1, 2 (the study's seed is 0)" in result.stdout
     assert "retrain: 100%" in result.stderr  # the progress bar
@@ -227,13 +247,16 @@ def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_t
     ]
     assert [row["trial"] for row in summary] == [row["trial"] for row in front]
     for row in summary:
-        assert row["retrains"] == "2" and row["verdict"] in ("", "lucky", "unlucky")
+        assert row["retrains"] == "2" and row["verdict"] == ""
         assert not math.isnan(float(row["test_std"]))
+    assert "no lucky/unlucky verdicts below 3 seeds: 2 seeds give too rough" in result.stdout
     for suffix in (".png", ".html"):
         assert (run_dir / f"retrain_front{suffix}").stat().st_size > 0
     assert f"({2 * len(front)} trained, 0 reused from the study)" in result.stdout
 
-    again = run_nas("report", "study.name=cnn", "+debug=smoke", "retrain_seeds=2", cwd=launch)
+    again = run_nas(
+        "report", "study.name=cnn-smoke", "+debug=smoke", "retrain_seeds=2", cwd=launch
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert f"(0 trained, {2 * len(front)} reused from the study)" in again.stdout
     (second,) = [
@@ -246,10 +269,13 @@ def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_t
 @pytest.mark.parametrize(
     "overrides, fragments",
     [
-        (("study.name=cnn", "retrain_seeds=-1"), ("retrain_seeds must be a whole number >= 0",)),
-        (("study.name=cnn", "retrain_seeds=two"), ("got 'two'",)),
+        (
+            ("study.name=cnn-smoke", "retrain_seeds=-1"),
+            ("retrain_seeds must be a whole number >= 0",),
+        ),
+        (("study.name=cnn-smoke", "retrain_seeds=two"), ("got 'two'",)),
         (("study.name=empty", "retrain_seeds=2"), ("'empty' has no finished trial to retrain",)),
-        (("study.name=cnn", "retrain_seeds=1.5"), ("retrain_seeds must be a whole number",)),
+        (("study.name=cnn-smoke", "retrain_seeds=1.5"), ("retrain_seeds must be a whole number",)),
     ],
 )
 def test_bad_retrain_input_is_one_line_exit_2_and_leaves_the_study_as_it_was(
@@ -257,11 +283,11 @@ def test_bad_retrain_input_is_one_line_exit_2_and_leaves_the_study_as_it_was(
 ):
     launch = tmp_path / "launch"
     shutil.copytree(cli_study, launch)
-    before = (launch / "outputs" / "nas.db").read_bytes()
+    before = (launch / "outputs" / "smoke.db").read_bytes()
     fronts = set(launch.rglob("front.csv"))
 
-    result = run_nas("report", *overrides, cwd=launch)
+    result = run_nas("report", "+debug=smoke", *overrides, cwd=launch)
 
     assert_one_line_error(result, *fragments)
-    assert (launch / "outputs" / "nas.db").read_bytes() == before
+    assert (launch / "outputs" / "smoke.db").read_bytes() == before
     assert set(launch.rglob("front.csv")) == fronts, "a front was written despite the error"

@@ -34,13 +34,13 @@ TINY = ("+space=cnn", "+debug=smoke", "space.blocks=[1,1]", "space.hidden=[0]")
 
 
 def study_at(folder) -> tuple[str, str]:
-    """The overrides naming the study `cnn` in the default storage of `folder`."""
-    return "study.name=cnn", f"study.storage={storage(folder)}"
+    """The overrides naming the smoke study `cnn-smoke` in the smoke storage of `folder`."""
+    return "study.name=cnn-smoke", f"study.storage={storage(folder)}"
 
 
 def storage(folder) -> str:
-    """The default study storage of a command run in `folder`."""
-    return f"sqlite:///{folder}/outputs/nas.db"
+    """The study storage of a `+debug=smoke` command run in `folder`."""
+    return f"sqlite:///{folder}/outputs/smoke.db"
 
 
 class Recording(TrialPipeline):
@@ -191,7 +191,7 @@ def test_sensitivity_writes_caps_that_a_search_takes_as_printed(tmp_path, compos
         "study.n_trials=1", "study.siblings=0", cwd=tmp_path,
     )  # fmt: skip
     assert searched.returncode == 0, searched.stderr
-    study = optuna.load_study(study_name="cnn", storage=storage(tmp_path))
+    study = optuna.load_study(study_name="cnn-smoke", storage=storage(tmp_path))
     assert study.user_attrs["space_config"]["sparsity"]["layer_high"] == bounds
     [trial] = study.trials
     for layer, cap in bounds.items():
@@ -202,7 +202,7 @@ def test_sensitivity_writes_caps_that_a_search_takes_as_printed(tmp_path, compos
         *TINY, *study_at(tmp_path), "sensitivity.trial=0", "sensitivity.grid=[0.5]"
     )
     commands.sensitivity(cfg, launch_dir=tmp_path, run_dir=trial_run)
-    assert f"{trial.user_attrs['arch']} (trial 0 of study 'cnn')" in capsys.readouterr().out
+    assert f"{trial.user_attrs['arch']} (trial 0 of study 'cnn-smoke')" in capsys.readouterr().out
     assert (trial_run / "sensitivity.csv").exists()
 
 
@@ -217,7 +217,7 @@ def test_sensitivity_writes_caps_that_a_search_takes_as_printed(tmp_path, compos
 def test_bad_input_is_one_line_and_exit_2(tmp_path, command, override, fragments):
     result = run_nas(command, *TINY, override, cwd=tmp_path)
     assert_one_line_error(result, *fragments)
-    assert not (tmp_path / "outputs" / "nas.db").exists()
+    assert not (tmp_path / "outputs" / "smoke.db").exists()
     assert not list(tmp_path.rglob("sensitivity.csv"))
 
 
@@ -245,7 +245,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, command, override, fragments
 def test_bad_values_are_usage_errors(compose_config, tmp_path, command, overrides, message):
     (tmp_path / "outputs").mkdir()
     study = optuna.create_study(
-        study_name="cnn", storage=storage(tmp_path),
+        study_name="cnn-smoke", storage=storage(tmp_path),
         directions=["maximize", "minimize", "minimize"],
     )  # fmt: skip
     distribution = optuna.distributions.IntDistribution(1, 1)

@@ -236,7 +236,8 @@ def importable_from(tmp_path: Path, monkeypatch) -> None:
 
 
 def completed_trials(tmp_path: Path, study_name: str) -> list[optuna.trial.FrozenTrial]:
-    storage = f"sqlite:///{tmp_path}/outputs/nas.db"
+    """The finished trials of `+debug=smoke` study `study_name` in `tmp_path`."""
+    storage = f"sqlite:///{tmp_path}/outputs/smoke.db"
     study = optuna.load_study(study_name=study_name, storage=storage)
     return study.get_trials(states=(TrialState.COMPLETE,))
 
@@ -255,7 +256,7 @@ def test_a_space_from_outside_the_repo_runs_a_search(tmp_path, monkeypatch):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    trials = completed_trials(tmp_path, "custom")
+    trials = completed_trials(tmp_path, "custom-smoke")
     assert len(trials) == 2
     for trial in trials:
         assert {"sparsity.hidden", "sparsity.head"} <= set(trial.params)
@@ -267,7 +268,7 @@ def test_custom_space_without_a_target_says_what_to_set(tmp_path, monkeypatch):
     importable_from(tmp_path, monkeypatch)
     result = run_nas("search", "+space=custom", "+debug=smoke", cwd=tmp_path)
     assert_one_line_error(result, "space._target_ is not set: pass space._target_=module.Class")
-    assert not (tmp_path / "outputs" / "nas.db").exists()
+    assert not (tmp_path / "outputs" / "smoke.db").exists()
 
 
 @pytest.mark.slow
@@ -276,4 +277,4 @@ def test_smoke_search(space, tmp_path, monkeypatch):
     importable_from(tmp_path, monkeypatch)
     result = run_nas("search", f"+space={space}", "+debug=smoke", "study.n_trials=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert len(completed_trials(tmp_path, space)) == 2
+    assert len(completed_trials(tmp_path, f"{space}-smoke")) == 2

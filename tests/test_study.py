@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import optuna
@@ -44,12 +45,15 @@ def test_a_search_stores_named_metrics_and_writes_its_front(search, tmp_path, ca
 
 
 @pytest.mark.slow
-def test_n_trials_is_the_total_and_resuming_adds_only_the_missing_ones(search):
+def test_n_trials_is_the_total_and_resuming_adds_only_the_missing_ones(search, caplog):
     search("study.n_trials=2")
     study = search("study.n_trials=3")
     assert len(completed(study)) == 3
+    caplog.set_level(logging.INFO, logger="nas.search.study")
     study = search("study.n_trials=3")
     assert len(study.trials) == 3
+    assert "study 'test' already holds 3 finished trials (n_trials=3)" in caplog.text
+    assert caplog.text.rstrip().endswith("training epochs (no epoch limit)")
 
 
 @pytest.mark.slow
@@ -82,6 +86,13 @@ def test_default_storage_is_a_sqlite_file_under_outputs_of_the_launch_dir(tmp_pa
     assert url == f"sqlite:///{tmp_path}/outputs/nas.db"
     assert (tmp_path / "outputs").is_dir()
     assert storage_url("postgresql://h/db", tmp_path) == "postgresql://h/db"
+
+
+def test_a_relative_sqlite_file_lies_under_the_launch_dir(tmp_path):
+    url = storage_url("sqlite:///outputs/smoke.db?timeout=5", tmp_path)
+    assert url == f"sqlite:///{tmp_path}/outputs/smoke.db?timeout=5"
+    assert (tmp_path / "outputs").is_dir()
+    assert storage_url("sqlite:////data/nas.db", tmp_path) == "sqlite:////data/nas.db"
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,9 @@ def test_three_workers_on_one_sqlite_study_finish_exactly_n_trials(tmp_path):
     for worker, (_, stderr) in zip(workers, results, strict=True):
         assert worker.returncode == 0, stderr.decode()
 
-    study = optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/outputs/nas.db")
+    study = optuna.load_study(
+        study_name="cnn-smoke", storage=f"sqlite:///{tmp_path}/outputs/smoke.db"
+    )
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 5
     numbers = [trial.number for trial in study.trials]
     assert numbers == list(range(len(numbers)))

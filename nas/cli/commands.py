@@ -8,7 +8,6 @@ import optuna
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
@@ -40,14 +39,20 @@ class StudyAt:
             self.storage = existing_storage(self.url)
         except STORAGE_ERRORS as error:
             raise storage_error(self.url, error) from error
-        try:
-            self.name = str(cfg.study.name)
-        except InterpolationResolutionError:  # no study.name and no +space to default to
-            self.name = None
+        self.name = given_study_name(cfg)
 
     def study(self) -> optuna.Study:
         """The study named by study.name (or the storage's only study)."""
         return load_named_study(self.storage, self.name)
+
+
+def given_study_name(cfg: DictConfig) -> str | None:
+    """study.name; None when it is null, or when it defaults to the name of the space
+    (`${hydra:runtime.choices.space}`) and the command names no space."""
+    name = OmegaConf.to_container(cfg.study, resolve=False)["name"]
+    if name is None or ("space" not in cfg and "runtime.choices.space" in str(name)):
+        return None
+    return str(cfg.study.name)
 
 
 def require_space(cfg: DictConfig) -> None:
@@ -136,6 +141,12 @@ def pick_trial(study: optuna.Study, choice, best_within: float) -> FrozenTrial:
     return by_number[choice]
 
 
+def export_stem(out: str | None, launch_dir: Path, default_name: str) -> Path:
+    """The absolute path stem `export` writes to: `out`, a relative one taken from
+    `launch_dir`; by default `exports/<default_name>` under `launch_dir`."""
+    return launch_dir.absolute() / (out or Path("exports", default_name))
+
+
 def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     """Rebuild a trial's pruned network, write it in the three export formats and print
     their sizes and the CPU latency of the dense and the exported network."""
@@ -158,11 +169,7 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     except LookupError as error:
         raise UsageError(str(error)) from error
     model.eval()
-    out = (
-        Path(cfg.out)
-        if cfg.out
-        else launch_dir / "exports" / f"{study.study_name}-trial{trial.number}"
-    )
+    out = export_stem(cfg.out, launch_dir, f"{study.study_name}-trial{trial.number}")
     out.parent.mkdir(parents=True, exist_ok=True)
     files = export_model(model, in_shape, out)
     dense = space.build(candidate, in_shape, n_classes).eval()

@@ -1,12 +1,15 @@
 """The settings a study records when it is created (user attrs `<group>_config`), read
 back with the `_target_` paths of modules that have moved since mapped to today's, so
-that a study made by an earlier version still reports, exports, retrains and resumes."""
+that a study made by an earlier version still reports, exports, retrains and resumes;
+and the recorded settings a resume must not change."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import optuna
+from omegaconf import DictConfig, OmegaConf
 
 # Module prefixes of `_target_`s before nas/ was grouped into subpackages, and today's.
 MOVED_MODULES = {
@@ -41,3 +44,56 @@ def recorded_config(study: optuna.Study, group: str) -> Any | None:
     with current `_target_`s; None when the study records none."""
     key = f"{group}_config"
     return upgraded(study.user_attrs[key]) if key in study.user_attrs else None
+
+
+# The config groups that change a trial's numbers; a study records each as `<group>_config`,
+# beside its `seed`.
+TRIAL_SETTING_GROUPS = ("data", "train", "finetune", "prune", "schedule")
+# Keys within them that change no number: whether missing data may be downloaded.
+FREE_SETTINGS = frozenset({"data.download"})
+_UNSET = object()
+
+
+def trial_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The user attrs that record what changes a trial's numbers: `<group>_config` for each
+    group of `TRIAL_SETTING_GROUPS`, resolved to plain containers, and `seed`."""
+    configs = {
+        f"{group}_config": OmegaConf.to_container(cfg[group], resolve=True)
+        for group in TRIAL_SETTING_GROUPS
+    }
+    return {**configs, "seed": cfg.seed}
+
+
+def _leaves(value: Any, key: str) -> dict[str, Any]:
+    """`value` (nested dicts) as {dotted key: value}, a list or scalar counting as one."""
+    if isinstance(value, dict) and value:
+        return {
+            dotted: leaf
+            for name, item in value.items()
+            for dotted, leaf in _leaves(item, f"{key}.{name}").items()
+        }
+    return {key: value}
+
+
+def _shown(value: Any) -> str:
+    """`value` as an override would write it."""
+    if value is _UNSET:
+        return "(unset)"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def setting_changes(study: optuna.Study, settings: dict[str, Any]) -> list[str]:
+    """`key old -> new` for every setting of `settings` (see `trial_settings`) that `study`
+    records with another value; a setting the study does not record is not compared."""
+    changes = []
+    for attr, value in settings.items():
+        if attr not in study.user_attrs:
+            continue
+        prefix = attr.removesuffix("_config")
+        old = _leaves(upgraded(study.user_attrs[attr]), prefix)
+        new = _leaves(json.loads(json.dumps(value)), prefix)  # as the study stores it
+        for key in [*new, *(key for key in old if key not in new)]:
+            before, after = old.get(key, _UNSET), new.get(key, _UNSET)
+            if key not in FREE_SETTINGS and before != after:
+                changes.append(f"{key} {_shown(before)} -> {_shown(after)}")
+    return changes

@@ -8,6 +8,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, StorageInternalError
@@ -23,6 +24,7 @@ from sqlalchemy.exc import (
 )
 
 from nas.errors import UsageError, failure_reason, root_cause
+from nas.search.recorded import setting_changes
 from nas.search.secrets import hide_secret, with_password, without_password
 from nas.trial.objectives import Objectives, objective_names
 
@@ -54,15 +56,20 @@ def storage_error(url: str, error: BaseException) -> UsageError:
     )
 
 
+DEFAULT_STORAGE = "sqlite:///outputs/nas.db"
+
+
 def storage_url(storage: str | None, launch_dir: Path) -> str:
-    """`storage` as given, with the password from $NAS_STORAGE_PASSWORD filled in when the
-    URL names a user but no password; by default the SQLite file `outputs/nas.db` under
-    `launch_dir`."""
-    if not storage:
-        path = launch_dir / "outputs" / "nas.db"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}"
-    return with_password(storage)
+    """`storage` (by default `DEFAULT_STORAGE`), with the password from
+    $NAS_STORAGE_PASSWORD filled in when the URL names a user but no password; a SQLite
+    file given by a relative path is taken from `launch_dir`, its folder created."""
+    url = with_password(storage or DEFAULT_STORAGE)
+    database = sqlite_file(url)
+    if database is None or database.is_absolute():
+        return url
+    path = launch_dir / database
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return make_url(url).set(database=str(path)).render_as_string(hide_password=False)
 
 
 def artifact_dir(storage: str, artifacts: str | None, launch_dir: Path) -> Path:
@@ -152,9 +159,11 @@ def open_study(
     name: str,
     space: str,
     objectives: Objectives,
+    settings: dict[str, Any],
 ) -> optuna.Study:
-    """Load the study `name` if it exists and is a search of `space` with `objectives`;
-    otherwise create it. A study of another kind raises UsageError, untouched."""
+    """Load the study `name` if it exists and is a search of `space` with `objectives` and
+    the trial `settings` it records (see `nas.search.recorded.trial_settings`); otherwise
+    create it. A study of another kind raises UsageError, untouched."""
     try:
         storage.get_study_id_from_name(name)
     except KeyError:
@@ -167,6 +176,7 @@ def open_study(
     else:
         study = optuna.load_study(study_name=name, storage=storage)
         _check_compatible(study, space, objectives)
+        _check_same_settings(study, settings)
     if study.metric_names is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -194,6 +204,16 @@ def _check_compatible(study: optuna.Study, space: str, objectives: Objectives) -
         )
 
 
+def _check_same_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
+    """Raise UsageError, naming the differences, unless `study` records `settings`."""
+    changes = setting_changes(study, settings)
+    if changes:
+        raise UsageError(
+            f"study {study.study_name!r} was made with other settings: {', '.join(changes)}; "
+            f"use another study.name or the same settings"
+        )
+
+
 def existing_storage(url: str) -> optuna.storages.RDBStorage:
     """The storage at `url`, which must already exist: a missing SQLite file raises
     UsageError instead of being created empty."""
@@ -211,8 +231,12 @@ def load_named_study(storage: optuna.storages.RDBStorage, name: str | None) -> o
     names = [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
     if name is None and len(names) == 1:
         name = names[0]
+    if name is None:
+        raise UsageError(
+            f"no study.name given; studies in {without_password(storage.url)}: "
+            f"{', '.join(names) or 'none'}"
+        )
     if name not in names:
         listed = ", ".join(repr(n) for n in names) or "none"
-        what = f"no study {name!r}" if name else "several studies, no study.name"
-        raise UsageError(f"{what} in study.storage; studies there: {listed}")
+        raise UsageError(f"no study {name!r} in study.storage; studies there: {listed}")
     return optuna.load_study(study_name=name, storage=storage)

@@ -27,6 +27,7 @@ from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.prune.schedule import OneShot
 from nas.search.callbacks import FailureStreak, RepeatStreak, SearchProgress, TrialBudget, refuse
+from nas.search.recorded import trial_settings
 from nas.search.reference import ReferenceTrial
 from nas.search.repeats import refuse_repeat
 from nas.search.retry import RetryTrial
@@ -124,13 +125,16 @@ def _instantiate(node: DictConfig, what: str, **kwargs):
         raise UsageError(f"{what}: {cause}") from error
 
 
-def _open(url: str, settings: StudySettings, space: str, objectives: Objectives) -> optuna.Study:
-    """Open the study with heartbeats, fail its stale trials (queuing them again, at most
-    `settings.max_retry` times); any storage problem becomes a one-line UsageError."""
+def _open(
+    url: str, settings: StudySettings, space: str, objectives: Objectives, recorded: dict
+) -> optuna.Study:
+    """Open the study with heartbeats if it is one of `space`, `objectives` and the trial
+    settings `recorded` (see `open_study`), fail its stale trials (queuing them again, at
+    most `settings.max_retry` times); any storage problem becomes a one-line UsageError."""
     try:
         retry = RetryTrial(settings.max_retry)
         storage = open_storage(url, settings.heartbeat_interval, settings.grace_period, retry)
-        study = open_study(storage, settings.name, space, objectives)
+        study = open_study(storage, settings.name, space, objectives, recorded)
     except STORAGE_ERRORS as error:
         raise storage_error(url, error) from error
     fail_stale_trials(study)
@@ -195,17 +199,12 @@ def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None
     """Record in `study` what `export` needs to rebuild and check its models (the space
     and data configs, input shape and class count) and what `report retrain_seeds=N`
     needs to train them again (the train, finetune, prune and schedule configs and the
-    seed), once, when the study is new."""
+    seed; a resume must keep these, see `trial_settings`), once, when the study is new."""
     attrs = {
         "space_config": OmegaConf.to_container(cfg.space, resolve=True),
-        "data_config": OmegaConf.to_container(cfg.data, resolve=True),
         "in_shape": list(splits.in_shape),
         "n_classes": splits.n_classes,
-        **{
-            f"{group}_config": OmegaConf.to_container(cfg[group], resolve=True)
-            for group in ("train", "finetune", "prune", "schedule")
-        },
-        "seed": cfg.seed,
+        **trial_settings(cfg),
     }
     for key, value in attrs.items():
         if key not in study.user_attrs:
@@ -288,13 +287,14 @@ class Search:
     def open(self, name: str) -> optuna.Study:
         """Open (or create) study `name`, recording what `export` needs, with the sampler
         seeded past the trials it already holds (a resumed study does not replay its
-        first session's draws)."""
+        first session's draws). A study made with other trial settings raises UsageError."""
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are logged below
         study = _open(
             self.url,
             replace(self.opts, name=name),
             str(self.cfg.space._target_),
             self.pipeline.objectives,
+            trial_settings(self.cfg),
         )
         describe_study(study, self.cfg, self.pipeline.splits)
         study.sampler = _instantiate(
@@ -324,8 +324,9 @@ class Search:
         if not budget.short(study) or (queued_only and not waiting):
             log.info(
                 "study %r already holds %d finished trials (n_trials=%d) and spent %d "
-                "training epochs (max_epochs=%s)",
-                study.study_name, finished, n_trials, budget.epochs_spent(study), max_epochs,
+                "training epochs (%s)",
+                study.study_name, finished, n_trials, budget.epochs_spent(study),
+                epoch_limit(max_epochs),
             )  # fmt: skip
             return Outcome()
         log.info(
@@ -462,6 +463,11 @@ def check_weight_sharing(
             f"{cost} epochs (train.supernet.epochs={settings.epochs} x "
             f"train.supernet.subnets={settings.subnets})"
         )
+
+
+def epoch_limit(max_epochs: int | None) -> str:
+    """The epoch budget as the log states it: `max_epochs=N`, or `no epoch limit`."""
+    return "no epoch limit" if max_epochs is None else f"max_epochs={max_epochs}"
 
 
 def stop_when_queue_empty(study: optuna.Study, trial: FrozenTrial) -> None:

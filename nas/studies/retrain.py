@@ -63,6 +63,8 @@ from nas.trial.train import TrainSettings
 # The recorded test accuracy is `lucky` above, `unlucky` below, the retrains' mean by more
 # than this many (sample) standard deviations, and by at least one test sample.
 LUCKY_SIGMAS = 2.0
+# Fewest retrains a verdict is given for: the spread of two seeds is too rough to judge by.
+MIN_VERDICT_RETRAINS = 3
 # Config groups that change what a run trains; taken from the study's `<group>_config`
 # user attr where it records one.
 SETTINGS_GROUPS = ("train", "finetune", "prune", "schedule")
@@ -97,9 +99,9 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
 def lucky_verdict(recorded: float, retrained: Sequence[float], resolution: float) -> str:
     """`lucky` when `recorded` lies above the mean of `retrained` by more than
     `LUCKY_SIGMAS` sample standard deviations and more than `resolution` (one test sample),
-    `unlucky` when below by as much, else an empty string; empty too with fewer than two
-    retrains, whose spread is unknown."""
-    if len(retrained) < 2:
+    `unlucky` when below by as much, else an empty string; empty too with fewer than
+    `MIN_VERDICT_RETRAINS` retrains, whose spread is too rough to judge by."""
+    if len(retrained) < MIN_VERDICT_RETRAINS:
         return ""
     mean = statistics.fmean(retrained)
     band = max(LUCKY_SIGMAS * statistics.stdev(retrained), resolution)
@@ -273,6 +275,11 @@ class Variation(ABC):
     def rule(self) -> str:
         """The verdict's rule, in words."""
 
+    def verdict_line(self, flagged: int, total: int) -> str:
+        """The line under the printed table: the rule and how many of `total` trials it
+        `flagged`."""
+        return f"verdict: {self.rule}; {flagged} of {total} flagged"
+
     @property
     @abstractmethod
     def title(self) -> str:
@@ -326,6 +333,17 @@ class Seeds(Variation):
     def verdict(self, recorded: float, runs: Sequence[float]) -> str:
         return lucky_verdict(recorded, runs, self.resolution)
 
+    def verdict_line(self, flagged: int, total: int) -> str:
+        """The rule and the trials flagged, or why there are no verdicts below
+        `MIN_VERDICT_RETRAINS` seeds."""
+        if self.count < MIN_VERDICT_RETRAINS:
+            plural = self.count != 1
+            return (
+                f"no lucky/unlucky verdicts below {MIN_VERDICT_RETRAINS} seeds: {self.count} "
+                f"seed{'s' if plural else ''} give{'' if plural else 's'} too rough a spread"
+            )
+        return super().verdict_line(flagged, total)
+
     def announcement(self, study: optuna.Study, retrainer: Retrainer) -> str:
         return (
             f"retraining the {len(front_trials(study))} front trials of study "
@@ -365,9 +383,8 @@ def retrain_front(study: optuna.Study, retrainer: Retrainer, variation: Variatio
 
     todo = {v: [t for t in front if reusable(t, v) is None] for v in variation.values}
     rows: dict[tuple[int, int], dict] = {}
-    bar = tqdm(
-        total=sum(map(len, todo.values())), unit="run", desc=variation.name, dynamic_ncols=True
-    )
+    total = sum(map(len, todo.values()))
+    bar = tqdm(total=total, unit="run", desc=variation.name, dynamic_ncols=True, disable=not total)
     try:
         for value, trials in todo.items():  # value by value: one retrainer each
             if not trials:
@@ -552,7 +569,7 @@ def revalidate_front(
         f"accuracy, recorded and over the {variation.plural} ({len(runs) - reused} trained, "
         f"{reused} reused from the study):\n{summary_table(summary, variation)}"
     )
-    print(f"verdict: {variation.rule}; {len(flagged)} of {len(summary)} flagged")
+    print(variation.verdict_line(len(flagged), len(summary)))
     _warn_on_size_drift(study, summary, runs, retrainer, variation)
     paths = write_runs(runs, summary, variation, folder)
     paths += write_runs_plot(summary, runs, variation, folder)

@@ -62,8 +62,19 @@ def autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype |
     return None
 
 
+def available_devices() -> list[str]:
+    """The device names this machine can open: `auto`, `cpu`, then those of its
+    accelerator, if it has one (e.g. `cuda`, `cuda:0`, `cuda:1`, or `mps`, `mps:0`)."""
+    accelerator = torch.accelerator.current_accelerator(check_available=True)
+    if accelerator is None:
+        return ["auto", "cpu"]
+    indices = range(torch.accelerator.device_count())
+    return ["auto", "cpu", accelerator.type, *(f"{accelerator.type}:{i}" for i in indices)]
+
+
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA, then Apple MPS, then CPU; any other name is passed to torch."""
+    """The torch device `name` means: `auto` picks CUDA, then Apple MPS, then the CPU.
+    ValueError for a name torch does not know or a device this machine cannot open."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -72,10 +83,15 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     try:
         device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"unknown device {name!r}: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
+    except RuntimeError:
+        raise ValueError(
+            f"unknown device {name!r}: expected auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    available = available_devices()
+    if device.type != "cpu" and str(device) not in available:
+        raise ValueError(
+            f"device {name!r} is not available here; available: {', '.join(available)}"
+        )
     return device
 
 
