@@ -191,7 +191,7 @@ def table(results: dict[str, list[Measured]]) -> str:
     """A markdown table of every method's mean and spread, best hypervolume first."""
     lines = [
         "| method | hypervolume | regret | best acc. ≤10 % params | best acc. ≤2 % params "
-        "| epochs | training PFLOPs | trials |",
+        "| epochs | training TFLOPs | trials |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     order = sorted(results, key=lambda m: -statistics.fmean(r.hypervolume for r in results[m]))
@@ -202,7 +202,7 @@ def table(results: dict[str, list[Measured]]) -> str:
             f"| {spread([r.regret for r in rows], 4)} "
             f"| {spread([r.best_10 for r in rows])} | {spread([r.best_2 for r in rows])} "
             f"| {spread([r.epochs for r in rows], 0)} "
-            f"| {spread([r.train_flops / 1e15 for r in rows], 2)} "
+            f"| {spread([r.train_flops / 1e12 for r in rows], 1)} "
             f"| {spread([r.trials for r in rows], 0)} |"
         )
     return "\n".join(lines)
