@@ -102,3 +102,25 @@ def read_csv(path: Path) -> list[dict]:
     """The rows of the CSV file at `path`, as dicts of strings."""
     with path.open() as file:
         return list(csv.DictReader(file))
+
+
+def report_rows(launch: Path, stem: str) -> tuple[Path, list[dict], list[dict], list[dict]]:
+    """The run folder of the one report under `launch` that wrote `<stem>.csv`, with the
+    rows of its front, its runs and their summary."""
+    (run_dir,) = [p.parent for p in (launch / "outputs" / "runs").glob(f"*/{stem}.csv")]
+    runs, summary = read_csv(run_dir / f"{stem}.csv"), read_csv(run_dir / f"{stem}_summary.csv")
+    return run_dir, read_csv(run_dir / "front.csv"), runs, summary
+
+
+def assert_a_second_report_reuses_every_run(
+    launch: Path, option: str, stem: str, first: Path, runs: int, summary: list[dict]
+) -> None:
+    """The same report of the smoke study again, with `option`: it trains nothing, reuses
+    all `runs` and writes the summary the first one (in `first`) wrote."""
+    again = run_nas("report", "study.name=cnn-smoke", "+debug=smoke", option, cwd=launch)
+    assert again.returncode == 0, again.stderr
+    assert f"(0 trained, {runs} reused from the study)" in again.stdout
+    (second,) = [
+        p.parent for p in (launch / "outputs" / "runs").glob(f"*/{stem}.csv") if p.parent != first
+    ]
+    assert read_csv(second / f"{stem}_summary.csv") == summary

@@ -17,7 +17,12 @@ from nas.studies.retrain import MEASURES, Retrainer, front_trials, retrain_front
 from nas.trial.dense_cache import DenseCache
 from nas.trial.pipeline import TrialPipeline
 from nas.trial.train import TrainSettings
-from tests.conftest import assert_one_line_error, read_csv, run_nas
+from tests.conftest import (
+    assert_a_second_report_reuses_every_run,
+    assert_one_line_error,
+    report_rows,
+    run_nas,
+)
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 
@@ -184,10 +189,7 @@ def test_report_cross_validates_the_front_writes_its_files_and_a_second_report_r
     assert "on 2 folds of its" in result.stdout and "(seed 0, split seed 0;" in result.stdout
     assert "cv: 100%" in result.stderr  # the progress bar
 
-    (run_dir,) = [p.parent for p in (launch / "outputs" / "runs").glob("*/cv.csv")]
-    front = read_csv(run_dir / "front.csv")
-    runs = read_csv(run_dir / "cv.csv")
-    summary = read_csv(run_dir / "cv_summary.csv")
+    run_dir, front, runs, summary = report_rows(launch, "cv")
     assert [(r["trial"], r["fold"]) for r in runs] == [
         (row["trial"], fold) for row in front for fold in ("0", "1")
     ]
@@ -207,13 +209,9 @@ def test_report_cross_validates_the_front_writes_its_files_and_a_second_report_r
     assert [line.split()[0] for line in table[1 : 1 + len(front)]] == [r["trial"] for r in front]
     assert f"({2 * len(front)} trained, 0 reused from the study)" in result.stdout
 
-    again = run_nas("report", "study.name=cnn-smoke", "+debug=smoke", "cv_folds=2", cwd=launch)
-    assert again.returncode == 0, again.stderr
-    assert f"(0 trained, {2 * len(front)} reused from the study)" in again.stdout
-    (second,) = [
-        p.parent for p in (launch / "outputs" / "runs").glob("*/cv.csv") if p.parent != run_dir
-    ]
-    assert read_csv(second / "cv_summary.csv") == summary
+    assert_a_second_report_reuses_every_run(
+        launch, "cv_folds=2", "cv", run_dir, 2 * len(front), summary
+    )
 
 
 @pytest.mark.slow

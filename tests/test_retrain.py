@@ -28,7 +28,13 @@ from nas.studies.retrain import (
 from nas.trial.dense_cache import arch_seed
 from nas.trial.objectives import DEFAULT, metric, objective_names
 from nas.trial.train import TrainSettings
-from tests.conftest import CONF_DIR, assert_one_line_error, read_csv, run_nas
+from tests.conftest import (
+    CONF_DIR,
+    assert_a_second_report_reuses_every_run,
+    assert_one_line_error,
+    report_rows,
+    run_nas,
+)
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 
@@ -238,10 +244,7 @@ def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_t
     assert "with seeds 1, 2 (the study's seed is 0)" in result.stdout
     assert "retrain: 100%" in result.stderr  # the progress bar
 
-    (run_dir,) = [p.parent for p in (launch / "outputs" / "runs").glob("*/retrain.csv")]
-    front = read_csv(run_dir / "front.csv")
-    runs = read_csv(run_dir / "retrain.csv")
-    summary = read_csv(run_dir / "retrain_summary.csv")
+    run_dir, front, runs, summary = report_rows(launch, "retrain")
     assert [(r["trial"], r["seed"]) for r in runs] == [
         (row["trial"], seed) for row in front for seed in ("1", "2")
     ]
@@ -254,15 +257,9 @@ def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_t
         assert (run_dir / f"retrain_front{suffix}").stat().st_size > 0
     assert f"({2 * len(front)} trained, 0 reused from the study)" in result.stdout
 
-    again = run_nas(
-        "report", "study.name=cnn-smoke", "+debug=smoke", "retrain_seeds=2", cwd=launch
-    )  # fmt: skip
-    assert again.returncode == 0, again.stderr
-    assert f"(0 trained, {2 * len(front)} reused from the study)" in again.stdout
-    (second,) = [
-        p.parent for p in (launch / "outputs" / "runs").glob("*/retrain.csv") if p.parent != run_dir
-    ]
-    assert read_csv(second / "retrain_summary.csv") == summary
+    assert_a_second_report_reuses_every_run(
+        launch, "retrain_seeds=2", "retrain", run_dir, 2 * len(front), summary
+    )
 
 
 @pytest.mark.slow
