@@ -30,7 +30,7 @@ def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
         for suffix in (".html", ".png"):
             assert (run_dir / f"{name}{suffix}").stat().st_size > 0, name + suffix
 
-    again = run_nas("report", "study.name=cnn", cwd=tmp_path)
+    again = run_nas("report", "+debug=smoke", "study.name=cnn-smoke", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(list((tmp_path / "outputs" / "runs").glob("*/front_3d.html"))) == 2
     assert len(list(tmp_path.rglob("plotly*.js"))) == 1  # both reports load the same copy

@@ -134,7 +134,7 @@ def test_n_seeds_give_n_rows_per_front_trial_other_seeds_and_a_rerun_reuses_them
 
     capsys.readouterr()
     ran.clear()
-    assert retrain_front(study, retrainer, 2) == [{**r, "reused": True} for r in runs]
+    assert retrain_front(study, retrainer, seeds(2)) == [{**r, "reused": True} for r in runs]
     assert not ran and "retrain" not in capsys.readouterr().err  # nothing to run: no bar
 
     ran.clear()

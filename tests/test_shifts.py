@@ -116,12 +116,12 @@ def test_reference_candidates_take_the_plain_rule():
 @pytest.mark.slow
 def test_a_search_stores_the_shifts_and_what_they_did_per_layer(compose_config, tmp_path):
     cfg = compose_config(
-        "+space=cnn", "+debug=smoke", "study.name=shifts", "study.n_trials=2", f"study.storage=sqlite:///{tmp_path}/n.db",
+        "+space=cnn", "+debug=smoke", "study.name=shifts", "study.n_trials=3", f"study.storage=sqlite:///{tmp_path}/n.db",
         "space.sparsity.shift={low:-2,high:2,step:0.5}",
     )  # fmt: skip
     study = run_search(cfg, tmp_path, tmp_path / "run")
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    assert len(trials) == 2  # the warm start and its sibling
+    assert len(trials) == 3  # the warm start, its sibling and one more architecture
     space = instantiate(cfg.space)
     in_shape, n_classes = tuple(study.user_attrs["in_shape"]), study.user_attrs["n_classes"]
     moved = 0
