@@ -178,16 +178,21 @@ def trainer(study, tiny_splits, **settings):
     )  # fmt: skip
 
 
-def test_changing_the_supernet_settings_of_a_study_is_refused(tiny_splits):
+def test_changing_the_supernet_settings_of_a_study_is_refused(compose_config):
     from nas.errors import UsageError
-    from nas.search.supernet import check_settings
+    from nas.search.recorded import trial_settings
+    from nas.search.storage import _check_same_settings
+
+    def settings(epochs: int) -> dict:
+        cfg = compose_config("+space=cnn", "train=supernet", f"train.supernet.epochs={epochs}")
+        return trial_settings(cfg)
 
     study = optuna.create_study()
-    first = trainer(study, tiny_splits, epochs=2)
-    first._write(epochs_done=0)
-    check_settings(study, first.settings)
+    for key, value in settings(2).items():
+        study.set_user_attr(key, value)
+    _check_same_settings(study, settings(2))
     with pytest.raises(UsageError, match=r"train.supernet.epochs 2 -> 3"):
-        check_settings(study, trainer(study, tiny_splits, epochs=3).settings)
+        _check_same_settings(study, settings(3))
 
 
 def test_one_worker_claims_the_training_until_its_heartbeat_goes_stale(tiny_splits, monkeypatch):

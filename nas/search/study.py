@@ -223,7 +223,7 @@ class Outcome:
 @dataclass(frozen=True)
 class Search:
     """A checked search configuration with its data loaded and its trial pipeline built;
-    `open` a study with it, `optimize` the study and `finish` it."""
+    `open` a study with it, `optimize` the study and `conclude` it."""
 
     cfg: DictConfig
     opts: StudySettings

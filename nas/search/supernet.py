@@ -54,21 +54,6 @@ def record_of(study: optuna.Study) -> dict:
     return dict(study.user_attrs.get(ATTR, {}))
 
 
-def check_settings(study: optuna.Study, settings: SupernetSettings) -> None:
-    """Raise a UsageError when the study's supernet was trained with other settings."""
-    recorded = record_of(study).get("settings")
-    if recorded is not None and recorded != asdict(settings):
-        changed = ", ".join(
-            f"train.supernet.{key} {recorded.get(key)!r} -> {value!r}"
-            for key, value in asdict(settings).items()
-            if recorded.get(key) != value
-        )
-        raise UsageError(
-            f"study {study.study_name!r} has a supernet trained with other settings ({changed}); "
-            f"use another study.name or the same settings"
-        )
-
-
 class SupernetTrainer:
     """Makes sure `study` holds its trained supernet and hands it out.
 
@@ -106,7 +91,6 @@ class SupernetTrainer:
 
     def ready(self) -> Supernet:
         """The trained supernet: loaded when it is done, else trained here or waited for."""
-        check_settings(self.study, self.settings)
         announced = False
         while True:
             if record_of(self.study).get("epochs_done", 0) >= self.settings.epochs:
