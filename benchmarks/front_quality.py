@@ -14,6 +14,7 @@ parallel processes (one SQLite file per seed) and a last run over all seeds repo
     python benchmarks/front_quality.py --seeds 0 --methods search lamp two_stage
     python benchmarks/front_quality.py --tag lamp-space -- space.sparsity.allocation=lamp
     python benchmarks/front_quality.py --methods search_shift search_no_shift search_per_layer
+    python benchmarks/front_quality.py --equal-flops --methods search_supernet search two_stage
 """
 
 from __future__ import annotations
@@ -151,32 +152,70 @@ def reference_size(study: optuna.Study) -> tuple[int, int]:
     )
 
 
-def measure(study: optuna.Study, reference: tuple[int, int]) -> Measured:
-    """Front quality of `study` against `reference` (params, FLOPs)."""
-    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    points = normalised_objectives(trials, *reference, objective_names(study))
+def measure(
+    study: optuna.Study, reference: tuple[int, int], flops_budget: float = math.inf
+) -> Measured:
+    """Front quality of `study` against `reference` (params, FLOPs), counting only the
+    trials (in the order they ran) that fit, with the supernet's training, in
+    `flops_budget` training FLOPs."""
+    trials = sorted(
+        study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
+        key=lambda trial: trial.number,
+    )
     supernet = study.user_attrs.get("supernet", {})
-    flops = [t.user_attrs.get("train_flops", math.nan) for t in trials]
+    spent = np.cumsum([supernet.get("train_flops", 0)] + [_train_flops(t) for t in trials])
+    trials = [trial for trial, total in zip(trials, spent[1:], strict=True) if total <= flops_budget]
+    points = normalised_objectives(trials, *reference, objective_names(study))
     return Measured(
         hypervolume=hypervolume(points),
         best_10=best_accuracy_within(points, 0.10),
         best_2=best_accuracy_within(points, 0.02),
         epochs=supernet.get("train_epochs", 0) + sum(t.user_attrs["train_epochs"] for t in trials),
-        train_flops=supernet.get("train_flops", 0) + sum(flops),
+        train_flops=spent[0] + sum(_train_flops(t) for t in trials),
         trials=len(trials),
         points=points,
     )
 
 
-def with_regret(results: dict[str, list[Measured]]) -> tuple[dict[str, list[Measured]], float]:
-    """Every measurement with its regret: the hypervolume of the best front known (the union
-    of every method's trials over every seed run) minus its own; and that hypervolume."""
-    union = np.concatenate([row.points for rows in results.values() for row in rows])
-    best = hypervolume(union)
+def _train_flops(trial: optuna.trial.FrozenTrial) -> float:
+    """The training FLOPs a trial recorded (NaN for trials recorded before they did)."""
+    return trial.user_attrs.get("train_flops", math.nan)
+
+
+def at_equal_flops(
+    studies: dict[str, list[optuna.Study]],
+    measured: dict[str, list[Measured]],
+    references: list[tuple[int, int]],
+) -> dict[str, list[Measured]]:
+    """Every study measured again with, as its budget, the training FLOPs of the cheapest
+    method of the same seed: what it had found when it had spent that much. In a study run
+    by one worker the trials run in number order, so this is where a study given that
+    FLOPs budget would have stopped (revisits aside, which are placed by budget share)."""
+    budgets = [
+        min(rows[index].train_flops for rows in measured.values())
+        for index in range(len(references))
+    ]
+    return {
+        method: [
+            measure(study, reference, budget)
+            for study, reference, budget in zip(rows, references, budgets, strict=True)
+        ]
+        for method, rows in studies.items()
+    }
+
+
+def best_known(results: dict[str, list[Measured]]) -> float:
+    """The hypervolume of the best front known: the union of every method's trials over
+    every seed run."""
+    return hypervolume(np.concatenate([row.points for rows in results.values() for row in rows]))
+
+
+def with_regret(results: dict[str, list[Measured]], best: float) -> dict[str, list[Measured]]:
+    """Every measurement with its regret: `best` minus its own hypervolume."""
     return {
         method: [replace(row, regret=best - row.hypervolume) for row in rows]
         for method, rows in results.items()
-    }, best
+    }
 
 
 def spread(values: list[float], digits: int = 3) -> str:
@@ -300,18 +339,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
+    parser.add_argument(
+        "--equal-flops", action="store_true",
+        help="also compare every method at the training FLOPs of each seed's cheapest",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args(argv)
     prepare(args.out, args.threads)
 
-    results: dict[str, list[Measured]] = {method: [] for method in args.methods}
+    studies: dict[str, list[optuna.Study]] = {method: [] for method in args.methods}
+    references = []
     for seed in args.seeds:
         for method in args.methods:
             print(f"== seed {seed}: {method}", file=sys.stderr, flush=True)
-            study = run(method, seed, args, args.out.resolve())
-            results[method].append(measure(study, reference_size(study)))
-
-    results, best = with_regret(results)
+            studies[method].append(run(method, seed, args, args.out.resolve()))
+        references.append(reference_size(studies[args.methods[0]][-1]))
+    results = {
+        method: [measure(study, ref) for study, ref in zip(rows, references, strict=True)]
+        for method, rows in studies.items()
+    }
+    best = best_known(results)
+    results = with_regret(results, best)
     seeds = " ".join(map(str, args.seeds))
     overrides = f", overrides: {' '.join(args.overrides)}" if args.overrides else ""
     print(f"\n{args.space} on mnist5k, {args.epochs} epochs per study, seeds {seeds}{overrides}")
@@ -323,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / f"front_quality{'-' + args.tag if args.tag else ''}.png"
     plot(results, args.seeds[0], path)
     print(f"fronts drawn in {path}")
+    if args.equal_flops:
+        equal = with_regret(at_equal_flops(studies, results, references), best)
+        print(f"\nAt equal training FLOPs (each seed cut at its cheapest method's):\n{table(equal)}")
+        if len(equal) > 1:
+            print(f"\nPaired hypervolume differences:\n{paired(equal, args.seeds)}")
     return 0
 
 

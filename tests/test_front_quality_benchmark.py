@@ -1,0 +1,63 @@
+"""The front-quality benchmark's comparison at equal training FLOPs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "front_quality.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("front_quality_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def study_of(supernet_flops: float | None, *trials: tuple[float, int, float]) -> optuna.Study:
+    """A study of trials (accuracy, nonzero params, training FLOPs), each of 1 epoch and
+    100 FLOPs, after a supernet of `supernet_flops` (None: no supernet)."""
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.set_metric_names(["accuracy", "nonzero_params", "flops"])
+    if supernet_flops is not None:
+        study.set_user_attr("supernet", {"train_flops": supernet_flops, "train_epochs": 4})
+    for accuracy, params, flops in trials:
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[accuracy, params, 100],
+                user_attrs={"train_epochs": 1, "train_flops": flops},
+            )
+        )
+    return study
+
+
+def test_a_flops_budget_keeps_the_trials_that_ran_within_it_after_the_supernet(bench):
+    study = study_of(100.0, (0.5, 10, 100.0), (0.6, 20, 50.0), (0.99, 30, 100.0))
+    whole = bench.measure(study, (1000, 1000))
+    assert (whole.trials, whole.train_flops, whole.epochs) == (3, 350.0, 7)
+    cut = bench.measure(study, (1000, 1000), flops_budget=300.0)
+    assert (cut.trials, cut.train_flops, cut.epochs) == (2, 250.0, 6)
+    assert cut.best_10 == pytest.approx(0.6)  # the third, most accurate trial came too late
+    assert cut.hypervolume < whole.hypervolume
+    assert bench.measure(study, (1000, 1000), flops_budget=99.0).trials == 0
+
+
+def test_equal_flops_cuts_every_method_of_a_seed_at_its_cheapest(bench):
+    studies = {
+        "cheap": [study_of(None, (0.9, 10, 100.0), (0.9, 20, 100.0))],
+        "costly": [study_of(150.0, (0.9, 10, 40.0), (0.95, 20, 40.0), (0.97, 30, 40.0))],
+    }
+    reference = [(1000, 1000)]
+    measured = {
+        method: [bench.measure(rows[0], reference[0])] for method, rows in studies.items()
+    }
+    equal = bench.at_equal_flops(studies, measured, reference)
+    assert equal["cheap"][0].trials == 2
+    assert (equal["costly"][0].trials, equal["costly"][0].train_flops) == (1, 190.0)
