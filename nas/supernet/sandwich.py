@@ -5,7 +5,6 @@ distillation the smaller networks learn the largest one's outputs of that step."
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from nas.data import Splits
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
+from nas.trial.train import finite_mean, shuffled_batches
 
 
 @dataclass(frozen=True)
@@ -87,16 +87,14 @@ def sandwich_epoch(
     """One pass over the training split by the sandwich rule; returns the largest
     network's mean loss. Raises FloatingPointError when it is not finite."""
     supernet.train()
-    x, y = splits.train_x, splits.train_y
     augment = splits.augmenter(generator)
-    order = torch.randperm(len(x), generator=generator).to(x.device)
-    total, batches = torch.zeros((), device=x.device), 0
-    for start in range(0, len(x), batch_size):
-        index = order[start : start + batch_size]
-        inputs = x[index] if augment is None else augment(x[index])
+    total, batches = torch.zeros((), device=splits.train_x.device), 0
+    for inputs, labels in shuffled_batches(
+        splits.train_x, splits.train_y, batch_size, generator, augment
+    ):
         optimizer.zero_grad(set_to_none=True)
         logits = supernet(inputs, supernet.largest)
-        loss = F.cross_entropy(logits, y[index])
+        loss = F.cross_entropy(logits, labels)
         loss.backward()
         soft = F.softmax(logits.detach(), dim=1)
         others = [smallest] + [draws.draw() for _ in range(settings.subnets - 2)]
@@ -105,11 +103,8 @@ def sandwich_epoch(
             if settings.distill:
                 F.kl_div(F.log_softmax(out, dim=1), soft, reduction="batchmean").backward()
             else:
-                F.cross_entropy(out, y[index]).backward()
+                F.cross_entropy(out, labels).backward()
         optimizer.step()
         total += loss.detach()
         batches += 1
-    mean_loss = total.item() / batches
-    if not math.isfinite(mean_loss):
-        raise FloatingPointError(f"supernet training loss became {mean_loss}")
-    return mean_loss
+    return finite_mean(total, batches, "supernet training loss")

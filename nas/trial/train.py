@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import torch
@@ -135,26 +135,44 @@ def train_epoch(
     Raises FloatingPointError when the loss is not finite.
     """
     model.train()
-    order = torch.randperm(len(x), generator=generator).to(x.device)
     total, batches = torch.zeros((), device=x.device), 0  # summed on the device: no sync per step
-    for step, start in enumerate(range(0, len(x), batch_size)):
+    for step, (inputs, labels) in enumerate(shuffled_batches(x, y, batch_size, generator, augment)):
         if before_step:
             before_step(step)
-        index = order[start : start + batch_size]
-        inputs = x[index] if augment is None else augment(x[index])
         with torch.autocast(
             x.device.type, dtype=mixed_precision, enabled=mixed_precision is not None
         ):
-            loss = loss_fn(inputs, model(inputs), y[index])
+            loss = loss_fn(inputs, model(inputs), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total += loss.detach().float()
         batches += 1
-    mean_loss = total.item() / batches
-    if not math.isfinite(mean_loss):
-        raise FloatingPointError(f"training loss became {mean_loss}")
-    return mean_loss
+    return finite_mean(total, batches, "training loss")
+
+
+def shuffled_batches(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(inputs, labels) batches of one pass over (`x`, `y`) in an order drawn from
+    `generator`, the inputs mapped by `augment` when given."""
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    for start in range(0, len(x), batch_size):
+        index = order[start : start + batch_size]
+        yield (x[index] if augment is None else augment(x[index])), y[index]
+
+
+def finite_mean(total: torch.Tensor, count: int, what: str) -> float:
+    """`total / count` as a float; raises FloatingPointError, naming `what`, when it is
+    not finite."""
+    mean = total.item() / count
+    if not math.isfinite(mean):
+        raise FloatingPointError(f"{what} became {mean}")
+    return mean
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
