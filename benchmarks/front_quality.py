@@ -47,6 +47,12 @@ from nas.studies.joint_search import run_search  # noqa: E402
 from nas.trial.objectives import objective_names  # noqa: E402
 
 SHIFTS = "space.sparsity.shift={low:-2,high:2,step:0.5}"
+# What `nas sensitivity` suggests for the reference architecture (mnist5k, seed 0), from
+#   python -m nas sensitivity +space=cnn 'space.kernel_sizes=[3]' "space.sparsity.shift=..."
+# with the shift grid above: a warm start from them, against LAMP.
+SENSITIVITY_SHIFTS = (
+    "study.warm_start_shifts={block1.conv:0.0,block2.conv:0.5,block3.conv:0.0,hidden:-0.5,head:-0.5}"
+)
 PER_LAYER = [  # independent per-layer ratios, the former default
     "space.sparsity.allocation=per_layer",
     "space.sparsity.low=0",
@@ -63,6 +69,7 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_supernet_random": ["train=supernet", "sampler=random"],
     "search_shift": [SHIFTS],  # the rule (LAMP for cnn) with a shift per layer
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
+    "search_shift_sensitivity": [SHIFTS, SENSITIVITY_SHIFTS],  # its first trial's shifts
     "search_per_layer": PER_LAYER,
 }
 METHODS = [*SEARCHES, *BASELINES]
