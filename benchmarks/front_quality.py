@@ -244,7 +244,7 @@ def table(results: dict[str, list[Measured]]) -> str:
     for method in order:
         rows = results[method]
         lines.append(
-            f"| {method} | {spread([r.hypervolume for r in rows])} "
+            f"| {method} | {spread([r.hypervolume for r in rows], 4)} "
             f"| {spread([r.regret for r in rows], 4)} "
             f"| {spread([r.best_10 for r in rows])} | {spread([r.best_2 for r in rows])} "
             f"| {spread([r.epochs for r in rows], 0)} "
