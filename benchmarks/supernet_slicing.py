@@ -38,15 +38,21 @@ def main() -> None:
         base = f"{args.tag}-s{seed}" if args.tag else f"s{seed}"
         sliced = dense_accuracies(storage, f"{base}-search_supernet")
         scratch = dense_accuracies(storage, f"{base}-search")
-        pairs += [(sliced[arch], scratch[arch]) for arch in sorted(set(sliced) & set(scratch))]
-    differences = [a - b for a, b in pairs]
+        pairs += [
+            (sliced[arch], scratch[arch], f"{arch} (seed {seed})")
+            for arch in sorted(set(sliced) & set(scratch))
+        ]
+    differences = [a - b for a, b, _ in pairs]
     print(f"architectures trained by both searches: {len(pairs)}")
     print(
         f"dense accuracy, sliced minus from scratch: mean {statistics.fmean(differences):+.4f}, "
         f"median {statistics.median(differences):+.4f}, worst {min(differences):+.4f}"
     )
-    rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
+    rho = spearmanr([a for a, _, _ in pairs], [b for _, b, _ in pairs]).statistic
     print(f"Spearman rank correlation: {rho:.2f}")
+    print("the largest shortfalls (sliced, from scratch):")
+    for sliced_accuracy, scratch_accuracy, name in sorted(pairs, key=lambda p: p[0] - p[1])[:5]:
+        print(f"  {name}: {sliced_accuracy:.3f} against {scratch_accuracy:.3f}")
 
 
 if __name__ == "__main__":
