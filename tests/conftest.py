@@ -77,14 +77,21 @@ def run_nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
     )
 
 
-def forked_nas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def forked_nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """Like `run_nas`, but the process is forked from a server that has imported the
     command's modules already (tests/nas_forks.py): seconds faster, for tests that are
     not about the start of the command, nor set environment variables for it."""
     server = fork_server()
     with tempfile.TemporaryDirectory() as output:
         stdout, stderr = Path(output, "stdout"), Path(output, "stderr")
-        server.stdin.write(json.dumps([str(cwd), str(stdout), str(stderr), *args]) + "\n")
+        run = {
+            "args": args,
+            "cwd": str(cwd),
+            "timeout": timeout,
+            "stdout": str(stdout),
+            "stderr": str(stderr),
+        }
+        server.stdin.write(json.dumps(run) + "\n")
         server.stdin.flush()
         answer = server.stdout.readline()
         assert answer, "the fork server of forked_nas has died"
@@ -113,12 +120,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cli_study(tmp_path_factory) -> Path:
     """A launch folder whose outputs/smoke.db holds a finished 3-trial smoke study
     `cnn-smoke` and an empty one, `empty`."""
     folder = tmp_path_factory.mktemp("retrain-cli")
-    result = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=folder)
+    result = forked_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=folder)
     assert result.returncode == 0, result.stderr
     storage = f"sqlite:///{folder}/outputs/smoke.db"
     optuna.create_study(
@@ -146,7 +153,7 @@ def assert_a_second_report_reuses_every_run(
 ) -> None:
     """The same report of the smoke study again, with `option`: it trains nothing, reuses
     all `runs` and writes the summary the first one (in `first`) wrote."""
-    again = run_nas("report", "study.name=cnn-smoke", "+debug=smoke", option, cwd=launch)
+    again = forked_nas("report", "study.name=cnn-smoke", "+debug=smoke", option, cwd=launch)
     assert again.returncode == 0, again.stderr
     assert f"(0 trained, {runs} reused from the study)" in again.stdout
     (second,) = [

@@ -1,13 +1,15 @@
 """`python -m nas` without its seconds of imports: a server for `tests.conftest.forked_nas`.
 
-It imports the command's modules once, then for each line `[cwd, stdout, stderr, *args]`
-on stdin forks a child that is `python -m nas ARGS` run in `cwd`, its output written to
-the files `stdout` and `stderr` (its own fds 1 and 2): the same code, exit status,
-tracebacks, warnings and logging as a new interpreter; only its modules come already
-imported. Answers each line with the child's exit status.
+It imports the command's modules once, then for each JSON line on stdin (args, cwd,
+timeout, stdout, stderr) forks a child that is `python -m nas ARGS` run in `cwd`, its
+output written to the files `stdout` and `stderr` (its own fds 1 and 2), killed by SIGALRM
+after `timeout` seconds: the same code, exit status, tracebacks, warnings and logging as a
+new interpreter; only its modules come already imported. Answers each line with the
+child's exit status.
 """
 
 import json
+import math
 import os
 import runpy
 import signal
@@ -18,15 +20,15 @@ import nas.cli.commands  # noqa: F401
 import nas.studies.sensitivity  # noqa: F401
 
 for line in sys.stdin:
-    cwd, stdout, stderr, *args = json.loads(line)
+    run = json.loads(line)
     child = os.fork()
     if child == 0:
-        os.chdir(cwd)
-        for fd, path in ((1, stdout), (2, stderr)):
-            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-        sys.path[0] = cwd  # as `python -m` puts it
-        sys.argv = ["nas", *args]
-        signal.alarm(300)  # the timeout of run_nas: a run that hangs is killed by SIGALRM
+        os.chdir(run["cwd"])
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            os.dup2(os.open(run[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        sys.path[0] = run["cwd"]  # as `python -m` puts it
+        sys.argv = ["nas", *run["args"]]
+        signal.alarm(math.ceil(run["timeout"]))
         # it ends in sys.exit(main()), whose exception leaves this loop and ends the child
         runpy.run_module("nas", run_name="__main__", alter_sys=True)
         sys.exit(0)  # the status of a `python -m nas` whose __main__ returned
