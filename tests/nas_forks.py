@@ -15,8 +15,21 @@ import runpy
 import signal
 import sys
 
-# the commands and what they import late (torch, optuna, matplotlib): the slow part of a start
+# The slow part of a start: the commands, the modules they import late, and what torch and
+# optuna import at a run's first training step, export or database.
+import alembic.context  # noqa: F401
+import sqlalchemy.dialects.sqlite  # noqa: F401
+import sqlalchemy.orm  # noqa: F401
+import torch._dynamo  # noqa: F401
+import torch.export  # noqa: F401
+
 import nas.cli.commands  # noqa: F401
+import nas.report.export  # noqa: F401
+import nas.report.plots  # noqa: F401
+import nas.search.weights  # noqa: F401
+import nas.studies.baseline  # noqa: F401
+import nas.studies.cross_validation  # noqa: F401
+import nas.studies.retrain  # noqa: F401
 import nas.studies.sensitivity  # noqa: F401
 
 for line in sys.stdin:
