@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import csv
+import functools
+import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import optuna
@@ -74,6 +77,39 @@ def run_nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
     )
 
 
+def forked_nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Like `run_nas`, but the process is forked from a server that has imported the
+    command's modules already (tests/nas_forks.py): seconds faster, for tests that are
+    not about the start of the command, nor set environment variables for it."""
+    server = fork_server()
+    with tempfile.TemporaryDirectory() as output:
+        stdout, stderr = Path(output, "stdout"), Path(output, "stderr")
+        run = {
+            "args": args,
+            "cwd": str(cwd),
+            "timeout": timeout,
+            "stdout": str(stdout),
+            "stderr": str(stderr),
+        }
+        server.stdin.write(json.dumps(run) + "\n")
+        server.stdin.flush()
+        answer = server.stdout.readline()
+        assert answer, "the fork server of forked_nas has died"
+        return subprocess.CompletedProcess(
+            nas_command(*args), int(answer), stdout.read_text(), stderr.read_text()
+        )
+
+
+@functools.cache
+def fork_server() -> subprocess.Popen:
+    """The server of `forked_nas`, started at its first use; it ends with the tests, when
+    its stdin closes."""
+    script = Path(__file__).with_name("nas_forks.py")
+    return subprocess.Popen(
+        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """`result` exited with 2 after one stderr line holding every fragment."""
     assert result.returncode == 2, result.stderr
@@ -84,12 +120,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cli_study(tmp_path_factory) -> Path:
     """A launch folder whose outputs/smoke.db holds a finished 3-trial smoke study
     `cnn-smoke` and an empty one, `empty`."""
     folder = tmp_path_factory.mktemp("retrain-cli")
-    result = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=folder)
+    result = forked_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=folder)
     assert result.returncode == 0, result.stderr
     storage = f"sqlite:///{folder}/outputs/smoke.db"
     optuna.create_study(
@@ -117,7 +153,7 @@ def assert_a_second_report_reuses_every_run(
 ) -> None:
     """The same report of the smoke study again, with `option`: it trains nothing, reuses
     all `runs` and writes the summary the first one (in `first`) wrote."""
-    again = run_nas("report", "study.name=cnn-smoke", "+debug=smoke", option, cwd=launch)
+    again = forked_nas("report", "study.name=cnn-smoke", "+debug=smoke", option, cwd=launch)
     assert again.returncode == 0, again.stderr
     assert f"(0 trained, {runs} reused from the study)" in again.stdout
     (second,) = [

@@ -10,7 +10,7 @@ from nas.errors import UsageError
 from nas.search.reference import reference_candidate
 from nas.studies.baseline import dense_front, models_in_budget, run_baseline, share, sparsity_levels
 from search_spaces.cnn import CNNSpace
-from tests.conftest import assert_one_line_error, run_nas
+from tests.conftest import assert_one_line_error, forked_nas
 
 
 def test_sparsity_levels_are_even_in_log_density_between_the_bounds():
@@ -93,7 +93,7 @@ def test_two_stage_searches_dense_then_prunes_the_dense_front_in_the_same_budget
 
 @pytest.mark.slow
 def test_an_unknown_method_is_one_line_and_exit_2(tmp_path):
-    result = run_nas("baseline", "+space=cnn", "method=biggest", cwd=tmp_path)
+    result = forked_nas("baseline", "+space=cnn", "method=biggest", cwd=tmp_path)
     assert_one_line_error(result, "unknown baseline method='biggest'")
     assert not (tmp_path / "outputs" / "nas.db").exists()
 

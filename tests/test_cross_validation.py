@@ -20,8 +20,8 @@ from nas.trial.train import TrainSettings
 from tests.conftest import (
     assert_a_second_report_reuses_every_run,
     assert_one_line_error,
+    forked_nas,
     report_rows,
-    run_nas,
 )
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
@@ -184,7 +184,7 @@ def test_report_cross_validates_the_front_writes_its_files_and_a_second_report_r
 ):
     launch = tmp_path / "launch"
     shutil.copytree(cli_study, launch)
-    result = run_nas("report", "study.name=cnn-smoke", "+debug=smoke", "cv_folds=2", cwd=launch)
+    result = forked_nas("report", "study.name=cnn-smoke", "+debug=smoke", "cv_folds=2", cwd=launch)
     assert result.returncode == 0, result.stderr
     assert "on 2 folds of its" in result.stdout and "(seed 0, split seed 0;" in result.stdout
     assert "cv: 100%" in result.stderr  # the progress bar
@@ -227,7 +227,7 @@ def test_bad_cv_folds_are_one_line_exit_2_and_leave_the_study_as_it_was(
     before = (launch / "outputs" / "smoke.db").read_bytes()
     fronts = set(launch.rglob("front.csv"))
 
-    result = run_nas(
+    result = forked_nas(
         "report", "+debug=smoke", "study.name=cnn-smoke", f"cv_folds={value}", cwd=launch
     )
 

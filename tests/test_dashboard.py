@@ -17,7 +17,7 @@ import pytest
 
 from nas.report.dashboard import save_study_plots
 from nas.report.plots import PLOTLY_DRAWERS
-from tests.conftest import assert_one_line_error, nas_command, run_nas
+from tests.conftest import assert_one_line_error, forked_nas, nas_command
 from tests.test_plots import TRIALS, complete_trial, empty_study, one_architecture_study
 
 
@@ -41,7 +41,7 @@ def get_json(url: str, deadline: float) -> dict:
 
 @pytest.mark.slow
 def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_path):
-    searched = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=tmp_path)
+    searched = forked_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=tmp_path)
     assert searched.returncode == 0, searched.stderr
     port = free_port()
     server = subprocess.Popen(
@@ -85,15 +85,13 @@ def _user_attr(trial: dict, key: str):
 
 @pytest.mark.slow
 def test_a_taken_port_is_one_line_and_exit_2(tmp_path):
-    assert (
-        run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=1", cwd=tmp_path).returncode
-        == 0
-    )
+    searched = forked_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=1", cwd=tmp_path)
+    assert searched.returncode == 0, searched.stderr
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_nas(
+        result = forked_nas(
             "dashboard", "+debug=smoke", f"dashboard.port={port}", cwd=tmp_path, timeout=60
         )
     assert_one_line_error(result, f"cannot serve the dashboard on 127.0.0.1:{port}", "in use")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nas.trial.train import resolve_device
-from tests.conftest import assert_one_line_error, run_nas
+from tests.conftest import assert_one_line_error, forked_nas
 
 # Neither CUDA nor MPS is present where the tests run without an accelerator.
 needs_no_accelerator = pytest.mark.skipif(
@@ -37,6 +37,6 @@ def test_the_cpu_is_always_there():
 @pytest.mark.slow
 @needs_no_accelerator
 def test_search_on_a_missing_device_is_one_line_and_exit_2(tmp_path):
-    result = run_nas("search", "+space=cnn", "+debug=smoke", "device=mps", cwd=tmp_path)
+    result = forked_nas("search", "+space=cnn", "+debug=smoke", "device=mps", cwd=tmp_path)
     assert_one_line_error(result, "device 'mps' is not available here")
     assert not (tmp_path / "outputs" / "smoke.db").exists()

@@ -13,7 +13,7 @@ from nas import load_model
 from nas.cli.commands import export_stem, pick_trial
 from nas.errors import UsageError
 from nas.trial.train import accuracy
-from tests.conftest import run_nas
+from tests.conftest import forked_nas
 
 
 @pytest.mark.slow
@@ -21,11 +21,11 @@ from tests.conftest import run_nas
     "space, pruning", [("cnn", "prune=magnitude"), ("resnet", "prune=channel")]
 )
 def test_exported_files_reproduce_the_trials_test_accuracy_exactly(tmp_path, space, pruning):
-    searched = run_nas(
+    searched = forked_nas(
         "search", f"+space={space}", pruning, "+debug=smoke", "study.n_trials=2", cwd=tmp_path
     )  # fmt: skip
     assert searched.returncode == 0, searched.stderr
-    result = run_nas(
+    result = forked_nas(
         "export", "+debug=smoke", f"study.name={space}-smoke", "trial=1", "out=ship/t1",
         cwd=tmp_path,
     )  # fmt: skip

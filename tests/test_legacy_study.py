@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from nas.prune.methods import MagnitudePruning
 from nas.prune.schedule import Gradual
 from nas.search.recorded import current_target, recorded_config
-from tests.conftest import run_nas
+from tests.conftest import forked_nas
 
 LEGACY = Path(__file__).resolve().parent / "data" / "legacy_study"
 
@@ -47,17 +47,17 @@ def test_the_old_targets_map_to_the_modules_that_hold_them_now(legacy):
 @pytest.mark.slow
 def test_a_legacy_study_reports_retrains_exports_and_resumes(legacy, tmp_path):
     folder, overrides = legacy
-    reported = run_nas("report", *overrides, "retrain_seeds=1", cwd=tmp_path)
+    reported = forked_nas("report", *overrides, "retrain_seeds=1", cwd=tmp_path)
     assert reported.returncode == 0, reported.stderr
     assert "Pareto front of study 'legacy' (2 of 2 finished trials)" in reported.stdout
     (retrain_csv,) = tmp_path.glob("outputs/runs/*/retrain.csv")
     assert len(retrain_csv.read_text().splitlines()) == 1 + 2  # header, one seed per trial
 
-    exported = run_nas("export", *overrides, "trial=0", f"out={tmp_path}/ship/t0", cwd=tmp_path)
+    exported = forked_nas("export", *overrides, "trial=0", f"out={tmp_path}/ship/t0", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     assert (tmp_path / "ship" / "t0.pt2").stat().st_size > 0
 
-    resumed = run_nas(
+    resumed = forked_nas(
         "search", "+space=cnn", "+debug=smoke", "schedule=gradual", *overrides,
         "study.n_trials=3", cwd=tmp_path,
     )  # fmt: skip

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from nas.report.plots import METRIC_STYLES, front_axes
 from nas.trial import objectives
 from nas.trial.objectives import Objectives, metric
-from tests.conftest import assert_one_line_error, run_nas
+from tests.conftest import assert_one_line_error, forked_nas
 
 CUSTOM = ("agreement", "nonzero_params", "latency_ms")
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -67,7 +67,7 @@ def test_front_charts_pair_each_maximised_objective_with_each_minimised_one():
 @pytest.mark.slow
 def test_a_search_optimises_the_configured_objectives_and_reports_them(tmp_path):
     objectives_override = f"study.objectives=[{','.join(CUSTOM)}]"
-    result = run_nas("search", "+space=cnn", "+debug=smoke", objectives_override, cwd=tmp_path)
+    result = forked_nas("search", "+space=cnn", "+debug=smoke", objectives_override, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(
         study_name="cnn-smoke", storage=f"sqlite:///{tmp_path}/outputs/smoke.db"
@@ -82,11 +82,11 @@ def test_a_search_optimises_the_configured_objectives_and_reports_them(tmp_path)
         assert "agreement" not in trial.user_attrs and "latency_ms" not in trial.user_attrs
         assert 0 <= trial.user_attrs["accuracy"] <= 1 and trial.user_attrs["flops"] > 0
 
-    report = run_nas("report", "+debug=smoke", "study.name=cnn-smoke", cwd=tmp_path)
+    report = forked_nas("report", "+debug=smoke", "study.name=cnn-smoke", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert "agreement" in report.stdout and "front_agreement_latency" in report.stdout
     drawn = {path.name for path in (tmp_path / "outputs" / "runs").glob("*/*.png")}
     assert {"front_3d.png", "front_agreement_params.png", "front_agreement_latency.png"} <= drawn
 
-    other = run_nas("search", "+space=cnn", "+debug=smoke", cwd=tmp_path)
+    other = forked_nas("search", "+space=cnn", "+debug=smoke", cwd=tmp_path)
     assert_one_line_error(other, "already exists with other objectives", "agreement (maximize)")

@@ -13,7 +13,7 @@ import pytest
 from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
 
-from tests.conftest import nas_command, run_nas
+from tests.conftest import forked_nas, nas_command
 
 pytestmark = [
     pytest.mark.slow,
@@ -121,7 +121,7 @@ def test_kill_9_mid_trial_then_the_same_command_resumes_the_trial_from_its_check
     assert load(tmp_path).trials[0].state == TrialState.RUNNING  # nobody could mark it
     wait_until(trial.is_stale, "stale heartbeat of trial 0")  # else the rerun would not retry it
 
-    again = run_nas(*LONG_TRIAL, cwd=tmp_path)
+    again = forked_nas(*LONG_TRIAL, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     study = load(tmp_path)
     retry = assert_resumed_retry_of_trial_0(study)
@@ -142,6 +142,6 @@ def test_ctrl_c_marks_the_trial_failed_prints_the_front_and_exits_130(tmp_path):
     assert first.state == TrialState.FAIL and first.user_attrs["fail_reason"] == "interrupted"
     assert queued.state == TrialState.WAITING and queued.user_attrs["retry_of"] == 0
 
-    again = run_nas(*LONG_TRIAL, cwd=tmp_path)
+    again = forked_nas(*LONG_TRIAL, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_resumed_retry_of_trial_0(load(tmp_path))

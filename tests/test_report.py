@@ -10,15 +10,15 @@ import pytest
 from nas.errors import UsageError
 from nas.report.front import front_rows
 from nas.search.storage import load_named_study
-from tests.conftest import assert_one_line_error, run_nas
+from tests.conftest import assert_one_line_error, forked_nas
 from tests.test_plots import CHARTS
 
 
 @pytest.mark.slow
 def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
-    searched = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=4", cwd=tmp_path)
+    searched = forked_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=4", cwd=tmp_path)
     assert searched.returncode == 0, searched.stderr
-    result = run_nas("report", "+debug=smoke", "study.name=cnn-smoke", cwd=tmp_path)
+    result = forked_nas("report", "+debug=smoke", "study.name=cnn-smoke", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "compression" in result.stdout and "Pareto front of study 'cnn-smoke'" in result.stdout
 
@@ -30,7 +30,7 @@ def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
         for suffix in (".html", ".png"):
             assert (run_dir / f"{name}{suffix}").stat().st_size > 0, name + suffix
 
-    again = run_nas("report", "+debug=smoke", "study.name=cnn-smoke", cwd=tmp_path)
+    again = forked_nas("report", "+debug=smoke", "study.name=cnn-smoke", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(list((tmp_path / "outputs" / "runs").glob("*/front_3d.html"))) == 2
     assert len(list(tmp_path.rglob("plotly*.js"))) == 1  # both reports load the same copy
@@ -38,15 +38,15 @@ def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
 
 @pytest.mark.slow
 def test_report_without_a_database_is_one_line_and_creates_nothing(tmp_path):
-    assert_one_line_error(run_nas("report", cwd=tmp_path), "no study database at")
+    assert_one_line_error(forked_nas("report", cwd=tmp_path), "no study database at")
     assert not (tmp_path / "outputs" / "nas.db").exists()
 
 
 @pytest.mark.slow
 def test_report_of_an_unknown_study_lists_the_studies_there(tmp_path):
-    searched = run_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=1", cwd=tmp_path)
+    searched = forked_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=1", cwd=tmp_path)
     assert searched.returncode == 0, searched.stderr
-    result = run_nas("report", "+debug=smoke", "study.name=nope", cwd=tmp_path)
+    result = forked_nas("report", "+debug=smoke", "study.name=nope", cwd=tmp_path)
     assert_one_line_error(result, "no study 'nope' in study.storage; studies there: 'cnn-smoke'")
 
 
@@ -72,7 +72,7 @@ def test_no_study_name_lists_the_studies_of_the_storage(tmp_path):
 @pytest.mark.parametrize("command", ["report", "export"])
 def test_a_command_without_study_name_lists_the_studies(tmp_path, command):
     two_studies(tmp_path)
-    result = run_nas(command, cwd=tmp_path)
+    result = forked_nas(command, cwd=tmp_path)
     assert_one_line_error(result, f"no study.name given; studies in sqlite:///{tmp_path}")
 
 

@@ -32,8 +32,8 @@ from tests.conftest import (
     CONF_DIR,
     assert_a_second_report_reuses_every_run,
     assert_one_line_error,
+    forked_nas,
     report_rows,
-    run_nas,
 )
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
@@ -237,7 +237,7 @@ def test_report_retrains_the_front_writes_its_files_and_a_second_report_reuses_t
 ):
     launch = tmp_path / "launch"
     shutil.copytree(cli_study, launch)
-    result = run_nas(
+    result = forked_nas(
         "report", "study.name=cnn-smoke", "+debug=smoke", "retrain_seeds=2", cwd=launch
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -283,7 +283,7 @@ def test_bad_retrain_input_is_one_line_exit_2_and_leaves_the_study_as_it_was(
     before = (launch / "outputs" / "smoke.db").read_bytes()
     fronts = set(launch.rglob("front.csv"))
 
-    result = run_nas("report", "+debug=smoke", *overrides, cwd=launch)
+    result = forked_nas("report", "+debug=smoke", *overrides, cwd=launch)
 
     assert_one_line_error(result, *fragments)
     assert (launch / "outputs" / "smoke.db").read_bytes() == before

@@ -22,7 +22,7 @@ from nas.trial.dense_cache import DenseCache
 from nas.trial.pipeline import TrialPipeline
 from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
-from tests.conftest import assert_one_line_error, run_nas
+from tests.conftest import assert_one_line_error, forked_nas
 
 SPACE = CNNSpace(blocks=(2, 2), channels=(8,), kernel_sizes=(3,), hidden=(16,))
 ARCH = {"channels": [8, 8], "kernel_size": 3, "hidden": 16}
@@ -164,7 +164,7 @@ def test_a_bad_cap_is_refused(caps):
 
 @pytest.mark.slow
 def test_sensitivity_writes_caps_that_a_search_takes_as_printed(tmp_path, compose_config, capsys):
-    result = run_nas("sensitivity", *TINY, "sensitivity.grid=[0.5,0.9]", cwd=tmp_path)
+    result = forked_nas("sensitivity", *TINY, "sensitivity.grid=[0.5,0.9]", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "architecture: conv 32 k5 > head (the space's largest)" in result.stdout
     [run_dir] = (tmp_path / "outputs" / "runs").iterdir()
@@ -186,7 +186,7 @@ def test_sensitivity_writes_caps_that_a_search_takes_as_printed(tmp_path, compos
     argv = shlex.split(command)  # as a shell would split it
     assert argv[:4] == ["python", "-m", "nas", "search"]
 
-    searched = run_nas(
+    searched = forked_nas(
         *argv[3:], *TINY[1:], "space.sparsity.allocation=per_layer", "space.sparsity.low=0",
         "study.n_trials=1", "study.siblings=0", cwd=tmp_path,
     )  # fmt: skip
@@ -215,7 +215,7 @@ def test_sensitivity_writes_caps_that_a_search_takes_as_printed(tmp_path, compos
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, command, override, fragments):
-    result = run_nas(command, *TINY, override, cwd=tmp_path)
+    result = forked_nas(command, *TINY, override, cwd=tmp_path)
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "outputs" / "smoke.db").exists()
     assert not list(tmp_path.rglob("sensitivity.csv"))

@@ -15,7 +15,7 @@ from optuna.exceptions import StorageInternalError
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
-from tests.conftest import nas_command, run_nas
+from tests.conftest import forked_nas, nas_command
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def test_a_search_killed_while_the_supernet_trains_resumes_after_its_last_epoch(
     assert done_when_killed < EPOCHS
 
     # the rerun waits until the killed worker's heartbeat is older than the grace period
-    result = run_nas(*command(tmp_path), cwd=tmp_path)
+    result = forked_nas(*command(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert epochs_done(tmp_path) == EPOCHS
     saved = checkpoints(tmp_path)

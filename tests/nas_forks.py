@@ -1,0 +1,48 @@
+"""`python -m nas` without its seconds of imports: a server for `tests.conftest.forked_nas`.
+
+It imports the command's modules once, then for each JSON line on stdin (args, cwd,
+timeout, stdout, stderr) forks a child that is `python -m nas ARGS` run in `cwd`, its
+output written to the files `stdout` and `stderr` (its own fds 1 and 2), killed by SIGALRM
+after `timeout` seconds: the same code, exit status, tracebacks, warnings and logging as a
+new interpreter; only its modules come already imported. Answers each line with the
+child's exit status.
+"""
+
+import json
+import math
+import os
+import runpy
+import signal
+import sys
+
+# The slow part of a start: the commands, the modules they import late, and what torch and
+# optuna import at a run's first training step, export or database.
+import alembic.context  # noqa: F401
+import sqlalchemy.dialects.sqlite  # noqa: F401
+import sqlalchemy.orm  # noqa: F401
+import torch._dynamo  # noqa: F401
+import torch.export  # noqa: F401
+
+import nas.cli.commands  # noqa: F401
+import nas.report.export  # noqa: F401
+import nas.report.plots  # noqa: F401
+import nas.search.weights  # noqa: F401
+import nas.studies.baseline  # noqa: F401
+import nas.studies.cross_validation  # noqa: F401
+import nas.studies.retrain  # noqa: F401
+import nas.studies.sensitivity  # noqa: F401
+
+for line in sys.stdin:
+    run = json.loads(line)
+    child = os.fork()
+    if child == 0:
+        os.chdir(run["cwd"])
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            os.dup2(os.open(run[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        sys.path[0] = run["cwd"]  # as `python -m` puts it
+        sys.argv = ["nas", *run["args"]]
+        signal.alarm(math.ceil(run["timeout"]))
+        # it ends in sys.exit(main()), whose exception leaves this loop and ends the child
+        runpy.run_module("nas", run_name="__main__", alter_sys=True)
+        sys.exit(0)  # the status of a `python -m nas` whose __main__ returned
+    print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), flush=True)
