@@ -90,8 +90,8 @@ class CNNSpace:
 
     def supernet(self, in_shape: tuple[int, ...], n_classes: int) -> Supernet:
         """The weight-sharing supernet of every architecture of the space: the widest
-        blocks with the largest kernel, and for each depth its own hidden layer (or, with
-        no hidden layer, classifier), since the flattened features depend on the depth."""
+        blocks with the largest kernel, and for each depth its own hidden layer and
+        classifier, since the flattened features depend on the depth."""
         widest, kernel = max(self.channels), max(self.kernel_sizes)
         covering = [
             Candidate({"channels": [widest] * depth, "kernel_size": kernel, "hidden": hidden})
@@ -103,10 +103,13 @@ class CNNSpace:
 
     @staticmethod
     def shared_name(candidate: Candidate, name: str) -> str:
-        """The supernet tensor `name` is cut from: per depth for the layer after the flatten."""
-        after_flatten = "hidden." if candidate.arch["hidden"] else "head."
-        if name.startswith(after_flatten):
-            return f"depth{len(candidate.arch['channels'])}.{name}"
+        """The supernet tensor `name` is cut from: per depth for the layers after the
+        flatten, the classifier after a hidden layer apart from the one without."""
+        depth = f"depth{len(candidate.arch['channels'])}"
+        if name.startswith("hidden."):
+            return f"{depth}.{name}"
+        if name.startswith("head."):
+            return f"{depth}.after_hidden.{name}" if candidate.arch["hidden"] else f"{depth}.{name}"
         return name
 
     def describe(self, candidate: Candidate) -> str:

@@ -7,6 +7,7 @@ import optuna
 import pytest
 import torch
 
+from nas.space import Candidate
 from nas.supernet.elastic import Supernet, cut
 from search_spaces.cnn import CNNSpace
 from search_spaces.mlp import MLPSpace
@@ -83,6 +84,22 @@ def test_gradients_of_a_sub_network_reach_only_its_slice():
     inner = cut(grad, torch.Size((8, 1, kernel, kernel)))
     assert inner.abs().sum() > 0
     assert grad[8:].abs().sum() == 0
+
+
+def test_cnn_layers_after_the_flatten_have_their_own_weights_per_depth():
+    """The flattened features differ per depth, so the hidden layer and the head after it
+    are per depth too: a head shared by every depth's hidden layer was ruled by the largest
+    network and left depth-1 networks with a hidden layer at chance accuracy."""
+    supernet = SPACES["cnn"].supernet(IN_SHAPE, N_CLASSES)
+    names = {
+        (depth, hidden, key): supernet.shared_name(
+            Candidate({"channels": [8] * depth, "kernel_size": 3, "hidden": hidden}), key
+        )
+        for depth in (1, 2, 3)
+        for hidden in (0, 32)
+        for key in ("head.weight", "head.bias")
+    }
+    assert len(set(names.values())) == len(names)
 
 
 def test_a_kernel_smaller_than_the_shared_one_is_its_centre():
