@@ -212,6 +212,19 @@ def test_changing_the_supernet_settings_of_a_study_is_refused(compose_config):
         _check_same_settings(study, settings(3))
 
 
+def test_a_supernet_saved_by_another_version_of_the_space_is_refused(tiny_splits, monkeypatch):
+    from nas.errors import UsageError
+
+    study = optuna.create_study(study_name="old")
+    loader = trainer(study, tiny_splits)
+    state = loader.make().state_dict()
+    monkeypatch.setattr(loader, "_state", lambda epoch: {"supernet": dict(state)})
+    assert loader._load(1).state_dict().keys() == state.keys()
+    state["head:weight"] = state.pop("depth1:after_hidden:head:weight")  # the former name
+    with pytest.raises(UsageError, match=r"'old' holds a supernet .*head:weight.* another"):
+        loader._load(1)
+
+
 def test_one_worker_claims_the_training_until_its_heartbeat_goes_stale(tiny_splits, monkeypatch):
     import nas.search.supernet as shared
 

@@ -218,6 +218,16 @@ class SupernetTrainer:
             return torch.load(path, map_location=self.splits.train_x.device, weights_only=True)
 
     def _load(self, epoch: int) -> Supernet:
+        """The supernet saved after `epoch`; a UsageError when its tensors are not the
+        space's (saved by another version of the space)."""
         supernet = self.make().to(self.splits.train_x.device)
-        supernet.load_state_dict(self._state(epoch)["supernet"])
+        state = self._state(epoch)["supernet"]
+        differing = sorted(supernet.state_dict().keys() ^ state.keys())
+        if differing:
+            raise UsageError(
+                f"study {self.study.study_name!r} holds a supernet whose tensors are not the "
+                f"space's ({', '.join(differing[:3])}): another version of the space saved "
+                f"it; use another study.name"
+            )
+        supernet.load_state_dict(state)
         return supernet.eval()
