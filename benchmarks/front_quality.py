@@ -171,14 +171,15 @@ def measure(
     )
     supernet = study.user_attrs.get("supernet", {})
     spent = np.cumsum([supernet.get("train_flops", 0)] + [_train_flops(t) for t in trials])
-    trials = [trial for trial, total in zip(trials, spent[1:], strict=True) if total <= flops_budget]
+    # a prefix (the sums only grow); trials recorded without training FLOPs (NaN) all stay
+    trials = trials[: int(np.sum(~(spent[1:] > flops_budget)))]
     points = normalised_objectives(trials, *reference, objective_names(study))
     return Measured(
         hypervolume=hypervolume(points),
         best_10=best_accuracy_within(points, 0.10),
         best_2=best_accuracy_within(points, 0.02),
         epochs=supernet.get("train_epochs", 0) + sum(t.user_attrs["train_epochs"] for t in trials),
-        train_flops=spent[0] + sum(_train_flops(t) for t in trials),
+        train_flops=spent[len(trials)],
         trials=len(trials),
         points=points,
     )
@@ -380,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fronts drawn in {path}")
     if args.equal_flops:
         equal = with_regret(at_equal_flops(studies, results, references), best)
-        print(f"\nAt equal training FLOPs (each seed cut at its cheapest method's):\n{table(equal)}")
+        print("\nAt equal training FLOPs (each seed cut at its cheapest method's):")
+        print(table(equal))
         if len(equal) > 1:
             print(f"\nPaired hypervolume differences:\n{paired(equal, args.seeds)}")
     return 0

@@ -49,6 +49,11 @@ def test_a_flops_budget_keeps_the_trials_that_ran_within_it_after_the_supernet(b
     assert bench.measure(study, (1000, 1000), flops_budget=99.0).trials == 0
 
 
+def test_trials_recorded_without_training_flops_all_count(bench):
+    study = study_of(None, (0.5, 10, float("nan")), (0.6, 20, float("nan")))
+    assert bench.measure(study, (1000, 1000)).trials == 2
+
+
 def test_equal_flops_cuts_every_method_of_a_seed_at_its_cheapest(bench):
     studies = {
         "cheap": [study_of(None, (0.9, 10, 100.0), (0.9, 20, 100.0))],
