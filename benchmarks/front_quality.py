@@ -15,6 +15,7 @@ parallel processes (one SQLite file per seed) and a last run over all seeds repo
     python benchmarks/front_quality.py --tag lamp-space -- space.sparsity.allocation=lamp
     python benchmarks/front_quality.py --methods search_shift search_no_shift search_per_layer
     python benchmarks/front_quality.py --equal-flops --methods search_supernet search two_stage
+    python benchmarks/front_quality.py --methods search_supernet_shift search_supernet
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_gp": ["sampler=gp"],
     "search_supernet": ["train=supernet"],  # weight sharing: one supernet, then fine-tuning
     "search_supernet_random": ["train=supernet", "sampler=random"],
+    "search_supernet_shift": ["train=supernet", SHIFTS],  # shifts where trials are cheap
     "search_shift": [SHIFTS],  # the rule (LAMP for cnn) with a shift per layer
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
     "search_shift_sensitivity": [SHIFTS, SENSITIVITY_SHIFTS],  # its first trial's shifts
