@@ -69,6 +69,7 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_supernet": ["train=supernet"],  # weight sharing: one supernet, then fine-tuning
     "search_supernet_random": ["train=supernet", "sampler=random"],
     "search_supernet_shift": ["train=supernet", SHIFTS],  # shifts where trials are cheap
+    "search_supernet_covering": ["train=supernet", "train.supernet.covering=true"],
     "search_shift": [SHIFTS],  # the rule (LAMP for cnn) with a shift per layer
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
     "search_shift_sensitivity": [SHIFTS, SENSITIVITY_SHIFTS],  # its first trial's shifts

@@ -1,7 +1,7 @@
-"""How good the supernet's slices are: for every architecture that both the weight-sharing
-search and the from-scratch search of `benchmarks/front_quality.py` trained on a seed,
-the dense validation accuracy sliced out of the supernet (after BatchNorm
-recalibration) against the one trained from scratch.
+"""How good the supernet's slices are: for every architecture that both a weight-sharing
+search (`--method`, default `search_supernet`) and the from-scratch search of
+`benchmarks/front_quality.py` trained on a seed, the dense validation accuracy sliced out
+of the supernet (after BatchNorm recalibration) against the one trained from scratch.
 
     python benchmarks/supernet_slicing.py --out outputs/bench --tag sn60 --seeds 30 31 32
 """
@@ -30,13 +30,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
     parser.add_argument("--tag", default="")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--method", default="search_supernet", help="the weight-sharing search")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     pairs = []
     for seed in args.seeds:
         storage = f"sqlite:///{args.out.resolve() / f'front_quality-s{seed}.db'}"
         base = f"{args.tag}-s{seed}" if args.tag else f"s{seed}"
-        sliced = dense_accuracies(storage, f"{base}-search_supernet")
+        sliced = dense_accuracies(storage, f"{base}-{args.method}")
         scratch = dense_accuracies(storage, f"{base}-search")
         pairs += [
             (sliced[arch], scratch[arch], f"{arch} (seed {seed})")

@@ -243,3 +243,69 @@ def test_one_worker_claims_the_training_until_its_heartbeat_goes_stale(tiny_spli
     first._release()
     names = {s.study_name for s in optuna.get_all_study_summaries(study._storage)}
     assert names == {study.study_name}
+
+
+def sandwich_networks(tiny_splits, **settings) -> list[list[str]]:
+    """The architectures each step of one sandwich epoch ran, by description."""
+    from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
+
+    supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
+    steps: list[list[str]] = []
+    forward = supernet.forward
+
+    def recording(x, candidate):
+        if candidate is supernet.largest:
+            steps.append([])
+        steps[-1].append(SMALL_CNN.describe(candidate))
+        return forward(x, candidate)
+
+    supernet.forward = recording
+    smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
+    sandwich_epoch(
+        supernet, torch.optim.Adam(supernet.parameters()), tiny_splits,
+        SupernetSettings(**settings), smallest, RandomArchitectures(SMALL_CNN.sample, 0),
+        batch_size=48, generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    return steps
+
+
+def test_a_covering_sandwich_runs_the_other_covering_networks_in_turn(tiny_splits):
+    steps = sandwich_networks(tiny_splits, subnets=4, covering=True)
+    supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
+    others = [SMALL_CNN.describe(c) for c in supernet.covering[1:]]
+    assert others == ["conv 16-16 k3 > head", "conv 16 k3 > fc 16 > head", "conv 16 k3 > head"]
+    assert len(steps) == 5  # 240 training images in batches of 48
+    for number, networks in enumerate(steps):
+        assert networks[:3] == [
+            "conv 16-16 k3 > fc 16 > head", "conv 8 k3 > head", others[number % 3]
+        ]  # fmt: skip
+        assert len(networks) == 4  # one random network left
+    plain = sandwich_networks(tiny_splits, subnets=4)
+    assert all(len(networks) == 4 for networks in plain)
+    assert [networks[2] for networks in plain] != [others[n % 3] for n in range(5)]
+
+
+def test_a_covering_sandwich_needs_room_for_the_covering_network():
+    from nas.supernet.sandwich import SupernetSettings
+
+    with pytest.raises(ValueError, match="covering needs train.supernet.subnets >= 3"):
+        SupernetSettings(subnets=2, covering=True)
+    with pytest.raises(ValueError, match="covering must be true or false"):
+        SupernetSettings(covering="yes")
+
+
+def test_a_study_recorded_before_the_covering_setting_resumes_only_without_it():
+    from nas.search.recorded import setting_changes
+
+    study = optuna.create_study()
+    study.set_user_attr("train_config", {"epochs": 3, "supernet": {"epochs": 6}})
+    study.set_user_attr("finetune_config", {"epochs": 2})
+    same = {"epochs": 3, "supernet": {"epochs": 6, "covering": False}}
+    assert setting_changes(study, {"train_config": same, "finetune_config": {"epochs": 2}}) == []
+    covering = {"epochs": 3, "supernet": {"epochs": 6, "covering": True}}
+    assert setting_changes(study, {"train_config": covering}) == [
+        "train.supernet.covering false -> true"
+    ]
+    from_scratch = optuna.create_study()
+    from_scratch.set_user_attr("train_config", {"epochs": 3})
+    assert setting_changes(from_scratch, {"train_config": {"epochs": 3}}) == []

@@ -51,6 +51,9 @@ def recorded_config(study: optuna.Study, group: str) -> Any | None:
 TRIAL_SETTING_GROUPS = ("data", "train", "finetune", "prune", "schedule")
 # Keys within them that change no number: whether missing data may be downloaded.
 FREE_SETTINGS = frozenset({"data.download"})
+# Settings added since studies were first recorded, with the value that behaves as the
+# versions before them did: a study that does not record one is read as having it.
+ADDED_SETTINGS = {"train.supernet.covering": False}
 _UNSET = object()
 
 
@@ -84,7 +87,8 @@ def _shown(value: Any) -> str:
 
 def setting_changes(study: optuna.Study, settings: dict[str, Any]) -> list[str]:
     """`key old -> new` for every setting of `settings` (see `trial_settings`) that `study`
-    records with another value; a setting the study does not record is not compared."""
+    records with another value; a setting the study does not record is not compared, and
+    one added since (`ADDED_SETTINGS`) is compared with the value that behaves as before."""
     changes = []
     for attr, value in settings.items():
         if attr not in study.user_attrs:
@@ -92,6 +96,11 @@ def setting_changes(study: optuna.Study, settings: dict[str, Any]) -> list[str]:
         prefix = attr.removesuffix("_config")
         old = _leaves(upgraded(study.user_attrs[attr]), prefix)
         new = _leaves(json.loads(json.dumps(value)), prefix)  # as the study stores it
+        parents = {key.rpartition(".")[0] for key in old}
+        old |= {
+            key: default for key, default in ADDED_SETTINGS.items()
+            if key not in old and key.rpartition(".")[0] in parents
+        }  # fmt: skip
         for key in [*new, *(key for key in old if key not in new)]:
             before, after = old.get(key, _UNSET), new.get(key, _UNSET)
             if key not in FREE_SETTINGS and before != after:

@@ -75,6 +75,7 @@ class Supernet(nn.Module):
             raise ValueError("a supernet needs at least one covering candidate")
         self.build = build
         self.shared_name = shared_name
+        self.covering = tuple(covering)
         self.largest = covering[0]
         for candidate in covering:
             network = build(candidate)

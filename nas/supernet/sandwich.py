@@ -5,6 +5,7 @@ distillation the smaller networks learn the largest one's outputs of that step."
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,14 +26,20 @@ class SupernetSettings:
     `epochs` passes over the training set; each step runs `subnets` networks (the
     largest, the smallest and `subnets - 2` drawn at random), so one supernet epoch costs
     `subnets` epochs of the budget. Adam with learning rate `lr`. With `distill`, every
-    network but the largest learns the largest's outputs (in-place distillation). A trial
-    re-estimates BatchNorm statistics on `bn_images` training images.
+    network but the largest learns the largest's outputs (in-place distillation). With
+    `covering`, one of each step's random networks is instead the next of the supernet's
+    other covering networks, in turn (for `cnn`, the widest of every depth with and
+    without its hidden layer), so that tensors only they hold whole (a shallow network's
+    hidden layer) train at full size every few steps; it changes nothing where the
+    supernet has one covering network. A trial re-estimates BatchNorm statistics on
+    `bn_images` training images.
     """
 
     epochs: int = 6
     subnets: int = 4
     lr: float = 2e-3
     distill: bool = True
+    covering: bool = False
     bn_images: int = 2048
 
     def __post_init__(self) -> None:
@@ -49,8 +56,16 @@ class SupernetSettings:
             )
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or self.lr <= 0:
             raise ValueError(f"train.supernet.lr must be positive, got {self.lr!r}")
-        if not isinstance(self.distill, bool):
-            raise ValueError(f"train.supernet.distill must be true or false, got {self.distill!r}")
+        for name in ("distill", "covering"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"train.supernet.{name} must be true or false, got {getattr(self, name)!r}"
+                )
+        if self.covering and self.subnets < 3:
+            raise ValueError(
+                f"train.supernet.covering needs train.supernet.subnets >= 3 (largest, "
+                f"smallest and the covering one), got {self.subnets!r}"
+            )
 
     @property
     def epoch_cost(self) -> int:
@@ -87,6 +102,7 @@ def sandwich_epoch(
     """One pass over the training split by the sandwich rule; returns the largest
     network's mean loss. Raises FloatingPointError when it is not finite."""
     supernet.train()
+    rotation = itertools.cycle(supernet.covering[1:]) if settings.covering else iter(())
     augment = splits.augmenter(generator)
     total, batches = torch.zeros((), device=splits.train_x.device), 0
     for inputs, labels in shuffled_batches(
@@ -97,7 +113,8 @@ def sandwich_epoch(
         loss = F.cross_entropy(logits, labels)
         loss.backward()
         soft = F.softmax(logits.detach(), dim=1)
-        others = [smallest] + [draws.draw() for _ in range(settings.subnets - 2)]
+        others = [smallest, *itertools.islice(rotation, 1)]
+        others += [draws.draw() for _ in range(settings.subnets - len(others) - 1)]
         for candidate in others:
             out = supernet(inputs, candidate)
             if settings.distill:
