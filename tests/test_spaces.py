@@ -17,7 +17,7 @@ from nas.prune.methods import MagnitudePruning
 from search_spaces.mlp import MLPSpace
 from search_spaces.mobilenet import InvertedResidual, MobileNetSpace
 from search_spaces.resnet import BasicBlock, ResNetSpace
-from tests.conftest import assert_one_line_error, run_nas
+from tests.conftest import assert_one_line_error, forked_nas, run_nas
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_SHAPES = [(1, 12, 12), (3, 28, 28)]
@@ -273,8 +273,9 @@ def test_custom_space_without_a_target_says_what_to_set(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("space", ["mlp", "resnet", "mobilenet"])
-def test_smoke_search(space, tmp_path, monkeypatch):
-    importable_from(tmp_path, monkeypatch)
-    result = run_nas("search", f"+space={space}", "+debug=smoke", "study.n_trials=2", cwd=tmp_path)
+def test_smoke_search(space, tmp_path):
+    result = forked_nas(
+        "search", f"+space={space}", "+debug=smoke", "study.n_trials=2", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert len(completed_trials(tmp_path, f"{space}-smoke")) == 2
