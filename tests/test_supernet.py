@@ -309,3 +309,24 @@ def test_a_study_recorded_before_the_covering_setting_resumes_only_without_it():
     from_scratch = optuna.create_study()
     from_scratch.set_user_attr("train_config", {"epochs": 3})
     assert setting_changes(from_scratch, {"train_config": {"epochs": 3}}) == []
+
+
+def test_the_supernets_training_flops_count_the_covering_network_of_each_step(tiny_splits):
+    from nas.prune.counting import dense_flops
+
+    supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
+    smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
+
+    def flops(candidate: Candidate) -> int:
+        return dense_flops(supernet.build(candidate), tiny_splits.in_shape)
+
+    largest, small = flops(supernet.largest), flops(smallest)
+    turns = [flops(candidate) for candidate in supernet.covering[1:]]
+    study = optuna.create_study()
+    plain, covering = (trainer(study, tiny_splits, subnets=4, covering=c) for c in (False, True))
+    plain.smallest = covering.smallest = smallest
+    middle = (largest + small) // 2
+    assert plain._flops_per_step_sample(supernet) == largest + small + 2 * middle
+    assert covering._flops_per_step_sample(supernet) == (
+        largest + small + sum(turns) // len(turns) + middle
+    )

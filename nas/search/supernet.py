@@ -182,14 +182,19 @@ class SupernetTrainer:
 
     def _flops_per_step_sample(self, supernet: Supernet) -> int:
         """Forward FLOPs per training sample of one step, estimated as the largest and the
-        smallest network plus the middle of the two for each random one."""
+        smallest network, the mean of the other covering networks when they take a turn
+        (`covering`), and the middle of the largest and the smallest for each random one."""
         in_shape = self.splits.in_shape
 
         def flops(candidate: Candidate) -> int:
             return counting.dense_flops(supernet.build(candidate), in_shape)
 
         largest, smallest = flops(supernet.largest), flops(self.smallest)
-        return largest + smallest + (self.settings.subnets - 2) * (largest + smallest) // 2
+        randoms, turns = self.settings.subnets - 2, supernet.covering[1:]
+        covering = 0
+        if self.settings.covering and turns:
+            covering, randoms = sum(map(flops, turns)) // len(turns), randoms - 1
+        return largest + smallest + covering + randoms * (largest + smallest) // 2
 
     def _save(self, epoch: int, supernet: Supernet, optimizer: torch.optim.Optimizer) -> None:
         with tempfile.TemporaryDirectory() as folder:
