@@ -264,7 +264,7 @@ def sandwich_networks(tiny_splits, **settings) -> list[list[str]]:
     sandwich_epoch(
         supernet, torch.optim.Adam(supernet.parameters()), tiny_splits,
         SupernetSettings(**settings), smallest, RandomArchitectures(SMALL_CNN.sample, 0),
-        batch_size=48, generator=torch.Generator().manual_seed(0),
+        batch_size=48, generator=torch.Generator().manual_seed(0), epoch=1,
     )  # fmt: skip
     return steps
 

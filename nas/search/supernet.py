@@ -156,7 +156,7 @@ class SupernetTrainer:
                 generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
                 loss = sandwich_epoch(
                     supernet, optimizer, self.splits, self.settings, self.smallest, draws,
-                    self.batch_size, generator,
+                    self.batch_size, generator, epoch,
                 )  # fmt: skip
                 self._save(epoch, supernet, optimizer)
                 samples = len(self.splits.train_x)

@@ -26,7 +26,10 @@ class SupernetSettings:
     `epochs` passes over the training set; each step runs `subnets` networks (the
     largest, the smallest and `subnets - 2` drawn at random), so one supernet epoch costs
     `subnets` epochs of the budget. Adam with learning rate `lr`. With `distill`, every
-    network but the largest learns the largest's outputs (in-place distillation). With
+    network but the largest learns the largest's outputs (in-place distillation), after
+    the first `distill_warmup` epochs, in which they learn the labels: an untrained
+    largest network's outputs are nearly uniform, and a small network matches them by
+    switching its ReLUs off for good (a hidden layer after a wide flatten dies). With
     `covering`, one of each step's random networks is instead the next of the supernet's
     other covering networks, in turn (for `cnn`, the widest of every depth with and
     without its hidden layer), so that tensors only they hold whole (a shallow network's
@@ -39,6 +42,7 @@ class SupernetSettings:
     subnets: int = 4
     lr: float = 2e-3
     distill: bool = True
+    distill_warmup: int = 0
     covering: bool = False
     bn_images: int = 2048
 
@@ -66,6 +70,10 @@ class SupernetSettings:
                 f"train.supernet.covering needs train.supernet.subnets >= 3 (largest, "
                 f"smallest and the covering one), got {self.subnets!r}"
             )
+
+    def distills_in(self, epoch: int) -> bool:
+        """Whether the networks other than the largest learn its outputs in `epoch` (from 1)."""
+        return self.distill and epoch > self.distill_warmup
 
     @property
     def epoch_cost(self) -> int:
@@ -98,10 +106,13 @@ def sandwich_epoch(
     draws: RandomArchitectures,
     batch_size: int,
     generator: torch.Generator,
+    epoch: int,
 ) -> float:
-    """One pass over the training split by the sandwich rule; returns the largest
-    network's mean loss. Raises FloatingPointError when it is not finite."""
+    """Epoch `epoch` (from 1): one pass over the training split by the sandwich rule;
+    returns the largest network's mean loss. Raises FloatingPointError when it is not
+    finite."""
     supernet.train()
+    distill = settings.distills_in(epoch)
     rotation = itertools.cycle(supernet.covering[1:]) if settings.covering else iter(())
     augment = splits.augmenter(generator)
     total, batches = torch.zeros((), device=splits.train_x.device), 0
@@ -117,7 +128,7 @@ def sandwich_epoch(
         others += [draws.draw() for _ in range(settings.subnets - len(others) - 1)]
         for candidate in others:
             out = supernet(inputs, candidate)
-            if settings.distill:
+            if distill:
                 F.kl_div(F.log_softmax(out, dim=1), soft, reduction="batchmean").backward()
             else:
                 F.cross_entropy(out, labels).backward()
