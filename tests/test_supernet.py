@@ -245,8 +245,8 @@ def test_one_worker_claims_the_training_until_its_heartbeat_goes_stale(tiny_spli
     assert names == {study.study_name}
 
 
-def sandwich_networks(tiny_splits, **settings) -> list[list[str]]:
-    """The architectures each step of one sandwich epoch ran, by description."""
+def sandwich_networks(tiny_splits, epoch: int = 1, **settings) -> list[list[str]]:
+    """The architectures each step of sandwich epoch `epoch` ran, by description."""
     from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
 
     supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
@@ -264,7 +264,7 @@ def sandwich_networks(tiny_splits, **settings) -> list[list[str]]:
     sandwich_epoch(
         supernet, torch.optim.Adam(supernet.parameters()), tiny_splits,
         SupernetSettings(**settings), smallest, RandomArchitectures(SMALL_CNN.sample, 0),
-        batch_size=48, generator=torch.Generator().manual_seed(0), epoch=1,
+        batch_size=48, generator=torch.Generator().manual_seed(0), epoch=epoch,
     )  # fmt: skip
     return steps
 
@@ -285,6 +285,24 @@ def test_a_covering_sandwich_runs_the_other_covering_networks_in_turn(tiny_split
     assert [networks[2] for networks in plain] != [others[n % 3] for n in range(5)]
 
 
+@pytest.mark.parametrize("epoch, distilled", [(1, 0), (2, 0), (3, 3)])
+def test_the_others_learn_the_labels_until_the_distillation_warmup_is_over(
+    tiny_splits, monkeypatch, epoch, distilled
+):
+    calls = {"kl_div": 0, "cross_entropy": 0}
+    for name in calls:
+        original = getattr(torch.nn.functional, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(torch.nn.functional, name, counted)
+    steps = sandwich_networks(tiny_splits, epoch, subnets=4, distill_warmup=2)
+    assert calls["kl_div"] == distilled * len(steps)
+    assert calls["cross_entropy"] == (4 - distilled) * len(steps)  # the largest's, always
+
+
 def test_a_covering_sandwich_needs_room_for_the_covering_network():
     from nas.supernet.sandwich import SupernetSettings
 
@@ -292,19 +310,22 @@ def test_a_covering_sandwich_needs_room_for_the_covering_network():
         SupernetSettings(subnets=2, covering=True)
     with pytest.raises(ValueError, match="covering must be true or false"):
         SupernetSettings(covering="yes")
+    with pytest.raises(ValueError, match="distill_warmup must be a whole number >= 0"):
+        SupernetSettings(distill_warmup=-1)
 
 
-def test_a_study_recorded_before_the_covering_setting_resumes_only_without_it():
+def test_a_study_recorded_before_settings_were_added_resumes_only_with_their_defaults():
     from nas.search.recorded import setting_changes
 
     study = optuna.create_study()
     study.set_user_attr("train_config", {"epochs": 3, "supernet": {"epochs": 6}})
     study.set_user_attr("finetune_config", {"epochs": 2})
-    same = {"epochs": 3, "supernet": {"epochs": 6, "covering": False}}
+    same = {"epochs": 3, "supernet": {"epochs": 6, "covering": False, "distill_warmup": 0}}
     assert setting_changes(study, {"train_config": same, "finetune_config": {"epochs": 2}}) == []
-    covering = {"epochs": 3, "supernet": {"epochs": 6, "covering": True}}
-    assert setting_changes(study, {"train_config": covering}) == [
-        "train.supernet.covering false -> true"
+    changed = {"epochs": 3, "supernet": {"epochs": 6, "covering": True, "distill_warmup": 1}}
+    assert setting_changes(study, {"train_config": changed}) == [
+        "train.supernet.covering false -> true",
+        "train.supernet.distill_warmup 0 -> 1",
     ]
     from_scratch = optuna.create_study()
     from_scratch.set_user_attr("train_config", {"epochs": 3})

@@ -70,6 +70,11 @@ class SupernetSettings:
                 f"train.supernet.covering needs train.supernet.subnets >= 3 (largest, "
                 f"smallest and the covering one), got {self.subnets!r}"
             )
+        warmup = self.distill_warmup
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ValueError(
+                f"train.supernet.distill_warmup must be a whole number >= 0, got {warmup!r}"
+            )
 
     def distills_in(self, epoch: int) -> bool:
         """Whether the networks other than the largest learn its outputs in `epoch` (from 1)."""
