@@ -42,7 +42,7 @@ class SupernetSettings:
     subnets: int = 4
     lr: float = 2e-3
     distill: bool = True
-    distill_warmup: int = 0
+    distill_warmup: int = 1
     covering: bool = False
     bn_images: int = 2048
 
