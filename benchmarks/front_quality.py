@@ -71,6 +71,7 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_supernet_shift": ["train=supernet", SHIFTS],  # shifts where trials are cheap
     "search_supernet_covering": ["train=supernet", "train.supernet.covering=true"],
     "search_supernet_warmup": ["train=supernet", "train.supernet.distill_warmup=1"],
+    "search_supernet_short": ["train=supernet", "train.supernet.epochs=3"],  # half the FLOPs
     "search_shift": [SHIFTS],  # the rule (LAMP for cnn) with a shift per layer
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
     "search_shift_sensitivity": [SHIFTS, SENSITIVITY_SHIFTS],  # its first trial's shifts
