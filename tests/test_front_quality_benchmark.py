@@ -60,9 +60,7 @@ def test_equal_flops_cuts_every_method_of_a_seed_at_its_cheapest(bench):
         "costly": [study_of(150.0, (0.9, 10, 40.0), (0.95, 20, 40.0), (0.97, 30, 40.0))],
     }
     reference = [(1000, 1000)]
-    measured = {
-        method: [bench.measure(rows[0], reference[0])] for method, rows in studies.items()
-    }
+    measured = {method: [bench.measure(rows[0], reference[0])] for method, rows in studies.items()}
     equal = bench.at_equal_flops(studies, measured, reference)
     assert equal["cheap"][0].trials == 2
     assert (equal["costly"][0].trials, equal["costly"][0].train_flops) == (1, 190.0)
