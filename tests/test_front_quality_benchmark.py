@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "front_quality.py"
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 
 @pytest.fixture(scope="module")
