@@ -17,13 +17,14 @@ import optuna
 import torch
 
 from nas.data.embedded import load_mnist5k
+from nas.search.reference import ReferenceTrial
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
 from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
 from search_spaces.cnn import CNNSpace
 
 SPACE = CNNSpace(kernel_sizes=(3,))
-SMALLEST = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
+SMALLEST = SPACE.sample(ReferenceTrial(smallest=True))  # the sandwich's bottom, as in a search
 
 
 def units_on(supernet: Supernet, images: torch.Tensor, width: int) -> int:

@@ -47,11 +47,11 @@ class SupernetSettings:
     bn_images: int = 2048
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "subnets", "bn_images"):
+        for name, least in (("epochs", 1), ("subnets", 1), ("bn_images", 1), ("distill_warmup", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(
-                    f"train.supernet.{name} must be a whole number >= 1, got {value!r}"
+                    f"train.supernet.{name} must be a whole number >= {least}, got {value!r}"
                 )
         if self.subnets < 2:
             raise ValueError(
@@ -69,11 +69,6 @@ class SupernetSettings:
             raise ValueError(
                 f"train.supernet.covering needs train.supernet.subnets >= 3 (largest, "
                 f"smallest and the covering one), got {self.subnets!r}"
-            )
-        warmup = self.distill_warmup
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ValueError(
-                f"train.supernet.distill_warmup must be a whole number >= 0, got {warmup!r}"
             )
 
     def distills_in(self, epoch: int) -> bool:
