@@ -245,28 +245,38 @@ def test_one_worker_claims_the_training_until_its_heartbeat_goes_stale(tiny_spli
     assert names == {study.study_name}
 
 
-def sandwich_networks(tiny_splits, epoch: int = 1, **settings) -> list[list[str]]:
-    """The architectures each step of sandwich epoch `epoch` ran, by description."""
+def sandwich_run(tiny_splits, epoch: int = 1, **settings):
+    """Sandwich epoch `epoch` of a fresh supernet: the (architecture, batch size) of every
+    network each step ran, the epoch's tally and the supernet."""
     from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
 
     supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
-    steps: list[list[str]] = []
-    forward = supernet.forward
+    optimizer = torch.optim.Adam(supernet.parameters())
+    steps: list[list[tuple[Candidate, int]]] = [[]]
+    forward, step = supernet.forward, optimizer.step
 
     def recording(x, candidate):
-        if candidate is supernet.largest:
-            steps.append([])
-        steps[-1].append(SMALL_CNN.describe(candidate))
+        steps[-1].append((candidate, len(x)))
         return forward(x, candidate)
 
-    supernet.forward = recording
+    def stepping(*args, **kwargs):
+        steps.append([])
+        return step(*args, **kwargs)
+
+    supernet.forward, optimizer.step = recording, stepping
     smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
-    sandwich_epoch(
-        supernet, torch.optim.Adam(supernet.parameters()), tiny_splits,
-        SupernetSettings(**settings), smallest, RandomArchitectures(SMALL_CNN.sample, 0),
-        batch_size=48, generator=torch.Generator().manual_seed(0), epoch=epoch,
+    tally = sandwich_epoch(
+        supernet, optimizer, tiny_splits, SupernetSettings(**settings), smallest,
+        RandomArchitectures(SMALL_CNN.sample, 0), batch_size=48,
+        generator=torch.Generator().manual_seed(0), epoch=epoch,
     )  # fmt: skip
-    return steps
+    return steps[:-1], tally, supernet
+
+
+def sandwich_networks(tiny_splits, epoch: int = 1, **settings) -> list[list[str]]:
+    """The architectures each step of sandwich epoch `epoch` ran, by description."""
+    steps, _, _ = sandwich_run(tiny_splits, epoch, **settings)
+    return [[SMALL_CNN.describe(candidate) for candidate, _ in ran] for ran in steps]
 
 
 def test_a_covering_sandwich_runs_the_other_covering_networks_in_turn(tiny_splits):
@@ -303,6 +313,27 @@ def test_the_others_learn_the_labels_until_the_distillation_warmup_is_over(
     assert calls["cross_entropy"] == (4 - distilled) * len(steps)  # the largest's, always
 
 
+def test_the_largest_network_runs_every_nth_step_and_without_it_the_others_learn_labels(
+    tiny_splits, monkeypatch
+):
+    calls = {"kl_div": 0, "cross_entropy": 0}
+    for name in calls:
+        original = getattr(torch.nn.functional, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(torch.nn.functional, name, counted)
+    steps = sandwich_networks(tiny_splits, 2, subnets=3, largest_every=2)
+    largest = "conv 16-16 k3 > fc 16 > head"
+    assert [networks[0] == largest for networks in steps] == [True, False, True, False, True]
+    assert [len(networks) for networks in steps] == [3, 2, 3, 2, 3]
+    assert all(networks[-2] == "conv 8 k3 > head" for networks in steps)  # the smallest
+    assert calls["kl_div"] == 3 * 2  # the two others of each step with the largest
+    assert calls["cross_entropy"] == 3 + 2 * 2  # the largest's, and the others' without it
+
+
 def test_a_covering_sandwich_needs_room_for_the_covering_network():
     from nas.supernet.sandwich import SupernetSettings
 
@@ -312,6 +343,8 @@ def test_a_covering_sandwich_needs_room_for_the_covering_network():
         SupernetSettings(covering="yes")
     with pytest.raises(ValueError, match="distill_warmup must be a whole number >= 0"):
         SupernetSettings(distill_warmup=-1)
+    with pytest.raises(ValueError, match="largest_every must be a whole number >= 1"):
+        SupernetSettings(largest_every=0)
 
 
 def test_a_study_recorded_before_settings_were_added_resumes_only_with_their_defaults():
@@ -320,34 +353,49 @@ def test_a_study_recorded_before_settings_were_added_resumes_only_with_their_def
     study = optuna.create_study()
     study.set_user_attr("train_config", {"epochs": 3, "supernet": {"epochs": 6}})
     study.set_user_attr("finetune_config", {"epochs": 2})
-    same = {"epochs": 3, "supernet": {"epochs": 6, "covering": False, "distill_warmup": 0}}
+    added = {"covering": False, "distill_warmup": 0, "largest_every": 1}
+    same = {"epochs": 3, "supernet": {"epochs": 6, **added}}
     assert setting_changes(study, {"train_config": same, "finetune_config": {"epochs": 2}}) == []
-    changed = {"epochs": 3, "supernet": {"epochs": 6, "covering": True, "distill_warmup": 1}}
+    changed = {"covering": True, "distill_warmup": 1, "largest_every": 2}
+    changed = {"epochs": 3, "supernet": {"epochs": 6, **changed}}
     assert setting_changes(study, {"train_config": changed}) == [
         "train.supernet.covering false -> true",
         "train.supernet.distill_warmup 0 -> 1",
+        "train.supernet.largest_every 1 -> 2",
     ]
     from_scratch = optuna.create_study()
     from_scratch.set_user_attr("train_config", {"epochs": 3})
     assert setting_changes(from_scratch, {"train_config": {"epochs": 3}}) == []
 
 
-def test_the_supernets_training_flops_count_the_covering_network_of_each_step(tiny_splits):
+def test_a_sandwich_epoch_counts_the_passes_and_flops_of_the_networks_it_ran(tiny_splits):
     from nas.prune.counting import dense_flops
+    from nas.supernet.sandwich import SupernetSettings
 
-    supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
-    smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
+    steps, tally, supernet = sandwich_run(tiny_splits, subnets=3, largest_every=2)
+    ran = [network for networks in steps for network in networks]
+    flops = sum(size * dense_flops(supernet.build(c), tiny_splits.in_shape) for c, size in ran)
+    assert tally.flops == flops
+    # 5 steps of 48 images: the largest in steps 1, 3 and 5, two others in each
+    assert tally.passes == pytest.approx(2 + 3 / 5)
+    assert SupernetSettings(subnets=3, largest_every=2).epoch_cost == 2.5
 
-    def flops(candidate: Candidate) -> int:
-        return dense_flops(supernet.build(candidate), tiny_splits.in_shape)
 
-    largest, small = flops(supernet.largest), flops(smallest)
-    turns = [flops(candidate) for candidate in supernet.covering[1:]]
-    study = optuna.create_study()
-    plain, covering = (trainer(study, tiny_splits, subnets=4, covering=c) for c in (False, True))
-    plain.smallest = covering.smallest = smallest
-    middle = (largest + small) // 2
-    assert plain._flops_per_step_sample(supernet) == largest + small + 2 * middle
-    assert covering._flops_per_step_sample(supernet) == (
-        largest + small + sum(turns) // len(turns) + middle
+def test_the_supernet_record_sums_the_training_of_every_epoch(tiny_splits, tmp_path, monkeypatch):
+    import nas.search.supernet as shared
+    from nas.supernet.sandwich import EpochTally
+
+    monkeypatch.setattr(
+        shared, "sandwich_epoch", lambda *args: EpochTally(loss=1.0, passes=2.6, flops=1000)
     )
+    study = optuna.create_study()
+    shared_trainer = trainer(study, tiny_splits, epochs=2, subnets=3, largest_every=2)
+    shared_trainer.store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path))
+    shared_trainer.ready()
+    record = shared.record_of(study)
+    assert (record["epochs_done"], record["train_epochs"], record["train_flops"]) == (2, 5.2, 6000)
+    resumed = trainer(study, tiny_splits, epochs=3, subnets=3, largest_every=2)
+    resumed.store = shared_trainer.store
+    resumed._train(2)
+    record = shared.record_of(study)
+    assert (record["epochs_done"], record["train_epochs"], record["train_flops"]) == (3, 7.8, 9000)

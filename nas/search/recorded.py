@@ -53,7 +53,11 @@ TRIAL_SETTING_GROUPS = ("data", "train", "finetune", "prune", "schedule")
 FREE_SETTINGS = frozenset({"data.download"})
 # Settings added since studies were first recorded, with the value that behaves as the
 # versions before them did: a study that does not record one is read as having it.
-ADDED_SETTINGS = {"train.supernet.covering": False, "train.supernet.distill_warmup": 0}
+ADDED_SETTINGS = {
+    "train.supernet.covering": False,
+    "train.supernet.distill_warmup": 0,
+    "train.supernet.largest_every": 1,
+}
 _UNSET = object()
 
 

@@ -449,7 +449,7 @@ def check_weight_sharing(
     space: SearchSpace, settings: SupernetSettings, max_epochs: int | None
 ) -> None:
     """Raise a UsageError unless `space` offers a supernet and the epoch budget pays for
-    training it (`settings.epochs` x `settings.subnets`) with room left for trials."""
+    training it (`settings.epochs` x `settings.epoch_cost`) with room left for trials."""
     if not callable(getattr(space, "supernet", None)):
         raise UsageError(
             f"train=supernet: the space {type(space).__name__} has no "
@@ -460,8 +460,8 @@ def check_weight_sharing(
     if max_epochs is not None and max_epochs <= cost:
         raise UsageError(
             f"study.max_epochs={max_epochs} leaves nothing for trials after the supernet's "
-            f"{cost} epochs (train.supernet.epochs={settings.epochs} x "
-            f"train.supernet.subnets={settings.subnets})"
+            f"{cost:g} epochs (train.supernet.epochs={settings.epochs} x "
+            f"{settings.epoch_cost:g} sub-network passes each)"
         )
 
 

@@ -31,7 +31,6 @@ from tqdm import tqdm
 
 from nas.data import Splits
 from nas.errors import UsageError
-from nas.prune import counting
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
 from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
@@ -147,25 +146,25 @@ class SupernetTrainer:
             optimizer = torch.optim.Adam(supernet.parameters(), lr=self.settings.lr)
             if done:
                 optimizer.load_state_dict(self._state(done)["optimizer"])
-            flops_per_sample = self._flops_per_step_sample(supernet)
+            record = record_of(self.study)
+            spent = record.get("train_epochs", 0) if done else 0
+            flops = record.get("train_flops", 0) if done else 0
             for epoch in tqdm(
                 range(done + 1, self.settings.epochs + 1), desc="supernet", unit="epoch",
                 initial=done, total=self.settings.epochs, leave=False,
             ):  # fmt: skip
                 draws = RandomArchitectures(self.sample, seed=self.seed * 1000 + epoch)
                 generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-                loss = sandwich_epoch(
+                tally = sandwich_epoch(
                     supernet, optimizer, self.splits, self.settings, self.smallest, draws,
                     self.batch_size, generator, epoch,
                 )  # fmt: skip
                 self._save(epoch, supernet, optimizer)
-                samples = len(self.splits.train_x)
-                self._write(
-                    epochs_done=epoch,
-                    train_epochs=epoch * self.settings.epoch_cost,
-                    train_flops=3 * samples * epoch * flops_per_sample,
+                spent, flops = spent + tally.passes, flops + 3 * tally.flops
+                self._write(epochs_done=epoch, train_epochs=round(spent, 6), train_flops=flops)
+                log.info(
+                    "supernet epoch %d of %d: loss %.4f", epoch, self.settings.epochs, tally.loss
                 )
-                log.info("supernet epoch %d of %d: loss %.4f", epoch, self.settings.epochs, loss)
         finally:
             stop.set()
             beat.join()
@@ -179,22 +178,6 @@ class SupernetTrainer:
                 self.study.set_user_attr(HEARTBEAT, time.time())
             except Exception:  # the storage is busy: the next beat tries again
                 log.debug("supernet heartbeat not written", exc_info=True)
-
-    def _flops_per_step_sample(self, supernet: Supernet) -> int:
-        """Forward FLOPs per training sample of one step, estimated as the largest and the
-        smallest network, the mean of the other covering networks when they take a turn
-        (`covering`), and the middle of the largest and the smallest for each random one."""
-        in_shape = self.splits.in_shape
-
-        def flops(candidate: Candidate) -> int:
-            return counting.dense_flops(supernet.build(candidate), in_shape)
-
-        largest, smallest = flops(supernet.largest), flops(self.smallest)
-        randoms, turns = self.settings.subnets - 2, supernet.covering[1:]
-        covering = 0
-        if self.settings.covering and turns:
-            covering, randoms = sum(map(flops, turns)) // len(turns), randoms - 1
-        return largest + smallest + covering + randoms * (largest + smallest) // 2
 
     def _save(self, epoch: int, supernet: Supernet, optimizer: torch.optim.Optimizer) -> None:
         with tempfile.TemporaryDirectory() as folder:

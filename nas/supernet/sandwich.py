@@ -1,19 +1,21 @@
 """Training a supernet with the sandwich rule (Yu et al. 2019, as Once-for-All trains its
 elastic stages): every step runs the largest network, the smallest and some random ones
 on the same batch, sums their gradients and takes one optimizer step. With in-place
-distillation the smaller networks learn the largest one's outputs of that step."""
+distillation the smaller networks learn the largest one's outputs of that step. The
+largest network may run in only every n-th step, the costliest part of a step."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 import torch
 import torch.nn.functional as F
 
 from nas.data import Splits
+from nas.prune.counting import dense_flops
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
 from nas.trial.train import finite_mean, shuffled_batches
@@ -25,10 +27,12 @@ class SupernetSettings:
 
     `epochs` passes over the training set; each step runs `subnets` networks (the
     largest, the smallest and `subnets - 2` drawn at random), so one supernet epoch costs
-    `subnets` epochs of the budget. Adam with learning rate `lr`. With `distill`, every
-    network but the largest learns the largest's outputs (in-place distillation), after
-    the first `distill_warmup` epochs, in which they learn the labels: an untrained
-    largest network's outputs are nearly uniform, and a small network matches them by
+    `subnets` epochs of the budget. With `largest_every` = n > 1 the largest runs only in
+    every n-th step (the first of each n), and an epoch costs about `subnets - 1 + 1/n`.
+    Adam with learning rate `lr`. With `distill`, every network but the largest learns the
+    largest's outputs of the step (in-place distillation; in a step without the largest,
+    the labels), after the first `distill_warmup` epochs, in which they learn the labels:
+    an untrained largest network's outputs are nearly uniform, and a small network matches them by
     switching its ReLUs off for good (a hidden layer after a wide flatten dies). With
     `covering`, one of each step's random networks is instead the next of the supernet's
     other covering networks, in turn (for `cnn`, the widest of every depth with and
@@ -44,10 +48,14 @@ class SupernetSettings:
     distill: bool = True
     distill_warmup: int = 1
     covering: bool = False
+    largest_every: int = 1
     bn_images: int = 2048
 
     def __post_init__(self) -> None:
-        for name, least in (("epochs", 1), ("subnets", 1), ("bn_images", 1), ("distill_warmup", 0)):
+        for name, least in (
+            ("epochs", 1), ("subnets", 1), ("bn_images", 1), ("distill_warmup", 0),
+            ("largest_every", 1),
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(
@@ -76,9 +84,37 @@ class SupernetSettings:
         return self.distill and epoch > self.distill_warmup
 
     @property
-    def epoch_cost(self) -> int:
-        """Budget epochs one supernet epoch costs: one sub-network pass per network run."""
-        return self.subnets
+    def epoch_cost(self) -> float:
+        """Budget epochs one supernet epoch costs, about (exactly when `largest_every` is 1):
+        one sub-network pass per network run. `sandwich_epoch` counts them exactly."""
+        return self.subnets - 1 + 1 / self.largest_every
+
+
+@dataclass
+class EpochTally:
+    """What one sandwich epoch ran: the largest network's mean loss, the sub-network passes
+    over the training split (budget epochs) and the forward FLOPs summed over every sample
+    of every network run."""
+
+    loss: float
+    passes: float
+    flops: int
+
+
+@dataclass
+class ForwardFlops:
+    """Forward FLOPs per sample of the networks sliced out of `supernet` (`flops`' count of
+    the dense network), computed once per architecture."""
+
+    supernet: Supernet
+    in_shape: tuple[int, ...]
+    known: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, candidate: Candidate) -> int:
+        key = repr(sorted(candidate.arch.items()))
+        if key not in self.known:
+            self.known[key] = dense_flops(self.supernet.build(candidate), self.in_shape)
+        return self.known[key]
 
 
 class RandomArchitectures:
@@ -107,32 +143,43 @@ def sandwich_epoch(
     batch_size: int,
     generator: torch.Generator,
     epoch: int,
-) -> float:
-    """Epoch `epoch` (from 1): one pass over the training split by the sandwich rule;
-    returns the largest network's mean loss. Raises FloatingPointError when it is not
-    finite."""
+) -> EpochTally:
+    """Epoch `epoch` (from 1): one pass over the training split by the sandwich rule.
+    Raises FloatingPointError when the largest network's mean loss is not finite."""
     supernet.train()
     distill = settings.distills_in(epoch)
     rotation = itertools.cycle(supernet.covering[1:]) if settings.covering else iter(())
     augment = splits.augmenter(generator)
+    flops_of = ForwardFlops(supernet, splits.in_shape)
     total, batches = torch.zeros((), device=splits.train_x.device), 0
-    for inputs, labels in shuffled_batches(
-        splits.train_x, splits.train_y, batch_size, generator, augment
+    samples, flops = 0, 0
+    for step, (inputs, labels) in enumerate(
+        shuffled_batches(splits.train_x, splits.train_y, batch_size, generator, augment)
     ):
         optimizer.zero_grad(set_to_none=True)
-        logits = supernet(inputs, supernet.largest)
-        loss = F.cross_entropy(logits, labels)
-        loss.backward()
-        soft = F.softmax(logits.detach(), dim=1)
+        ran, soft = [], None
+        if step % settings.largest_every == 0:
+            logits = supernet(inputs, supernet.largest)
+            loss = F.cross_entropy(logits, labels)
+            loss.backward()
+            soft = F.softmax(logits.detach(), dim=1) if distill else None
+            ran.append(supernet.largest)
+            total += loss.detach()
+            batches += 1
         others = [smallest, *itertools.islice(rotation, 1)]
         others += [draws.draw() for _ in range(settings.subnets - len(others) - 1)]
         for candidate in others:
             out = supernet(inputs, candidate)
-            if distill:
+            if soft is not None:
                 F.kl_div(F.log_softmax(out, dim=1), soft, reduction="batchmean").backward()
             else:
                 F.cross_entropy(out, labels).backward()
         optimizer.step()
-        total += loss.detach()
-        batches += 1
-    return finite_mean(total, batches, "supernet training loss")
+        ran += others
+        samples += len(inputs) * len(ran)
+        flops += len(inputs) * sum(map(flops_of, ran))
+    return EpochTally(
+        loss=finite_mean(total, batches, "supernet training loss"),
+        passes=samples / len(splits.train_x),
+        flops=flops,
+    )
