@@ -75,6 +75,9 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     # cheaper sandwich steps: the largest network in every other step; one random network
     "search_supernet_largest2": ["train=supernet", "train.supernet.largest_every=2"],
     "search_supernet_subnets3": ["train=supernet", "train.supernet.subnets=3"],
+    "search_supernet_subnets3_largest2": [
+        "train=supernet", "train.supernet.subnets=3", "train.supernet.largest_every=2"
+    ],  # fmt: skip
     "search_shift": [SHIFTS],  # the rule (LAMP for cnn) with a shift per layer
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
     "search_shift_sensitivity": [SHIFTS, SENSITIVITY_SHIFTS],  # its first trial's shifts
