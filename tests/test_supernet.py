@@ -381,6 +381,19 @@ def test_a_sandwich_epoch_counts_the_passes_and_flops_of_the_networks_it_ran(tin
     assert SupernetSettings(subnets=3, largest_every=2).epoch_cost == 2.5
 
 
+def test_a_study_of_the_same_seed_trains_the_same_supernet(tiny_splits, tmp_path):
+    states = []
+    for before in (1, 2):  # whatever the process drew from torch's global generator before
+        torch.manual_seed(before)
+        same_seed = trainer(optuna.create_study(), tiny_splits, epochs=1, subnets=3)
+        same_seed.store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path))
+        same_seed.smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
+        states.append(same_seed.ready().state_dict())
+    assert states[0].keys() == states[1].keys()
+    for name, tensor in states[0].items():
+        torch.testing.assert_close(tensor, states[1][name], rtol=0, atol=0)
+
+
 def test_the_supernet_record_sums_the_training_of_every_epoch(tiny_splits, tmp_path, monkeypatch):
     import nas.search.supernet as shared
     from nas.supernet.sandwich import EpochTally

@@ -142,7 +142,7 @@ class SupernetTrainer:
         beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
         beat.start()  # first: building and loading must not look like a dead trainer
         try:
-            supernet = self._load(done) if done else self.make().to(self.splits.train_x.device)
+            supernet = self._load(done) if done else self._initial()
             optimizer = torch.optim.Adam(supernet.parameters(), lr=self.settings.lr)
             if done:
                 optimizer.load_state_dict(self._state(done)["optimizer"])
@@ -170,6 +170,13 @@ class SupernetTrainer:
             beat.join()
         self._release()
         return supernet.eval()
+
+    def _initial(self) -> Supernet:
+        """The untrained supernet, its weights drawn from the search's seed (not from
+        whatever torch's global generator holds), on the training device."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return self.make().to(self.splits.train_x.device)
 
     def _beat(self, stop: threading.Event) -> None:
         """Renew the heartbeat until `stop` is set; a failed write is logged and retried."""
