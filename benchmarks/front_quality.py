@@ -72,11 +72,12 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_supernet_covering": ["train=supernet", "train.supernet.covering=true"],
     "search_supernet_warmup": ["train=supernet", "train.supernet.distill_warmup=1"],
     "search_supernet_short": ["train=supernet", "train.supernet.epochs=3"],  # half the FLOPs
-    # cheaper sandwich steps: the largest network in every other step; one random network
-    "search_supernet_largest2": ["train=supernet", "train.supernet.largest_every=2"],
+    # the sandwich's cost per step: the largest network in every step (the former default),
+    # one random network instead of two, and both
+    "search_supernet_largest1": ["train=supernet", "train.supernet.largest_every=1"],
     "search_supernet_subnets3": ["train=supernet", "train.supernet.subnets=3"],
-    "search_supernet_subnets3_largest2": [
-        "train=supernet", "train.supernet.subnets=3", "train.supernet.largest_every=2"
+    "search_supernet_subnets3_largest1": [
+        "train=supernet", "train.supernet.subnets=3", "train.supernet.largest_every=1"
     ],  # fmt: skip
     "search_shift": [SHIFTS],  # the rule (LAMP for cnn) with a shift per layer
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule

@@ -169,9 +169,14 @@ def test_a_space_without_a_supernet_and_a_budget_too_small_are_one_line_errors()
 
     with pytest.raises(UsageError, match=r"NoSupernet has no supernet\(in_shape, n_classes\)"):
         check_weight_sharing(NoSupernet(), SupernetSettings(), None)
-    with pytest.raises(UsageError, match="study.max_epochs=24 leaves nothing"):
-        check_weight_sharing(CNNSpace(), SupernetSettings(epochs=6, subnets=4), 24)
-    check_weight_sharing(CNNSpace(), SupernetSettings(epochs=6, subnets=4), 25)
+    every_step = SupernetSettings(epochs=6, subnets=4, largest_every=1)
+    with pytest.raises(UsageError, match="study.max_epochs=24 leaves nothing .* 24 epochs"):
+        check_weight_sharing(CNNSpace(), every_step, 24)
+    check_weight_sharing(CNNSpace(), every_step, 25)
+    every_other_step = SupernetSettings(epochs=6, subnets=4, largest_every=2)
+    with pytest.raises(UsageError, match="study.max_epochs=21 leaves nothing .* 21 epochs"):
+        check_weight_sharing(CNNSpace(), every_other_step, 21)
+    check_weight_sharing(CNNSpace(), every_other_step, 22)
 
 
 def test_the_supernets_epochs_count_in_the_studys_budget():
@@ -280,7 +285,7 @@ def sandwich_networks(tiny_splits, epoch: int = 1, **settings) -> list[list[str]
 
 
 def test_a_covering_sandwich_runs_the_other_covering_networks_in_turn(tiny_splits):
-    steps = sandwich_networks(tiny_splits, subnets=4, covering=True)
+    steps = sandwich_networks(tiny_splits, subnets=4, covering=True, largest_every=1)
     supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
     others = [SMALL_CNN.describe(c) for c in supernet.covering[1:]]
     assert others == ["conv 16-16 k3 > head", "conv 16 k3 > fc 16 > head", "conv 16 k3 > head"]
@@ -290,7 +295,7 @@ def test_a_covering_sandwich_runs_the_other_covering_networks_in_turn(tiny_split
             "conv 16-16 k3 > fc 16 > head", "conv 8 k3 > head", others[number % 3]
         ]  # fmt: skip
         assert len(networks) == 4  # one random network left
-    plain = sandwich_networks(tiny_splits, subnets=4)
+    plain = sandwich_networks(tiny_splits, subnets=4, largest_every=1)
     assert all(len(networks) == 4 for networks in plain)
     assert [networks[2] for networks in plain] != [others[n % 3] for n in range(5)]
 
@@ -308,7 +313,7 @@ def test_the_others_learn_the_labels_until_the_distillation_warmup_is_over(
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(torch.nn.functional, name, counted)
-    steps = sandwich_networks(tiny_splits, epoch, subnets=4, distill_warmup=2)
+    steps = sandwich_networks(tiny_splits, epoch, subnets=4, distill_warmup=2, largest_every=1)
     assert calls["kl_div"] == distilled * len(steps)
     assert calls["cross_entropy"] == (4 - distilled) * len(steps)  # the largest's, always
 

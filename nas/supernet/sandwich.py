@@ -48,7 +48,7 @@ class SupernetSettings:
     distill: bool = True
     distill_warmup: int = 1
     covering: bool = False
-    largest_every: int = 1
+    largest_every: int = 2
     bn_images: int = 2048
 
     def __post_init__(self) -> None:
