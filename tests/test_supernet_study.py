@@ -81,9 +81,7 @@ def test_a_search_killed_while_the_supernet_trains_resumes_after_its_last_epoch(
 def test_two_workers_started_together_train_the_supernet_once(tmp_path):
     workers = [
         subprocess.Popen(
-            nas_command(
-                *command(tmp_path, "study.n_trials=4", "train.supernet.largest_every=1")
-            ),
+            nas_command(*command(tmp_path, "study.n_trials=4", "train.supernet.largest_every=1")),
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
