@@ -94,7 +94,7 @@ class TrialBudget:
                 refuse(
                     trial,
                     f"its {epochs} training epochs would take the study past study.max_epochs="
-                    f"{self.max_epochs} ({spent} spent)",
+                    f"{self.max_epochs} ({spent:g} spent)",
                 )
         trial.set_user_attr("train_epochs", epochs)
 

@@ -323,7 +323,7 @@ class Search:
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if not budget.short(study) or (queued_only and not waiting):
             log.info(
-                "study %r already holds %d finished trials (n_trials=%d) and spent %d "
+                "study %r already holds %d finished trials (n_trials=%d) and spent %g "
                 "training epochs (%s)",
                 study.study_name, finished, n_trials, budget.epochs_spent(study),
                 epoch_limit(max_epochs),
