@@ -300,10 +300,10 @@ def test_a_covering_sandwich_runs_the_other_covering_networks_in_turn(tiny_split
     assert [networks[2] for networks in plain] != [others[n % 3] for n in range(5)]
 
 
-@pytest.mark.parametrize("epoch, distilled", [(1, 0), (2, 0), (3, 3)])
-def test_the_others_learn_the_labels_until_the_distillation_warmup_is_over(
-    tiny_splits, monkeypatch, epoch, distilled
-):
+@pytest.fixture
+def loss_calls(monkeypatch) -> dict[str, int]:
+    """How often the losses are called from now on: distillation (`kl_div`) and labels
+    (`cross_entropy`)."""
     calls = {"kl_div": 0, "cross_entropy": 0}
     for name in calls:
         original = getattr(torch.nn.functional, name)
@@ -313,30 +313,28 @@ def test_the_others_learn_the_labels_until_the_distillation_warmup_is_over(
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(torch.nn.functional, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("epoch, distilled", [(1, 0), (2, 0), (3, 3)])
+def test_the_others_learn_the_labels_until_the_distillation_warmup_is_over(
+    tiny_splits, loss_calls, epoch, distilled
+):
     steps = sandwich_networks(tiny_splits, epoch, subnets=4, distill_warmup=2, largest_every=1)
-    assert calls["kl_div"] == distilled * len(steps)
-    assert calls["cross_entropy"] == (4 - distilled) * len(steps)  # the largest's, always
+    assert loss_calls["kl_div"] == distilled * len(steps)
+    assert loss_calls["cross_entropy"] == (4 - distilled) * len(steps)  # the largest's, always
 
 
 def test_the_largest_network_runs_every_nth_step_and_without_it_the_others_learn_labels(
-    tiny_splits, monkeypatch
+    tiny_splits, loss_calls
 ):
-    calls = {"kl_div": 0, "cross_entropy": 0}
-    for name in calls:
-        original = getattr(torch.nn.functional, name)
-
-        def counted(*args, _original=original, _name=name, **kwargs):
-            calls[_name] += 1
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(torch.nn.functional, name, counted)
     steps = sandwich_networks(tiny_splits, 2, subnets=3, largest_every=2)
     largest = "conv 16-16 k3 > fc 16 > head"
     assert [networks[0] == largest for networks in steps] == [True, False, True, False, True]
     assert [len(networks) for networks in steps] == [3, 2, 3, 2, 3]
     assert all(networks[-2] == "conv 8 k3 > head" for networks in steps)  # the smallest
-    assert calls["kl_div"] == 3 * 2  # the two others of each step with the largest
-    assert calls["cross_entropy"] == 3 + 2 * 2  # the largest's, and the others' without it
+    assert loss_calls["kl_div"] == 3 * 2  # the two others of each step with the largest
+    assert loss_calls["cross_entropy"] == 3 + 2 * 2  # the largest's, and the others' without it
 
 
 def test_a_covering_sandwich_needs_room_for_the_covering_network():
