@@ -26,13 +26,13 @@ class SupernetSettings:
     """How the supernet is trained, and how a trial recalibrates what it slices out.
 
     `epochs` passes over the training set; each step runs `subnets` networks (the
-    largest, the smallest and `subnets - 2` drawn at random), so one supernet epoch costs
-    `subnets` epochs of the budget. With `largest_every` = n > 1 the largest runs only in
-    every n-th step (the first of each n), and an epoch costs about `subnets - 1 + 1/n`.
-    Adam with learning rate `lr`. With `distill`, every network but the largest learns the
-    largest's outputs of the step (in-place distillation; in a step without the largest,
-    the labels), after the first `distill_warmup` epochs, in which they learn the labels:
-    an untrained largest network's outputs are nearly uniform, and a small network matches them by
+    largest, the smallest and `subnets - 2` drawn at random), except that the largest runs
+    only in every `largest_every`-th step (the first of each n), so one supernet epoch
+    costs about `subnets - 1 + 1/n` epochs of the budget. Adam with learning rate `lr`.
+    With `distill`, every network but the largest learns the largest's outputs of the
+    step (in-place distillation; in a step without the largest, the labels), after the
+    first `distill_warmup` epochs, in which they learn the labels: an untrained largest
+    network's outputs are nearly uniform, and a small network matches them by
     switching its ReLUs off for good (a hidden layer after a wide flatten dies). With
     `covering`, one of each step's random networks is instead the next of the supernet's
     other covering networks, in turn (for `cnn`, the widest of every depth with and
