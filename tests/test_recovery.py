@@ -23,14 +23,13 @@ pytestmark = [
 HEARTBEAT_INTERVAL, GRACE_PERIOD = 1, 2  # s: a trial is dead 2 s after its last heartbeat
 DEADLINE = 300  # s to wait for any one event, however loaded the machine is
 
-# One long trial (300 dense epochs on 60 images, about 10 s) that checkpoints every epoch,
-# long enough that a signal sent after its third checkpoint lands before it ends.
+# One long trial (100 dense epochs on 60 images) that checkpoints every epoch.
 LONG_TRIAL = (
     "search",
     "+space=cnn",
     "+debug=smoke",
     "study.n_trials=1",
-    "train.epochs=300",
+    "train.epochs=100",
     "data.n_samples=120",
     "study.checkpoint_over_epochs=0",
     f"study.heartbeat_interval={HEARTBEAT_INTERVAL}",
