@@ -7,6 +7,7 @@ for at least one of 512 training images, in the networks of width 8 and 32.
     python benchmarks/supernet_units.py --distill-warmup 0     # distillation from the start
     python benchmarks/supernet_units.py --distill-warmup 0 --no-distill
     python benchmarks/supernet_units.py --distill-warmup 0 --lr 5e-4
+    python benchmarks/supernet_units.py --largest-every 1      # the largest in every step
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--distill-warmup", type=int, default=SupernetSettings.distill_warmup)
     parser.add_argument("--no-distill", action="store_true")
     parser.add_argument("--lr", type=float, default=SupernetSettings.lr)
+    parser.add_argument("--largest-every", type=int, default=SupernetSettings.largest_every)
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -51,7 +53,7 @@ def main() -> None:
     splits = load_mnist5k(val_fraction=0.15, test_fraction=0.15, split_seed=0)
     settings = SupernetSettings(
         epochs=args.epochs, lr=args.lr, distill=not args.no_distill,
-        distill_warmup=args.distill_warmup,
+        distill_warmup=args.distill_warmup, largest_every=args.largest_every,
     )  # fmt: skip
     supernet = SPACE.supernet(splits.in_shape, splits.n_classes)
     optimizer = torch.optim.Adam(supernet.parameters(), lr=settings.lr)
