@@ -79,6 +79,10 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_supernet_subnets3_largest1": [
         "train=supernet", "train.supernet.subnets=3", "train.supernet.largest_every=1"
     ],  # fmt: skip
+    # the early exit where skipping fine-tuning makes a trial cost nothing: skip a sliced
+    # candidate a finished trial dominates by its dense (or right-after-pruning) accuracy
+    "search_supernet_exit": ["train=supernet", "study.early_exit=dense"],
+    "search_supernet_exit_pruned": ["train=supernet", "study.early_exit=pruned"],
     "search_shift": [SHIFTS],  # the rule (LAMP for cnn) with a shift per layer
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
     "search_shift_sensitivity": [SHIFTS, SENSITIVITY_SHIFTS],  # its first trial's shifts
