@@ -206,6 +206,14 @@ def test_training_settings_that_the_trials_epochs_contradict_are_refused():
         check_epochs(trials, TrainSettings(epochs=1, finetune_epochs=1))
 
 
+def test_a_trial_sliced_from_a_supernet_is_checked_by_its_fine_tuning_epochs_alone():
+    attrs = {"train_epochs": 2, "dense_cached": False, "dense_sliced": True}
+    trials = [optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)]
+    check_epochs(trials, TrainSettings(epochs=3, finetune_epochs=2))
+    with pytest.raises(UsageError, match=r"train.finetune_epochs=1 .* trained 2 epochs"):
+        check_epochs(trials, TrainSettings(epochs=3, finetune_epochs=1))
+
+
 @pytest.mark.slow
 def test_training_settings_the_study_records_win_over_the_command_line(searched):
     storage, configs = searched

@@ -140,13 +140,14 @@ def _settings_key(cfg: DictConfig) -> str:
 
 def check_epochs(trials: Sequence[FrozenTrial], settings: TrainSettings) -> None:
     """Refuse `settings` unless each trial's `train_epochs` is what they would have
-    trained: dense epochs unless its dense weights were cached, plus fine-tuning epochs
-    unless early exit skipped them."""
+    trained: dense epochs unless its dense weights were cached or sliced out of a
+    supernet, plus fine-tuning epochs unless early exit skipped them."""
     for trial in trials:
         attrs = trial.user_attrs
         if "train_epochs" not in attrs or "dense_cached" not in attrs:
             continue
-        expected = (0 if attrs["dense_cached"] else settings.epochs) + (
+        reused = attrs["dense_cached"] or attrs.get("dense_sliced", False)
+        expected = (0 if reused else settings.epochs) + (
             0 if attrs.get("finetune_skipped") else settings.finetune_epochs
         )
         if attrs["train_epochs"] != expected:
