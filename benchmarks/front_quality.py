@@ -98,7 +98,7 @@ class Measured:
     hypervolume: float
     best_10: float
     best_2: float
-    epochs: int
+    epochs: float
     train_flops: float  # NaN for studies recorded before trials counted them
     trials: int
     points: object  # normalised objectives of its finished trials

@@ -30,6 +30,7 @@ TRIAL_USER_ATTRS = {
     "removed_channels",
     "dense_cached",
     "dense_sliced",
+    "recalibration_epochs",
     "train_flops",
     "finetune_skipped",
     "macro_f1",

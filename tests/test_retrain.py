@@ -207,10 +207,11 @@ def test_training_settings_that_the_trials_epochs_contradict_are_refused():
 
 
 def test_a_trial_sliced_from_a_supernet_is_checked_by_its_fine_tuning_epochs_alone():
-    attrs = {"train_epochs": 2, "dense_cached": False, "dense_sliced": True}
+    attrs = {"train_epochs": 2.25, "recalibration_epochs": 0.25}
+    attrs |= {"dense_cached": False, "dense_sliced": True}
     trials = [optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)]
     check_epochs(trials, TrainSettings(epochs=3, finetune_epochs=2))
-    with pytest.raises(UsageError, match=r"train.finetune_epochs=1 .* trained 2 epochs"):
+    with pytest.raises(UsageError, match=r"train.finetune_epochs=1 .* trained 2.25 epochs"):
         check_epochs(trials, TrainSettings(epochs=3, finetune_epochs=1))
 
 

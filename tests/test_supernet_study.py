@@ -74,8 +74,10 @@ def test_a_search_killed_while_the_supernet_trains_resumes_after_its_last_epoch(
     finished = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(finished) == 2
     for trial in finished:  # sliced, or a sibling reusing the sliced weights: never trained
-        assert trial.user_attrs["dense_sliced"] or trial.user_attrs["dense_cached"]
-        assert trial.user_attrs["train_epochs"] == 1
+        attrs = trial.user_attrs
+        assert attrs["dense_sliced"] or attrs["dense_cached"]
+        assert (attrs["recalibration_epochs"] > 0) == attrs["dense_sliced"]
+        assert attrs["train_epochs"] == pytest.approx(1 + attrs["recalibration_epochs"])
 
 
 def test_two_workers_started_together_train_the_supernet_once(tmp_path):

@@ -44,7 +44,7 @@ class TrialBudget:
         return self.max_epochs - self.epochs_spent(study), self.max_epochs
 
     @staticmethod
-    def epochs_spent(study: optuna.Study, before: int | None = None) -> int:
+    def epochs_spent(study: optuna.Study, before: int | None = None) -> float:
         """Training epochs of the study's supernet, of the finished trials and of the
         running ones (those numbered before `before`, when given) that have said how many
         they train."""
@@ -85,7 +85,7 @@ class TrialBudget:
                 return False
         return taken < self.n_trials
 
-    def charge(self, trial: optuna.Trial, epochs: int) -> None:
+    def charge(self, trial: optuna.Trial, epochs: float) -> None:
         """Record that `trial` trains `epochs` epochs, so that other workers count them; raise
         `optuna.TrialPruned` instead when they would take the study past `max_epochs`."""
         if self.max_epochs is not None:
@@ -93,7 +93,7 @@ class TrialBudget:
             if spent + epochs > self.max_epochs:
                 refuse(
                     trial,
-                    f"its {epochs} training epochs would take the study past study.max_epochs="
+                    f"its {epochs:g} training epochs would take the study past study.max_epochs="
                     f"{self.max_epochs} ({spent:g} spent)",
                 )
         trial.set_user_attr("train_epochs", epochs)

@@ -347,7 +347,7 @@ class Search:
                 self.note(trial, result, model)
             set_constraints(trial, result, opts)
 
-        def before_run(trial: optuna.Trial, epochs: int) -> None:
+        def before_run(trial: optuna.Trial, epochs: float) -> None:
             refuse_repeat(trial)
             budget.charge(trial, epochs)
 

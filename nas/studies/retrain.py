@@ -141,7 +141,8 @@ def _settings_key(cfg: DictConfig) -> str:
 def check_epochs(trials: Sequence[FrozenTrial], settings: TrainSettings) -> None:
     """Refuse `settings` unless each trial's `train_epochs` is what they would have
     trained: dense epochs unless its dense weights were cached or sliced out of a
-    supernet, plus fine-tuning epochs unless early exit skipped them."""
+    supernet, plus fine-tuning epochs unless early exit skipped them, plus what
+    recalibrating a sliced network's BatchNorm cost (`recalibration_epochs`)."""
     for trial in trials:
         attrs = trial.user_attrs
         if "train_epochs" not in attrs or "dense_cached" not in attrs:
@@ -150,6 +151,7 @@ def check_epochs(trials: Sequence[FrozenTrial], settings: TrainSettings) -> None
         expected = (0 if reused else settings.epochs) + (
             0 if attrs.get("finetune_skipped") else settings.finetune_epochs
         )
+        expected += attrs.get("recalibration_epochs", 0)
         if attrs["train_epochs"] != expected:
             raise UsageError(
                 f"report: train.epochs={settings.epochs} and train.finetune_epochs="

@@ -85,8 +85,9 @@ class TrialResult:
     dense_flops: int
     sparsity_target: dict[str, float]
     sparsity_achieved: dict[str, float]
-    train_epochs: int
+    train_epochs: float
     train_flops: int
+    recalibration_epochs: float  # the part of train_epochs its BatchNorm recalibration cost
     resumed_from_epoch: int
     dense_cached: bool
     dense_sliced: bool
@@ -130,11 +131,21 @@ class TrialPipeline:
     dense_source: DenseSource | None = None
     recalibration_images: int = 2048
 
-    def planned_epochs(self, candidate: Candidate, seed: int) -> int:
+    def planned_epochs(self, candidate: Candidate, seed: int) -> float:
         """Training epochs `run` will spend on `candidate`: fine-tuning alone when its dense
-        weights are cached, dense training plus fine-tuning otherwise."""
-        ready = self.dense_source is not None or self.dense_cache.holds(candidate.arch, seed)
-        return self.settings.finetune_epochs + (0 if ready else self.settings.epochs)
+        weights are cached, fine-tuning and recalibration when they are sliced out of
+        `dense_source`, dense training plus fine-tuning otherwise."""
+        if self.dense_cache.holds(candidate.arch, seed):
+            return self.settings.finetune_epochs
+        if self.dense_source is not None:
+            return self.settings.finetune_epochs + self._recalibration_epochs()
+        return self.settings.finetune_epochs + self.settings.epochs
+
+    def _recalibration_epochs(self) -> float:
+        """What recalibrating BatchNorm costs in epochs: a forward pass over each of its
+        images, a third of what training on it costs (see `training_flops`)."""
+        images = min(self.recalibration_images, len(self.splits.train_x))
+        return images / (3 * len(self.splits.train_x))
 
     def holds_dense(self, params: dict, seed: int) -> bool:
         """Whether the dense weights of the architecture that trial parameters `params`
@@ -200,7 +211,12 @@ class TrialPipeline:
 
         saved = checkpoints.latest()
         cached = None if saved else self.dense_cache.get(candidate.arch, seed)
-        sliced = not saved and cached is None and self.dense_source is not None
+        # a resumed trial was sliced when the try its checkpoint comes from was
+        sliced = (
+            saved.get("dense_sliced", False)
+            if saved
+            else (cached is None and self.dense_source is not None)
+        )
         done = saved["epoch"] if saved else (dense_epochs if cached or sliced else 0)
         if saved:
             if saved["removed_channels"]:
@@ -216,6 +232,7 @@ class TrialPipeline:
             images = splits.train_x[: self.recalibration_images]
             recalibrate_batchnorm(model, images, settings.batch_size)
         dense_state = {
+            "dense_sliced": sliced,
             "removed_channels": [],
             "dense_accuracy": None,
             "dense_val_logits": None,
@@ -254,6 +271,7 @@ class TrialPipeline:
                 removed_channels = self._prune_to(model, targets, example)
                 optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
             state = {
+                "dense_sliced": sliced,
                 "removed_channels": removed_channels,
                 "dense_accuracy": dense.accuracy,
                 "dense_val_logits": dense.val_logits,
@@ -281,6 +299,8 @@ class TrialPipeline:
         )
         dense_trained = 0 if cached or sliced else dense_epochs
         finetune_trained = settings.finetune_epochs if finetuned else 0
+        recalibrated = min(self.recalibration_images, len(splits.train_x)) if sliced else 0
+        recalibration_epochs = self._recalibration_epochs() if sliced else 0.0
         finetune_flops = counting.dense_flops(model, splits.in_shape) if structural else dense_flops
         result = TrialResult(
             accuracy=top1_accuracy(val_logits, splits.val_y),
@@ -292,12 +312,14 @@ class TrialPipeline:
             dense_flops=dense_flops,
             sparsity_target=dict(targets),
             sparsity_achieved=achieved_sparsity(model, dense_counts),
-            train_epochs=dense_trained + finetune_trained,
+            train_epochs=dense_trained + finetune_trained + recalibration_epochs,
             train_flops=training_flops(
                 len(splits.train_x),
                 (dense_trained, dense_flops),
                 (finetune_trained, finetune_flops),
-            ),
+            )
+            + recalibrated * dense_flops,
+            recalibration_epochs=recalibration_epochs,
             resumed_from_epoch=done if saved else 0,
             dense_cached=cached is not None,
             dense_sliced=sliced,
@@ -385,7 +407,7 @@ class TrialPipeline:
         seed: int,
         checkpoints_for: Callable[[optuna.Trial], Checkpoints] | None = None,
         on_result: Callable[[optuna.Trial, TrialResult, nn.Module], None] | None = None,
-        before_run: Callable[[optuna.Trial, int], None] | None = None,
+        before_run: Callable[[optuna.Trial, float], None] | None = None,
         early_exit: EarlyExit = NO_EARLY_EXIT,
     ) -> Callable[[optuna.Trial], tuple[float, ...]]:
         """An Optuna objective: sample a candidate and `run` it with weights seeded by
