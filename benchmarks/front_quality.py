@@ -79,6 +79,7 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_supernet_subnets3_largest1": [
         "train=supernet", "train.supernet.subnets=3", "train.supernet.largest_every=1"
     ],  # fmt: skip
+    "search_supernet_bn512": ["train=supernet", "train.supernet.bn_images=512"],  # cheaper
     # the early exit where skipping fine-tuning makes a trial cost nothing: skip a sliced
     # candidate a finished trial dominates by its dense (or right-after-pruning) accuracy
     "search_supernet_exit": ["train=supernet", "study.early_exit=dense"],
