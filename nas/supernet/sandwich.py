@@ -49,7 +49,7 @@ class SupernetSettings:
     distill_warmup: int = 1
     covering: bool = False
     largest_every: int = 2
-    bn_images: int = 2048
+    bn_images: int = 512
 
     def __post_init__(self) -> None:
         for name, least in (

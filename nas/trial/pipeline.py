@@ -129,7 +129,7 @@ class TrialPipeline:
     distill: Distillation | None = None
     objectives: Objectives = field(default_factory=Objectives)
     dense_source: DenseSource | None = None
-    recalibration_images: int = 2048
+    recalibration_images: int = 512
 
     def planned_epochs(self, candidate: Candidate, seed: int) -> float:
         """Training epochs `run` will spend on `candidate`: fine-tuning alone when its dense
