@@ -225,6 +225,9 @@ def test_the_supernets_epochs_count_in_the_studys_budget():
     study.add_trial(optuna.create_trial(value=1.0, user_attrs={"train_epochs": 1}))
     assert TrialBudget.epochs_spent(study) == 25
     assert TrialBudget(10, max_epochs=25).exhausted(study)
+    # a rerun of the study then says it is done, rather than sampling a trial to refuse
+    assert not TrialBudget(10, max_epochs=25).short(study)
+    assert TrialBudget(10, max_epochs=26).short(study)
 
 
 def trainer(study, tiny_splits, **settings):

@@ -15,6 +15,11 @@ from nas.trial.objectives import DEFAULT, metric, objective_names
 log = logging.getLogger(__name__)
 
 
+def supernet_epochs(study: optuna.Study) -> float:
+    """The training epochs the study's supernet has cost (0 without one)."""
+    return study.user_attrs.get("supernet", {}).get("train_epochs", 0)
+
+
 class TrialBudget:
     """`n_trials` finished (COMPLETE) trials in total, and at most `max_epochs` training
     epochs (the `train_epochs` user attrs of finished and running trials summed), shared
@@ -48,8 +53,7 @@ class TrialBudget:
         """Training epochs of the study's supernet, of the finished trials and of the
         running ones (those numbered before `before`, when given) that have said how many
         they train."""
-        supernet = study.user_attrs.get("supernet", {}).get("train_epochs", 0)
-        return supernet + sum(
+        return supernet_epochs(study) + sum(
             trial.user_attrs.get("train_epochs", 0)
             for trial in study.get_trials(deepcopy=False)
             if trial.state == TrialState.COMPLETE
@@ -58,9 +62,11 @@ class TrialBudget:
 
     def short(self, study: optuna.Study) -> bool:
         """Whether the finished trials leave the budget unspent: fewer than `n_trials` of
-        them, having trained fewer than `max_epochs` epochs."""
+        them, having trained (with the study's supernet) fewer than `max_epochs` epochs."""
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        epochs = sum(trial.user_attrs.get("train_epochs", 0) for trial in finished)
+        epochs = supernet_epochs(study) + sum(
+            trial.user_attrs.get("train_epochs", 0) for trial in finished
+        )
         return len(finished) < self.n_trials and (
             self.max_epochs is None or epochs < self.max_epochs
         )
