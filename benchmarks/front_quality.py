@@ -79,6 +79,10 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_supernet_subnets3_largest1": [
         "train=supernet", "train.supernet.subnets=3", "train.supernet.largest_every=1"
     ],  # fmt: skip
+    # one fine-tuning epoch per candidate, at the full learning rate: twice the trials
+    "search_supernet_ft1": [
+        "train=supernet", "train.finetune_epochs=1", "train.finetune_lr_scale=1.0"
+    ],  # fmt: skip
     "search_supernet_bn512": ["train=supernet", "train.supernet.bn_images=512"],  # cheaper
     # the early exit where skipping fine-tuning makes a trial cost nothing: skip a sliced
     # candidate a finished trial dominates by its dense (or right-after-pruning) accuracy
