@@ -64,6 +64,7 @@ PER_LAYER = [  # independent per-layer ratios, the former default
 SEARCHES = {  # the joint search as configured, with each other sampler, then other sparsities
     "search": [],
     "search_random": ["sampler=random"],
+    "search_lr2": ["train.finetune_lr_scale=2.0"],  # fine-tuning at twice the learning rate
     "search_nsga2": ["sampler=nsga2"],
     "search_gp": ["sampler=gp"],
     "search_supernet": ["train=supernet"],  # weight sharing: one supernet, then fine-tuning
@@ -79,7 +80,11 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_supernet_subnets3_largest1": [
         "train=supernet", "train.supernet.subnets=3", "train.supernet.largest_every=1"
     ],  # fmt: skip
-    # one fine-tuning epoch per candidate, at the full learning rate: twice the trials
+    # the fine-tuning before today's (1 epoch at twice the learning rate): 2 epochs at half
+    # of it, as the from-scratch search fine-tunes; and 1 epoch at the learning rate itself
+    "search_supernet_ft2": [
+        "train=supernet", "train.finetune_epochs=2", "train.finetune_lr_scale=0.5"
+    ],  # fmt: skip
     "search_supernet_ft1": [
         "train=supernet", "train.finetune_epochs=1", "train.finetune_lr_scale=1.0"
     ],  # fmt: skip
