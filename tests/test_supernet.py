@@ -116,10 +116,9 @@ def test_a_kernel_smaller_than_the_shared_one_is_its_centre():
 SMALL_CNN = CNNSpace(blocks=(1, 2), channels=(8, 16), kernel_sizes=(3,), hidden=(0, 16))
 
 
-@pytest.mark.slow
-def test_a_trial_on_sliced_weights_fine_tunes_and_counts_its_recalibration_in_its_budget(
-    tiny_splits,
-):
+def sliced_trial(tiny_splits, finetune_epochs: int):
+    """A pipeline slicing SMALL_CNN's dense weights out of an untrained supernet
+    (recalibrating on 64 images), and a one-block candidate to run through it."""
     from optuna.trial import FixedTrial
 
     from nas.prune.methods import MagnitudePruning
@@ -127,14 +126,23 @@ def test_a_trial_on_sliced_weights_fine_tunes_and_counts_its_recalibration_in_it
     from nas.trial.train import TrainSettings
 
     supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
-    settings = TrainSettings(epochs=3, finetune_epochs=1, batch_size=64)
+    settings = TrainSettings(epochs=3, finetune_epochs=finetune_epochs, batch_size=64)
     pipeline = TrialPipeline(
         SMALL_CNN, tiny_splits, MagnitudePruning(), settings, torch.device("cpu"),
         dense_source=supernet.weights_for, recalibration_images=64,
     )  # fmt: skip
     params = {"arch.blocks": 1, "arch.block1.channels": 8, "arch.kernel_size": 3}
     params |= {"arch.hidden": 0, "sparsity.block1.conv": 0.5, "sparsity.head": 0.5}
-    candidate = SMALL_CNN.sample(FixedTrial(params))
+    return pipeline, SMALL_CNN.sample(FixedTrial(params))
+
+
+@pytest.mark.slow
+def test_a_trial_on_sliced_weights_fine_tunes_and_counts_its_recalibration_in_its_budget(
+    tiny_splits,
+):
+    from dataclasses import replace
+
+    pipeline, candidate = sliced_trial(tiny_splits, finetune_epochs=1)
     # the 64 recalibration images' forward passes: a third of a training pass each
     recalibration = 64 / (3 * len(tiny_splits.train_x))
     assert pipeline.planned_epochs(candidate, seed=0) == pytest.approx(1 + recalibration)
@@ -144,9 +152,7 @@ def test_a_trial_on_sliced_weights_fine_tunes_and_counts_its_recalibration_in_it
     assert result.train_epochs == pytest.approx(1 + recalibration)
     train = 3 * len(tiny_splits.train_x) * result.dense_flops
     assert result.train_flops == train + 64 * result.dense_flops
-    from_scratch = TrialPipeline(
-        SMALL_CNN, tiny_splits, MagnitudePruning(), settings, torch.device("cpu")
-    ).run(candidate, seed=0)[0]
+    from_scratch = replace(pipeline, dense_source=None).run(candidate, seed=0)[0]
     assert not from_scratch.dense_sliced and from_scratch.recalibration_epochs == 0
     assert from_scratch.train_flops == 3 * len(tiny_splits.train_x) * 4 * result.dense_flops
 
@@ -154,28 +160,16 @@ def test_a_trial_on_sliced_weights_fine_tunes_and_counts_its_recalibration_in_it
 def test_a_sliced_trial_resumed_mid_fine_tuning_counts_what_an_uninterrupted_one_does(
     tiny_splits,
 ):
-    from optuna.trial import FixedTrial
-
-    from nas.prune.methods import MagnitudePruning
-    from nas.trial.pipeline import TrialPipeline
-    from nas.trial.train import TrainSettings
     from tests.test_objective import Killed, MemoryCheckpoints
 
-    supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
-    settings = TrainSettings(epochs=3, finetune_epochs=2, batch_size=64)
-    pipeline = TrialPipeline(
-        SMALL_CNN, tiny_splits, MagnitudePruning(), settings, torch.device("cpu"),
-        dense_source=supernet.weights_for, recalibration_images=64,
-    )  # fmt: skip
-    params = {"arch.blocks": 1, "arch.block1.channels": 8, "arch.kernel_size": 3}
-    params |= {"arch.hidden": 0, "sparsity.block1.conv": 0.5, "sparsity.head": 0.5}
-    candidate = SMALL_CNN.sample(FixedTrial(params))
+    pipeline, candidate = sliced_trial(tiny_splits, finetune_epochs=2)
     uninterrupted, _ = pipeline.run(candidate, seed=0, checkpoints=MemoryCheckpoints())
-    first_try = MemoryCheckpoints(die_after=settings.epochs + 1)  # after 1 fine-tuning epoch
+    dense_epochs = pipeline.settings.epochs
+    first_try = MemoryCheckpoints(die_after=dense_epochs + 1)  # after 1 fine-tuning epoch
     with pytest.raises(Killed):
         pipeline.run(candidate, seed=0, checkpoints=first_try)
     resumed, _ = pipeline.run(candidate, seed=0, checkpoints=MemoryCheckpoints(first_try.saved))
-    assert resumed.resumed_from_epoch == settings.epochs + 1
+    assert resumed.resumed_from_epoch == dense_epochs + 1
     assert resumed.dense_sliced and resumed.values() == uninterrupted.values()
     counted = ("train_epochs", "train_flops", "recalibration_epochs")
     assert [getattr(resumed, name) for name in counted] == [
