@@ -154,6 +154,7 @@ def test_a_trial_on_sliced_weights_fine_tunes_and_counts_its_recalibration_in_it
     assert result.train_flops == train + 64 * result.dense_flops
     from_scratch = replace(pipeline, dense_source=None).run(candidate, seed=0)[0]
     assert not from_scratch.dense_sliced and from_scratch.recalibration_epochs == 0
+    assert isinstance(from_scratch.train_epochs, int)  # whole epochs, as ever
     assert from_scratch.train_flops == 3 * len(tiny_splits.train_x) * 4 * result.dense_flops
 
 

@@ -125,7 +125,7 @@ def two_stage(search: Search, study: optuna.Study, method_cfg: DictConfig) -> Ou
     dense = [trial for trial in finished if trial.params["sparsity.overall"] == 0.0]
     front = dense_front(dense, study)
     spent = sum(trial.user_attrs["train_epochs"] for trial in finished)
-    remaining = max(0, min(opts.n_trials - len(finished), (budget - spent) // finetune))
+    remaining = max(0, min(opts.n_trials - len(finished), int((budget - spent) // finetune)))
     log.info(
         "two_stage: %d dense architectures tried, %d on their front; %d pruned candidates "
         "fit the remaining %d epochs",

@@ -300,7 +300,8 @@ class TrialPipeline:
         dense_trained = 0 if cached or sliced else dense_epochs
         finetune_trained = settings.finetune_epochs if finetuned else 0
         recalibrated = min(self.recalibration_images, len(splits.train_x)) if sliced else 0
-        recalibration_epochs = self._recalibration_epochs() if sliced else 0.0
+        # 0, not 0.0: a trial trained from scratch still records whole epochs
+        recalibration_epochs = self._recalibration_epochs() if sliced else 0
         finetune_flops = counting.dense_flops(model, splits.in_shape) if structural else dense_flops
         result = TrialResult(
             accuracy=top1_accuracy(val_logits, splits.val_y),
