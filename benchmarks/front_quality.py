@@ -88,7 +88,6 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_supernet_ft1": [
         "train=supernet", "train.finetune_epochs=1", "train.finetune_lr_scale=1.0"
     ],  # fmt: skip
-    "search_supernet_bn512": ["train=supernet", "train.supernet.bn_images=512"],  # cheaper
     # the early exit where skipping fine-tuning makes a trial cost nothing: skip a sliced
     # candidate a finished trial dominates by its dense (or right-after-pruning) accuracy
     "search_supernet_exit": ["train=supernet", "study.early_exit=dense"],

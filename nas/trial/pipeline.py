@@ -141,11 +141,14 @@ class TrialPipeline:
             return self.settings.finetune_epochs + self._recalibration_epochs()
         return self.settings.finetune_epochs + self.settings.epochs
 
+    def _recalibrated_images(self) -> int:
+        """How many training images a sliced network's BatchNorm is recalibrated on."""
+        return min(self.recalibration_images, len(self.splits.train_x))
+
     def _recalibration_epochs(self) -> float:
         """What recalibrating BatchNorm costs in epochs: a forward pass over each of its
         images, a third of what training on it costs (see `training_flops`)."""
-        images = min(self.recalibration_images, len(self.splits.train_x))
-        return images / (3 * len(self.splits.train_x))
+        return self._recalibrated_images() / (3 * len(self.splits.train_x))
 
     def holds_dense(self, params: dict, seed: int) -> bool:
         """Whether the dense weights of the architecture that trial parameters `params`
@@ -229,7 +232,7 @@ class TrialPipeline:
             generator.set_state(cached.generator)
         elif sliced:
             model.load_state_dict(self.dense_source(candidate))
-            images = splits.train_x[: self.recalibration_images]
+            images = splits.train_x[: self._recalibrated_images()]
             recalibrate_batchnorm(model, images, settings.batch_size)
         dense_state = {
             "dense_sliced": sliced,
@@ -299,7 +302,7 @@ class TrialPipeline:
         )
         dense_trained = 0 if cached or sliced else dense_epochs
         finetune_trained = settings.finetune_epochs if finetuned else 0
-        recalibrated = min(self.recalibration_images, len(splits.train_x)) if sliced else 0
+        recalibrated = self._recalibrated_images() if sliced else 0
         # 0, not 0.0: a trial trained from scratch still records whole epochs
         recalibration_epochs = self._recalibration_epochs() if sliced else 0
         finetune_flops = counting.dense_flops(model, splits.in_shape) if structural else dense_flops
