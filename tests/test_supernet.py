@@ -451,3 +451,19 @@ def test_the_supernet_record_sums_the_training_of_every_epoch(tiny_splits, tmp_p
     resumed._train(2)
     record = shared.record_of(study)
     assert (record["epochs_done"], record["train_epochs"], record["train_flops"]) == (3, 7.8, 9000)
+
+
+def test_a_supernet_whose_checkpoint_file_is_gone_is_a_one_line_error(tiny_splits, tmp_path):
+    from nas.errors import UsageError
+
+    study = optuna.create_study(study_name="moved")
+    saved = trainer(study, tiny_splits, epochs=1, subnets=3)
+    (tmp_path / "store").mkdir()
+    saved.store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path / "store"))
+    saved.smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
+    saved.ready()
+    elsewhere = trainer(study, tiny_splits, epochs=1, subnets=3)  # the study, another store
+    (tmp_path / "elsewhere").mkdir()
+    elsewhere.store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path / "elsewhere"))
+    with pytest.raises(UsageError, match=r"'moved' .* its artifact store has no supernet-"):
+        elsewhere.ready()

@@ -27,6 +27,7 @@ from pathlib import Path
 import optuna
 import torch
 from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
 from tqdm import tqdm
 
 from nas.data import Splits
@@ -200,16 +201,22 @@ class SupernetTrainer:
         """The saved state after `epoch`."""
         name = checkpoint_name(epoch)
         metas = [m for m in get_all_artifact_meta(self.study) if m.filename == name]
+        missing = UsageError(
+            f"study {self.study.study_name!r} records {epoch} supernet epochs but its "
+            f"artifact store has no {name}; point study.artifacts at the study's store"
+        )
         if not metas:
-            raise UsageError(
-                f"study {self.study.study_name!r} records {epoch} supernet epochs but its "
-                f"artifact store has no {name}; point study.artifacts at the study's store"
-            )
+            raise missing
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / name
-            download_artifact(
-                artifact_store=self.store, file_path=str(path), artifact_id=metas[-1].artifact_id
-            )
+            try:
+                download_artifact(
+                    artifact_store=self.store,
+                    file_path=str(path),
+                    artifact_id=metas[-1].artifact_id,
+                )
+            except ArtifactNotFound:  # recorded, but the file is not in this store
+                raise missing from None
             return torch.load(path, map_location=self.splits.train_x.device, weights_only=True)
 
     def _load(self, epoch: int) -> Supernet:
