@@ -16,6 +16,7 @@ parallel processes (one SQLite file per seed) and a last run over all seeds repo
     python benchmarks/front_quality.py --methods search_shift search_no_shift search_per_layer
     python benchmarks/front_quality.py --equal-flops --methods search_supernet search two_stage
     python benchmarks/front_quality.py --methods search_supernet_shift search_supernet
+    python benchmarks/front_quality.py --trial-counts 19 38 76 --methods search_supernet
 """
 
 from __future__ import annotations
@@ -185,11 +186,14 @@ def reference_size(study: optuna.Study) -> tuple[int, int]:
 
 
 def measure(
-    study: optuna.Study, reference: tuple[int, int], flops_budget: float = math.inf
+    study: optuna.Study,
+    reference: tuple[int, int],
+    flops_budget: float = math.inf,
+    max_trials: int | None = None,
 ) -> Measured:
     """Front quality of `study` against `reference` (params, FLOPs), counting only the
     trials (in the order they ran) that fit, with the supernet's training, in
-    `flops_budget` training FLOPs."""
+    `flops_budget` training FLOPs, and of those the first `max_trials` (None: all)."""
     trials = sorted(
         study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
         key=lambda trial: trial.number,
@@ -197,7 +201,7 @@ def measure(
     supernet = study.user_attrs.get("supernet", {})
     spent = np.cumsum([supernet.get("train_flops", 0)] + [_train_flops(t) for t in trials])
     # a prefix (the sums only grow); trials recorded without training FLOPs (NaN) all stay
-    trials = trials[: int(np.sum(~(spent[1:] > flops_budget)))]
+    trials = trials[: int(np.sum(~(spent[1:] > flops_budget)))][:max_trials]
     points = normalised_objectives(trials, *reference, objective_names(study))
     return Measured(
         hypervolume=hypervolume(points),
@@ -235,6 +239,31 @@ def at_equal_flops(
         ]
         for method, rows in studies.items()
     }
+
+
+def by_trial_count(
+    studies: dict[str, list[optuna.Study]], references: list[tuple[int, int]], counts: list[int]
+) -> str:
+    """A markdown table of every method's hypervolume (mean ± spread over seeds) on its
+    studies' first N finished trials, for each N of `counts`: how the front grows with
+    trials. A cell whose studies finished fewer than N says how many they did (mean)."""
+    lines = [
+        f"| method | {' | '.join(f'first {n}' for n in counts)} |",
+        f"| --- |{' --- |' * len(counts)}",
+    ]
+    for method, rows in studies.items():
+        cells = []
+        for count in counts:
+            measured = [
+                measure(study, reference, max_trials=count)
+                for study, reference in zip(rows, references, strict=True)
+            ]
+            cell = spread([row.hypervolume for row in measured], 4)
+            if any(row.trials < count for row in measured):
+                cell += f" ({spread([row.trials for row in measured], 0)})"
+            cells.append(cell)
+        lines.append(f"| {method} | {' | '.join(cells)} |")
+    return "\n".join(lines)
 
 
 def best_known(results: dict[str, list[Measured]]) -> float:
@@ -376,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         "--equal-flops", action="store_true",
         help="also compare every method at the training FLOPs of each seed's cheapest",
     )  # fmt: skip
+    parser.add_argument(
+        "--trial-counts", type=int, nargs="+", default=[], metavar="N",
+        help="also measure every method on its studies' first N finished trials",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args(argv)
     prepare(args.out, args.threads)
@@ -404,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / f"front_quality{'-' + args.tag if args.tag else ''}.png"
     plot(results, args.seeds[0], path)
     print(f"fronts drawn in {path}")
+    if args.trial_counts:
+        print("\nHypervolume on each study's first N finished trials:")
+        print(by_trial_count(studies, references, args.trial_counts))
     if args.equal_flops:
         equal = with_regret(at_equal_flops(studies, results, references), best)
         print("\nAt equal training FLOPs (each seed cut at its cheapest method's):")

@@ -65,3 +65,16 @@ def test_equal_flops_cuts_every_method_of_a_seed_at_its_cheapest(bench):
     equal = bench.at_equal_flops(studies, measured, reference)
     assert equal["cheap"][0].trials == 2
     assert (equal["costly"][0].trials, equal["costly"][0].train_flops) == (1, 190.0)
+
+
+def test_the_first_n_trials_are_measured_as_if_the_study_had_stopped_there(bench):
+    study = study_of(100.0, (0.5, 10, 100.0), (0.6, 20, 50.0), (0.99, 30, 100.0))
+    first_two = bench.measure(study, (1000, 1000), max_trials=2)
+    assert (first_two.trials, first_two.train_flops, first_two.epochs) == (2, 250.0, 6)
+    assert first_two.best_10 == pytest.approx(0.6)
+    rows = bench.by_trial_count({"search": [study]}, [(1000, 1000)], [1, 2, 5])
+    assert rows.splitlines()[0] == "| method | first 1 | first 2 | first 5 |"
+    one, two, all_three = (
+        bench.measure(study, (1000, 1000), max_trials=n).hypervolume for n in (1, 2, 3)
+    )
+    assert rows.splitlines()[2] == f"| search | {one:.4f} | {two:.4f} | {all_three:.4f} (3) |"
