@@ -353,7 +353,7 @@ class Search:
 
         pipeline = replace(self.pipeline, space=space) if space else self.pipeline
         if self.supernet is not None:
-            pipeline = self._with_supernet(pipeline, study, store)
+            pipeline = self.with_supernet(pipeline, study, store)
         objective = guarded(
             pipeline.objective(self.seed, checkpoints_for, keep, before_run, self.early_exit),
             budget,
@@ -403,7 +403,7 @@ class Search:
         stopped = next((s.message() for s in (streak, repeats) if s.tripped), None)
         return Outcome(interrupted_by, stopped)
 
-    def _with_supernet(
+    def with_supernet(
         self, pipeline: TrialPipeline, study: optuna.Study, store: FileSystemArtifactStore
     ) -> TrialPipeline:
         """`pipeline` slicing every candidate's dense weights out of the study's supernet,
