@@ -42,7 +42,12 @@ from hydra.utils import instantiate  # noqa: E402
 
 from nas.cli.config_dir import CONF_DIR  # noqa: E402
 from nas.prune import counting  # noqa: E402
-from nas.report.front_quality import best_accuracy_within, hypervolume, normalised_objectives  # noqa: E402
+from nas.report.front_quality import (  # noqa: E402
+    best_accuracy_within,
+    hypervolume,
+    non_dominated,
+    normalised_objectives,
+)
 from nas.search.reference import reference_candidate  # noqa: E402
 from nas.studies.baseline import BASELINES, run_baseline  # noqa: E402
 from nas.studies.joint_search import run_search  # noqa: E402
@@ -355,7 +360,7 @@ def plot(results: dict[str, list[Measured]], seed: int, path: Path) -> None:
     colors = plt.get_cmap("tab20").colors
     for index, (method, rows) in enumerate(results.items()):
         points = rows[0].points
-        front = points[_non_dominated(points[:, :2])]
+        front = points[non_dominated(points[:, :2])]
         front = front[front[:, 1].argsort()]
         style = (
             {"linewidth": 2.5, "zorder": 3}
@@ -375,16 +380,6 @@ def plot(results: dict[str, list[Measured]], seed: int, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
-
-
-def _non_dominated(points) -> list[int]:
-    """Indices of the rows of `points` (minimised columns) no other row dominates."""
-    keep = []
-    for i, row in enumerate(points):
-        dominated = ((points <= row).all(axis=1) & (points < row).any(axis=1)).any()
-        if not dominated:
-            keep.append(i)
-    return keep
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import torch
 from hydra import compose, initialize_config_dir
@@ -24,6 +25,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from scipy.stats import spearmanr
 
 from nas.cli.config_dir import CONF_DIR
+from nas.report.front_quality import non_dominated
 from nas.search.study import Search
 from nas.trial.dense_cache import arch_seed
 from nas.trial.train import accuracy, recalibrate_batchnorm
@@ -64,12 +66,7 @@ def proxies(out: Path, tag: str, seed: int, method: str, overrides: list[str]) -
 
 def front(rows: list[Row], column: int) -> set[int]:
     """Indices of the rows that no other row dominates in (accuracy `column`, params, FLOPs)."""
-    points = [(-row[column], row[4], row[5]) for row in rows]
-    return {
-        i
-        for i, p in enumerate(points)
-        if not any(q != p and all(a <= b for a, b in zip(q, p, strict=True)) for q in points)
-    }
+    return set(non_dominated(np.array([(-row[column], row[4], row[5]) for row in rows])))
 
 
 def summary(label: str, rows: list[Row], sparse: float, recall: tuple[int, int, int]) -> str:

@@ -6,7 +6,12 @@ import numpy as np
 import optuna
 import pytest
 
-from nas.report.front_quality import best_accuracy_within, hypervolume, normalised_objectives
+from nas.report.front_quality import (
+    best_accuracy_within,
+    hypervolume,
+    non_dominated,
+    normalised_objectives,
+)
 
 
 def finished(values):
@@ -35,3 +40,9 @@ def test_best_accuracy_within_a_share_of_the_reference_parameters():
     assert best_accuracy_within(points, 0.10) == pytest.approx(0.92)
     assert best_accuracy_within(points, 0.02) == pytest.approx(0.80)
     assert best_accuracy_within(points, 0.01) == 0.0
+
+
+def test_non_dominated_keeps_the_rows_no_other_row_beats_and_ties_alike():
+    points = np.array([[0.1, 0.5], [0.2, 0.2], [0.2, 0.6], [0.5, 0.1], [0.2, 0.2]])
+    # row 2 is beaten by rows 0, 1 and 4; the tied rows 1 and 4 beat neither
+    assert non_dominated(points) == [0, 1, 3, 4]

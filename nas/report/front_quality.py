@@ -49,3 +49,13 @@ def best_accuracy_within(points: np.ndarray, params_share: float) -> float:
     `params_share` of the reference's nonzero parameters; 0.0 when none is that small."""
     small = points[points[:, 1] <= params_share]
     return float(1.0 - small[:, 0].min()) if len(small) else 0.0
+
+
+def non_dominated(points: np.ndarray) -> list[int]:
+    """Indices of the rows of `points` (minimised columns) that no other row dominates."""
+    keep = []
+    for i, row in enumerate(points):
+        dominated = ((points <= row).all(axis=1) & (points < row).any(axis=1)).any()
+        if not dominated:
+            keep.append(i)
+    return keep
