@@ -225,13 +225,20 @@ def test_the_supernets_epochs_count_in_the_studys_budget():
     assert TrialBudget(10, max_epochs=26).short(study)
 
 
-def trainer(study, tiny_splits, **settings):
+def trainer(study, tiny_splits, store=None, **settings):
+    """A trainer of SMALL_CNN's supernet for `study`; with a `store` folder (made if
+    missing) it can train and save: its smallest network is then one 8-channel block."""
     from nas.search.supernet import SupernetTrainer
     from nas.supernet.sandwich import SupernetSettings
 
+    artifacts, smallest = None, None
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+        artifacts = optuna.artifacts.FileSystemArtifactStore(str(store))
+        smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
     return SupernetTrainer(
-        study, None, lambda: SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes),
-        tiny_splits, SupernetSettings(**settings), None, SMALL_CNN.sample, 64, 0,
+        study, artifacts, lambda: SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes),
+        tiny_splits, SupernetSettings(**settings), smallest, SMALL_CNN.sample, 64, 0,
         heartbeat_interval=1, grace_period=2,
     )  # fmt: skip
 
@@ -424,9 +431,7 @@ def test_a_study_of_the_same_seed_trains_the_same_supernet(tiny_splits, tmp_path
     states = []
     for before in (1, 2):  # whatever the process drew from torch's global generator before
         torch.manual_seed(before)
-        same_seed = trainer(optuna.create_study(), tiny_splits, epochs=1, subnets=3)
-        same_seed.store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path))
-        same_seed.smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
+        same_seed = trainer(optuna.create_study(), tiny_splits, tmp_path, epochs=1, subnets=3)
         states.append(same_seed.ready().state_dict())
     assert states[0].keys() == states[1].keys()
     for name, tensor in states[0].items():
@@ -441,13 +446,11 @@ def test_the_supernet_record_sums_the_training_of_every_epoch(tiny_splits, tmp_p
         shared, "sandwich_epoch", lambda *args: EpochTally(loss=1.0, passes=2.6, flops=1000)
     )
     study = optuna.create_study()
-    shared_trainer = trainer(study, tiny_splits, epochs=2, subnets=3, largest_every=2)
-    shared_trainer.store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path))
+    shared_trainer = trainer(study, tiny_splits, tmp_path, epochs=2, subnets=3, largest_every=2)
     shared_trainer.ready()
     record = shared.record_of(study)
     assert (record["epochs_done"], record["train_epochs"], record["train_flops"]) == (2, 5.2, 6000)
-    resumed = trainer(study, tiny_splits, epochs=3, subnets=3, largest_every=2)
-    resumed.store = shared_trainer.store
+    resumed = trainer(study, tiny_splits, tmp_path, epochs=3, subnets=3, largest_every=2)
     resumed._train(2)
     record = shared.record_of(study)
     assert (record["epochs_done"], record["train_epochs"], record["train_flops"]) == (3, 7.8, 9000)
@@ -457,13 +460,8 @@ def test_a_supernet_whose_checkpoint_file_is_gone_is_a_one_line_error(tiny_split
     from nas.errors import UsageError
 
     study = optuna.create_study(study_name="moved")
-    saved = trainer(study, tiny_splits, epochs=1, subnets=3)
-    (tmp_path / "store").mkdir()
-    saved.store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path / "store"))
-    saved.smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
-    saved.ready()
-    elsewhere = trainer(study, tiny_splits, epochs=1, subnets=3)  # the study, another store
-    (tmp_path / "elsewhere").mkdir()
-    elsewhere.store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path / "elsewhere"))
+    trainer(study, tiny_splits, tmp_path / "store", epochs=1, subnets=3).ready()
+    # the same study, pointed at another store
+    elsewhere = trainer(study, tiny_splits, tmp_path / "elsewhere", epochs=1, subnets=3)
     with pytest.raises(UsageError, match=r"'moved' .* its artifact store has no supernet-"):
         elsewhere.ready()
