@@ -10,6 +10,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
+
 # The trials whose parameters are taken: run, being run, or queued to run.
 TAKEN = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
 
@@ -49,7 +51,10 @@ def enqueue_new(study: optuna.Study, params: dict[str, Any], user_attrs: dict[st
 
 def refuse_repeat(trial: optuna.Trial) -> None:
     """End `trial` unrun (PRUNED, user attr `repeats`: the trial it repeats) when the
-    parameters it sampled are an existing trial's."""
+    parameters it sampled are an existing trial's, unless it was queued with fine-tuning
+    epochs of its own (then it trains them differently)."""
+    if FINETUNE_EPOCHS_ATTR in trial.user_attrs:
+        return
     same = repeated_trial(trial.study, trial.params, besides=trial.number)
     if same is not None:
         trial.set_user_attr("repeats", same.number)

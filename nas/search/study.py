@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.exceptions import ExperimentalWarning
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -27,6 +27,7 @@ from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.prune.schedule import OneShot
 from nas.search.callbacks import FailureStreak, RepeatStreak, SearchProgress, TrialBudget, refuse
+from nas.search.polish import POLISH_OF, Polish
 from nas.search.recorded import trial_settings
 from nas.search.reference import ReferenceTrial
 from nas.search.repeats import refuse_repeat
@@ -46,7 +47,7 @@ from nas.search.weights import save_pruned_weights
 from nas.space import SearchSpace
 from nas.supernet.sandwich import SupernetSettings
 from nas.trial.checkpoint import NO_CHECKPOINTS, ArtifactCheckpoints, Checkpoints
-from nas.trial.dense_cache import DenseCache
+from nas.trial.dense_cache import DenseCache, arch_seed
 from nas.trial.distill import distillation_of
 from nas.trial.early_exit import EarlyExit
 from nas.trial.objectives import Objectives
@@ -234,6 +235,7 @@ class Search:
     early_exit: EarlyExit
     siblings: Siblings
     revisits: Revisits
+    polish: Polish
     note: TrialNote | None = None
     supernet: SupernetSettings | None = None
 
@@ -253,6 +255,7 @@ class Search:
             )
             train = OmegaConf.to_container(cfg.train)
             supernet_cfg = train.pop("supernet", None)
+            polish = Polish(**train.pop("polish", {}))
             settings = TrainSettings(**train)
             supernet = None if supernet_cfg is None else SupernetSettings(**supernet_cfg)
             device = resolve_device(str(cfg.device))
@@ -280,8 +283,8 @@ class Search:
             DenseCache(max(opts.dense_cache, dense_cache)), distill, objectives,
         )  # fmt: skip
         return cls(
-            cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings, revisits, note,
-            supernet,
+            cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings, revisits, polish,
+            note, supernet,
         )  # fmt: skip
 
     def open(self, name: str) -> optuna.Study:
@@ -363,9 +366,24 @@ class Search:
         repeats = RepeatStreak(REPEATED_DRAWS)
         progress = SearchProgress(n_trials, finished)
 
+        def affordable(trial: FrozenTrial) -> bool:
+            """Whether what is left of the epoch budget pays for polishing `trial`."""
+            if budget.max_epochs is None:
+                return True
+            candidate = pipeline.space.sample(FixedTrial(trial.params))
+            epochs = pipeline.finetuning(self.polish.epochs).planned_epochs(
+                candidate, arch_seed(self.seed, candidate.arch)
+            )
+            return epochs <= budget.left(study)[0]
+
         def queue_more(study: optuna.Study, trial: FrozenTrial) -> None:
-            """Queue the siblings due after `trial`, then a revisit near the budget's end."""
-            self.siblings.queue(study, trial, room=sibling_room(study, budget.remaining(study)))
+            """Queue the siblings due after `trial` (none after a polish), then near the
+            budget's end a polish, or a revisit."""
+            if POLISH_OF not in trial.user_attrs:
+                room = sibling_room(study, budget.remaining(study))
+                self.siblings.queue(study, trial, room=room)
+            if self.polish.due(*budget.left(study)):
+                self.polish.queue(study, affordable)
             if self.revisits.due(*budget.left(study)):
                 self.revisits.queue(study, lambda params: pipeline.holds_dense(params, self.seed))
 

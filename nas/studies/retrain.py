@@ -57,7 +57,7 @@ from nas.search.study import Search
 from nas.space import Candidate
 from nas.trial.dense_cache import DenseCache, arch_seed
 from nas.trial.objectives import objective_names
-from nas.trial.pipeline import TrialPipeline, TrialResult
+from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR, TrialPipeline, TrialResult
 from nas.trial.train import TrainSettings
 
 # The recorded test accuracy is `lucky` above, `unlucky` below, the retrains' mean by more
@@ -141,15 +141,17 @@ def _settings_key(cfg: DictConfig) -> str:
 def check_epochs(trials: Sequence[FrozenTrial], settings: TrainSettings) -> None:
     """Refuse `settings` unless each trial's `train_epochs` is what they would have
     trained: dense epochs unless its dense weights were cached or sliced out of a
-    supernet, plus fine-tuning epochs unless early exit skipped them, plus what
-    recalibrating a sliced network's BatchNorm cost (`recalibration_epochs`)."""
+    supernet, plus fine-tuning epochs (a trial's own, when it was queued with them)
+    unless early exit skipped them, plus what recalibrating a sliced network's BatchNorm
+    cost (`recalibration_epochs`)."""
     for trial in trials:
         attrs = trial.user_attrs
         if "train_epochs" not in attrs or "dense_cached" not in attrs:
             continue
         reused = attrs["dense_cached"] or attrs.get("dense_sliced", False)
+        finetune = attrs.get(FINETUNE_EPOCHS_ATTR, settings.finetune_epochs)
         expected = (0 if reused else settings.epochs) + (
-            0 if attrs.get("finetune_skipped") else settings.finetune_epochs
+            0 if attrs.get("finetune_skipped") else finetune
         )
         expected += attrs.get("recalibration_epochs", 0)
         if attrs["train_epochs"] != expected:
@@ -213,11 +215,13 @@ class Retrainer:
     def run(self, trial: FrozenTrial, seed: int) -> tuple[int, TrialResult]:
         """Train `trial`'s candidate from scratch as a search seeded by `seed` would;
         returns the weight seed and the result. A trial whose fine-tuning early exit
-        skipped is retrained without fine-tuning too."""
+        skipped is retrained without fine-tuning too; one queued with its own fine-tuning
+        epochs fine-tunes them again."""
         candidate = self.candidate(trial)
         weight_seed = arch_seed(seed, candidate.arch)
         skip = (lambda *_: True) if trial.user_attrs.get("finetune_skipped") else None
-        result, _ = self.pipeline.run(candidate, weight_seed, skip_finetune=skip)
+        pipeline = self.pipeline.for_trial(trial.user_attrs)
+        result, _ = pipeline.run(candidate, weight_seed, skip_finetune=skip)
         return weight_seed, result
 
     def on_fold(self, folds: int, fold: int) -> Retrainer:

@@ -6,7 +6,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import optuna
 import torch
@@ -65,6 +65,8 @@ def training_flops(samples: int, *phases: tuple[int, int]) -> int:
 
 
 OPTIONAL_ATTRS = ("latency_ms", "sparsity_rule")
+# A queued trial with this user attr fine-tunes that many epochs instead of the settings'.
+FINETUNE_EPOCHS_ATTR = "finetune_epochs"
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,16 @@ class TrialPipeline:
         """What recalibrating BatchNorm costs in epochs: a forward pass over each of its
         images, a third of what training on it costs (see `training_flops`)."""
         return self._recalibrated_images() / (3 * len(self.splits.train_x))
+
+    def finetuning(self, epochs: int) -> TrialPipeline:
+        """This pipeline, fine-tuning `epochs` epochs."""
+        return replace(self, settings=replace(self.settings, finetune_epochs=epochs))
+
+    def for_trial(self, user_attrs: Mapping[str, object]) -> TrialPipeline:
+        """The pipeline a trial with `user_attrs` runs: fine-tuning the epochs it was
+        queued with (`FINETUNE_EPOCHS_ATTR`), if any."""
+        epochs = user_attrs.get(FINETUNE_EPOCHS_ATTR)
+        return self if epochs is None else self.finetuning(int(epochs))
 
     def holds_dense(self, params: dict, seed: int) -> bool:
         """Whether the dense weights of the architecture that trial parameters `params`
@@ -419,17 +431,20 @@ class TrialPipeline:
         checkpointing into `checkpoints_for(trial)`. `before_run(trial, epochs)` sees the
         epochs the run will spend first and may refuse it (raise `optuna.TrialPruned`);
         `early_exit` may end the run before fine-tuning, judged against the study's
-        finished trials. Stores the user attrs, hands the result and the pruned model to
+        finished trials, unless the trial was queued with its own fine-tuning epochs
+        (`for_trial`). Stores the user attrs, hands the result and the pruned model to
         `on_result`, and returns the objectives."""
 
         def objective(trial: optuna.Trial) -> tuple[float, ...]:
+            pipeline = self.for_trial(trial.user_attrs)
             candidate = self.space.sample(trial)
             trial_seed = arch_seed(seed, candidate.arch)
             if before_run:
-                before_run(trial, self.planned_epochs(candidate, trial_seed))
+                before_run(trial, pipeline.planned_epochs(candidate, trial_seed))
             checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
-            skip = early_exit.judge(lambda: finished_measures(trial.study))
-            result, model = self.run(candidate, trial_seed, checkpoints, skip)
+            judged = pipeline is self
+            skip = early_exit.judge(lambda: finished_measures(trial.study)) if judged else None
+            result, model = pipeline.run(candidate, trial_seed, checkpoints, skip)
             for key, value in result.user_attrs(self.objectives.names).items():
                 trial.set_user_attr(key, value)
             if on_result:

@@ -1,0 +1,67 @@
+"""The end of a budget, spent on the front's best: over its last share, the search runs
+the most accurate front trials again with longer fine-tuning, instead of new candidates.
+A trial fine-tuned once at the weight-sharing rate stops short of what its candidate can
+reach, and the front's most accurate points hold most of its hypervolume."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.search.repeats import TAKEN
+from nas.trial.objectives import metric, objective_names
+from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
+
+POLISH_OF = "polish_of"
+
+
+def _polished(study: optuna.Study) -> set[int]:
+    """Numbers of the trials a finished, running or waiting polish is of."""
+    return {
+        trial.user_attrs[POLISH_OF]
+        for trial in study.get_trials(deepcopy=False, states=TAKEN)
+        if POLISH_OF in trial.user_attrs
+    }
+
+
+class Polish:
+    """Over the last `share` of a study's budget (of `max_epochs` when set, else of
+    `n_trials`), queue one trial at a time that repeats a front trial's parameters and
+    fine-tunes `epochs` epochs (the trial's user attr `finetune_epochs`): the most
+    accurate feasible front trial not polished yet, that is not a polish itself. Polishes
+    carry the user attr `polish_of` (the front trial's number)."""
+
+    def __init__(self, share: float, epochs: int) -> None:
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
+            raise ValueError(f"train.polish.share must be in [0, 1), got {share!r}")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"train.polish.epochs must be a whole number >= 1, got {epochs!r}")
+        self.share = share
+        self.epochs = epochs
+
+    def due(self, left: float, total: float) -> bool:
+        """Whether polishing is due with `left` of a budget of `total` (epochs or trials)."""
+        return self.share > 0 and left <= self.share * total
+
+    def queue(self, study: optuna.Study, affordable: Callable[[FrozenTrial], bool]) -> None:
+        """Queue the next polish, unless a trial already waits; `affordable(trial)` says
+        whether what is left of the budget pays for polishing `trial`."""
+        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return
+        done = _polished(study)
+        names = objective_names(study)
+        front = [
+            trial
+            for trial in study.best_trials
+            if POLISH_OF not in trial.user_attrs and trial.number not in done
+        ]
+        if not front:
+            return
+        chosen = max(front, key=lambda trial: metric(trial, "accuracy", names))
+        if affordable(chosen):
+            study.enqueue_trial(
+                chosen.params,
+                user_attrs={POLISH_OF: chosen.number, FINETUNE_EPOCHS_ATTR: self.epochs},
+            )
