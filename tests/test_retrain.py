@@ -27,6 +27,7 @@ from nas.studies.retrain import (
 )
 from nas.trial.dense_cache import arch_seed
 from nas.trial.objectives import DEFAULT, metric, objective_names
+from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
 from nas.trial.train import TrainSettings
 from tests.conftest import (
     CONF_DIR,
@@ -98,6 +99,17 @@ def test_a_trial_whose_fine_tuning_early_exit_skipped_is_retrained_without_it(se
     assert not plain.finetune_skipped and early.finetune_skipped
     assert plain.train_epochs == 2  # smoke: 1 dense + 1 fine-tuning epoch
     assert early.dense_cached and early.train_epochs == 0  # the dense weights plain trained
+
+
+@pytest.mark.slow
+def test_a_trial_queued_with_its_own_fine_tuning_epochs_is_retrained_with_them(searched):
+    storage, configs = searched
+    study = load(storage, "per_layer")
+    retrainer = Retrainer.of_study(study, configs["per_layer"])
+    polish = copy.copy(study.trials[0])
+    polish.user_attrs = {**polish.user_attrs, FINETUNE_EPOCHS_ATTR: 3}
+    _, result = retrainer.run(polish, 1)
+    assert result.train_epochs == 1 + 3  # smoke: 1 dense epoch, then its own 3
 
 
 @pytest.mark.slow
@@ -216,6 +228,17 @@ def test_a_trial_sliced_from_a_supernet_is_checked_by_its_fine_tuning_epochs_alo
 
 
 @pytest.mark.slow
+def test_a_trial_queued_with_its_own_fine_tuning_epochs_is_checked_by_them():
+    attrs = {"train_epochs": 5.25, "recalibration_epochs": 0.25, FINETUNE_EPOCHS_ATTR: 5}
+    attrs |= {"dense_cached": False, "dense_sliced": True}
+    polish = optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)
+    check_epochs([polish], TrainSettings(epochs=3, finetune_epochs=1))
+    del attrs[FINETUNE_EPOCHS_ATTR]
+    plain = optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)
+    with pytest.raises(UsageError, match=r"trained 5.25 epochs"):
+        check_epochs([plain], TrainSettings(epochs=3, finetune_epochs=1))
+
+
 def test_training_settings_the_study_records_win_over_the_command_line(searched):
     storage, configs = searched
     study = load(storage, "lamp")

@@ -1,0 +1,117 @@
+"""Polishing: the end of a budget runs the front's most accurate trials again, fine-tuned
+longer."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
+from nas.search.polish import POLISH_OF, Polish
+from nas.search.repeats import refuse_repeat
+from nas.studies.joint_search import run_search
+from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
+
+DIRECTIONS = ["maximize", "minimize", "minimize"]
+DISTRIBUTIONS = {
+    "arch.width": CategoricalDistribution([16, 32, 64]),
+    "sparsity.overall": FloatDistribution(0.5, 0.99),
+}
+
+
+def finished(width: int, sparsity: float, accuracy: float, params: int, **attrs):
+    return optuna.trial.create_trial(
+        params={"arch.width": width, "sparsity.overall": sparsity},
+        distributions=DISTRIBUTIONS,
+        values=[accuracy, params, params * 10],
+        user_attrs=attrs,
+    )
+
+
+def waiting(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(states=(TrialState.WAITING,))
+
+
+@pytest.fixture
+def study() -> optuna.Study:
+    """Three front trials, 0.95, 0.90 and 0.85 accurate, and one they dominate."""
+    study = optuna.create_study(directions=DIRECTIONS)
+    study.add_trial(finished(32, 0.5, 0.95, 1000))
+    study.add_trial(finished(32, 0.9, 0.90, 200))
+    study.add_trial(finished(16, 0.8, 0.85, 100))
+    study.add_trial(finished(64, 0.5, 0.80, 5000))  # dominated by trial 0
+    return study
+
+
+def test_the_most_accurate_front_trial_is_queued_with_its_parameters_and_the_polish_epochs(
+    study,
+):
+    Polish(0.2, 5).queue(study, affordable=lambda trial: True)
+    [queued] = waiting(study)
+    assert queued.system_attrs["fixed_params"] == study.trials[0].params
+    assert queued.user_attrs == {POLISH_OF: 0, FINETUNE_EPOCHS_ATTR: 5}
+    Polish(0.2, 5).queue(study, affordable=lambda trial: True)
+    assert len(waiting(study)) == 1, "nothing is queued while a trial waits"
+
+
+def test_a_trial_polished_once_and_a_polish_are_not_polished_again(study):
+    study.add_trial(finished(32, 0.5, 0.97, 1000, **{POLISH_OF: 0, FINETUNE_EPOCHS_ATTR: 5}))
+    Polish(0.2, 5).queue(study, affordable=lambda trial: True)
+    assert waiting(study)[0].user_attrs[POLISH_OF] == 1  # the next most accurate
+
+
+def test_a_polish_the_budget_cannot_pay_for_is_not_queued(study):
+    Polish(0.2, 5).queue(study, affordable=lambda trial: trial.number != 0)
+    assert not waiting(study), "the most accurate goes first or none does"
+
+
+def test_polishing_is_due_over_the_last_share_of_the_budget_only():
+    assert Polish(0.25, 5).due(left=25, total=100)
+    assert not Polish(0.25, 5).due(left=26, total=100)
+    assert not Polish(0.0, 5).due(left=0, total=100)
+
+
+@pytest.mark.parametrize(
+    ("share", "epochs", "message"),
+    [(1, 5, "train.polish.share"), (-0.1, 5, "train.polish.share"), (True, 5, "share"),
+     (0.2, 0, "train.polish.epochs"), (0.2, 2.5, "train.polish.epochs")],
+)  # fmt: skip
+def test_bad_polish_settings_are_refused(share, epochs, message):
+    with pytest.raises(ValueError, match=message):
+        Polish(share, epochs)
+
+
+def test_a_polish_repeating_its_trials_parameters_is_not_refused_as_a_repeat(study):
+    Polish(0.2, 5).queue(study, affordable=lambda trial: True)
+    polish = study.ask(fixed_distributions=DISTRIBUTIONS)
+    refuse_repeat(polish)  # runs: no TrialPruned
+    assert polish.params == study.trials[0].params
+    study.enqueue_trial(study.trials[1].params)
+    with pytest.raises(optuna.TrialPruned):
+        refuse_repeat(study.ask(fixed_distributions=DISTRIBUTIONS))
+
+
+@pytest.mark.slow
+def test_a_weight_sharing_search_polishes_its_front_in_the_last_share(compose_config, tmp_path):
+    cfg = compose_config(
+        "+space=cnn", "+debug=smoke", "train=supernet", "train.supernet.epochs=1",
+        "study.name=test", f"study.storage=sqlite:///{tmp_path}/s.db", "study.n_trials=100",
+        "study.max_epochs=20", "train.polish.share=0.5", "train.polish.epochs=2",
+        "study.dense_cache=0",  # every polish is sliced again: siblings would be due after it
+    )  # fmt: skip
+    study = run_search(cfg, launch_dir=tmp_path, run_dir=tmp_path / "run")
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    polishes = [t for t in trials if POLISH_OF in t.user_attrs]
+    assert len(polishes) >= 2, "the last half of the budget should polish"
+    supernet = study.user_attrs["supernet"]["train_epochs"]
+    first = trials.index(polishes[0])
+    spent_before = supernet + sum(t.user_attrs["train_epochs"] for t in trials[:first])
+    assert spent_before >= 10, "not before the last half"
+    assert polishes == trials[first : first + len(polishes)], "no sibling between polishes"
+    for polish in polishes:
+        polished = study.trials[polish.user_attrs[POLISH_OF]]
+        assert polish.params == polished.params
+        assert polish.user_attrs["train_epochs"] == 2 + polish.user_attrs["recalibration_epochs"]
+    assert len({p.user_attrs[POLISH_OF] for p in polishes}) == len(polishes)
+    assert supernet + sum(t.user_attrs["train_epochs"] for t in trials) <= 20
