@@ -12,7 +12,10 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from nas.cli.config_dir import CONF_DIR, available_spaces
@@ -52,6 +55,40 @@ def normalise_overrides(overrides: list[str]) -> list[str]:
     return result
 
 
+def composition_error(overrides: list[str]) -> str | None:
+    """Why Hydra cannot compose the config with `overrides` (an unknown key, a missing
+    group option, bad override syntax), as one line; None when it can. Hydra's own
+    command-line flags (`--help`, `--cfg`, `-m`, ...) are left to Hydra."""
+    if any(override.startswith("-") for override in overrides):
+        return None
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            compose(config_name="config", overrides=overrides)
+    except HydraException as error:
+        text = str(error).split("Config search path:")[0]
+        head, _, options = text.partition("Available options in")
+        lines = [line.strip() for line in head.splitlines()]
+        message = " ".join(line for line in lines if line and not line.startswith("See http"))
+        if options:
+            group, _, names = options.partition(":")
+            message += f"; available options in{group}: {', '.join(names.split())}"
+        if isinstance(error, OverrideParseException):
+            message = f"override {_unparsable(overrides)!r}: {message}"
+        return message
+    return None
+
+
+def _unparsable(overrides: list[str]) -> str:
+    """The first of `overrides` that Hydra's override grammar rejects."""
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException:
+            return override
+    return " ".join(overrides)
+
+
 # Each command is the function of that name in nas/cli/commands.py.
 COMMANDS = {
     "search": "run or resume a joint architecture + per-layer sparsity search; print its front",
@@ -83,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = normalise_overrides(overrides)
     except UsageError as error:
         return fail(str(error))
+    if not full_error and (error := composition_error(overrides)):
+        return fail(error)
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def app(cfg: DictConfig) -> None:
