@@ -60,7 +60,7 @@ def existing_studies(tmp_path_factory) -> Path:
         (("+space=cnn", "study.revisit_share=1"), ("study.revisit_share must be in [0, 1)",)),
         (("+space=cnn", "train.polish.share=1"), ("train.polish.share must be in [0, 1)",)),
         (("+space=cnn", "bogus=1"), ("Could not override 'bogus'", "use +bogus=1")),
-        (("+space=cnn", "train=nope"), ("Could not find 'train/nope'", "'train': default, supernet")),
+        (("+space=cnn", "train=nope"), ("Could not find 'train/nope'", "'train': default, super")),
         (("+space=cnn", "study.n_trials=[1"), ("override 'study.n_trials=[1'", "no viable")),
         (("+space=cnn", POSTGRES), ("cannot open the study storage", "nas:***@127.0.0.1:1")),
         (("+space=cnn", "study.storage=not a url"), ("study.storage is not a database URL",)),

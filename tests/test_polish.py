@@ -5,43 +5,18 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from nas.search.polish import POLISH_OF, Polish
 from nas.search.repeats import refuse_repeat
 from nas.studies.joint_search import run_search
 from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
-
-DIRECTIONS = ["maximize", "minimize", "minimize"]
-DISTRIBUTIONS = {
-    "arch.width": CategoricalDistribution([16, 32, 64]),
-    "sparsity.overall": FloatDistribution(0.5, 0.99),
-}
-
-
-def finished(width: int, sparsity: float, accuracy: float, params: int, **attrs):
-    return optuna.trial.create_trial(
-        params={"arch.width": width, "sparsity.overall": sparsity},
-        distributions=DISTRIBUTIONS,
-        values=[accuracy, params, params * 10],
-        user_attrs=attrs,
-    )
-
-
-def waiting(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(states=(TrialState.WAITING,))
+from tests.front_trials import DISTRIBUTIONS, finished, four_trials, waiting
 
 
 @pytest.fixture
 def study() -> optuna.Study:
-    """Three front trials, 0.95, 0.90 and 0.85 accurate, and one they dominate."""
-    study = optuna.create_study(directions=DIRECTIONS)
-    study.add_trial(finished(32, 0.5, 0.95, 1000))
-    study.add_trial(finished(32, 0.9, 0.90, 200))
-    study.add_trial(finished(16, 0.8, 0.85, 100))
-    study.add_trial(finished(64, 0.5, 0.80, 5000))  # dominated by trial 0
-    return study
+    return four_trials()
 
 
 def test_the_most_accurate_front_trial_is_queued_with_its_parameters_and_the_polish_epochs(

@@ -4,39 +4,16 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from nas.search.revisits import Revisits, architecture_params
 from nas.studies.joint_search import run_search
-
-DIRECTIONS = ["maximize", "minimize", "minimize"]
-
-
-def finished(width: int, sparsity: float, accuracy: float, params: int) -> optuna.trial.FrozenTrial:
-    return optuna.trial.create_trial(
-        params={"arch.width": width, "sparsity.overall": sparsity},
-        distributions={
-            "arch.width": CategoricalDistribution([16, 32, 64]),
-            "sparsity.overall": FloatDistribution(0.5, 0.99),
-        },
-        values=[accuracy, params, params * 10],
-    )
-
-
-def waiting(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(states=(TrialState.WAITING,))
+from tests.front_trials import DIRECTIONS, finished, four_trials, waiting
 
 
 @pytest.fixture
 def study() -> optuna.Study:
-    """Width 32 tried twice, width 16 once (both on the front); width 64 dominated."""
-    study = optuna.create_study(directions=DIRECTIONS)
-    study.add_trial(finished(32, 0.5, 0.95, 1000))
-    study.add_trial(finished(32, 0.9, 0.90, 200))
-    study.add_trial(finished(16, 0.8, 0.85, 100))
-    study.add_trial(finished(64, 0.5, 0.80, 5000))
-    return study
+    return four_trials()
 
 
 def test_the_front_architecture_tried_least_is_queued_with_its_sparsity_left_open(study):
