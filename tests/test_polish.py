@@ -8,6 +8,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.search.polish import POLISH_OF, Polish
+from nas.search.recorded import setting_changes
 from nas.search.repeats import refuse_repeat
 from nas.studies.joint_search import run_search
 from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
@@ -90,3 +91,12 @@ def test_a_weight_sharing_search_polishes_its_front_in_the_last_share(compose_co
         assert polish.user_attrs["train_epochs"] == 2 + polish.user_attrs["recalibration_epochs"]
     assert len({p.user_attrs[POLISH_OF] for p in polishes}) == len(polishes)
     assert supernet + sum(t.user_attrs["train_epochs"] for t in trials) <= 20
+
+
+def test_a_study_recorded_before_polishing_resumes_without_it_and_refuses_it():
+    study = optuna.create_study()
+    study.set_user_attr("train_config", {"epochs": 3, "finetune_epochs": 2})
+    train = {"epochs": 3, "finetune_epochs": 2, "polish": {"share": 0.0, "epochs": 5}}
+    assert setting_changes(study, {"train_config": train}) == []
+    train["polish"]["share"] = 0.1
+    assert setting_changes(study, {"train_config": train}) == ["train.polish.share 0.0 -> 0.1"]

@@ -400,10 +400,11 @@ def test_a_study_recorded_before_settings_were_added_resumes_only_with_their_def
     study.set_user_attr("train_config", {"epochs": 3, "supernet": {"epochs": 6}})
     study.set_user_attr("finetune_config", {"epochs": 2})
     added = {"covering": False, "distill_warmup": 0, "largest_every": 1}
-    same = {"epochs": 3, "supernet": {"epochs": 6, **added}}
+    polish = {"share": 0.0, "epochs": 5}  # added since too, for every study (tests/test_polish.py)
+    same = {"epochs": 3, "supernet": {"epochs": 6, **added}, "polish": polish}
     assert setting_changes(study, {"train_config": same, "finetune_config": {"epochs": 2}}) == []
     changed = {"covering": True, "distill_warmup": 1, "largest_every": 2}
-    changed = {"epochs": 3, "supernet": {"epochs": 6, **changed}}
+    changed = {"epochs": 3, "supernet": {"epochs": 6, **changed}, "polish": polish}
     assert setting_changes(study, {"train_config": changed}) == [
         "train.supernet.covering false -> true",
         "train.supernet.distill_warmup 0 -> 1",
@@ -411,7 +412,7 @@ def test_a_study_recorded_before_settings_were_added_resumes_only_with_their_def
     ]
     from_scratch = optuna.create_study()
     from_scratch.set_user_attr("train_config", {"epochs": 3})
-    assert setting_changes(from_scratch, {"train_config": {"epochs": 3}}) == []
+    assert setting_changes(from_scratch, {"train_config": {"epochs": 3, "polish": polish}}) == []
 
 
 def test_a_sandwich_epoch_counts_the_passes_and_flops_of_the_networks_it_ran(tiny_splits):

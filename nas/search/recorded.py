@@ -52,11 +52,14 @@ TRIAL_SETTING_GROUPS = ("data", "train", "finetune", "prune", "schedule")
 # Keys within them that change no number: whether missing data may be downloaded.
 FREE_SETTINGS = frozenset({"data.download"})
 # Settings added since studies were first recorded, with the value that behaves as the
-# versions before them did: a study that does not record one is read as having it.
+# versions before them did and the group they belong to: a study that records that group
+# but not the setting is read as having the value.
 ADDED_SETTINGS = {
-    "train.supernet.covering": False,
-    "train.supernet.distill_warmup": 0,
-    "train.supernet.largest_every": 1,
+    "train.supernet.covering": ("train.supernet", False),
+    "train.supernet.distill_warmup": ("train.supernet", 0),
+    "train.supernet.largest_every": ("train.supernet", 1),
+    "train.polish.share": ("train", 0.0),
+    "train.polish.epochs": ("train", 5),
 }
 _UNSET = object()
 
@@ -100,10 +103,9 @@ def setting_changes(study: optuna.Study, settings: dict[str, Any]) -> list[str]:
         prefix = attr.removesuffix("_config")
         old = _leaves(upgraded(study.user_attrs[attr]), prefix)
         new = _leaves(json.loads(json.dumps(value)), prefix)  # as the study stores it
-        parents = {key.rpartition(".")[0] for key in old}
         old |= {
-            key: default for key, default in ADDED_SETTINGS.items()
-            if key not in old and key.rpartition(".")[0] in parents
+            key: default for key, (group, default) in ADDED_SETTINGS.items()
+            if key not in old and any(recorded.startswith(f"{group}.") for recorded in old)
         }  # fmt: skip
         for key in [*new, *(key for key in old if key not in new)]:
             before, after = old.get(key, _UNSET), new.get(key, _UNSET)
