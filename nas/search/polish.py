@@ -31,9 +31,10 @@ class Polish:
     `n_trials`), queue one trial at a time that repeats a front trial's parameters and
     fine-tunes `epochs` epochs (the trial's user attr `finetune_epochs`): the most
     accurate feasible front trial not polished yet, that is not a polish itself. Polishes
-    carry the user attr `polish_of` (the front trial's number)."""
+    carry the user attr `polish_of` (the front trial's number). The defaults (never) are
+    how a study whose recorded training settings predate polishing ran."""
 
-    def __init__(self, share: float, epochs: int) -> None:
+    def __init__(self, share: float = 0.0, epochs: int = 5) -> None:
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
             raise ValueError(f"train.polish.share must be in [0, 1), got {share!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
