@@ -98,8 +98,10 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     # candidate a finished trial dominates by its dense (or right-after-pruning) accuracy
     "search_supernet_exit": ["train=supernet", "study.early_exit=dense"],
     "search_supernet_exit_pruned": ["train=supernet", "study.early_exit=pruned"],
-    # the last tenth of the budget polishes the front's most accurate trials (5 epochs each)
+    # the last tenth of the budget polishes the front's most accurate trials, 5 epochs each
+    # (train=supernet's default), and the former default without it
     "search_supernet_polish": ["train=supernet", "train.polish.share=0.1"],
+    "search_supernet_nopolish": ["train=supernet", "train.polish.share=0.0"],
     "search_shift": [SHIFTS],  # the rule (LAMP for cnn) with a shift per layer
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
     "search_shift_sensitivity": [SHIFTS, SENSITIVITY_SHIFTS],  # its first trial's shifts
