@@ -3,17 +3,19 @@
 It imports the command's modules once, then for each JSON line on stdin (args, cwd,
 timeout, stdout, stderr) forks a child that is `python -m nas ARGS` run in `cwd`, its
 output written to the files `stdout` and `stderr` (its own fds 1 and 2), killed by SIGALRM
-after `timeout` seconds: the same code, exit status, tracebacks, warnings and logging as a
-new interpreter; only its modules come already imported. Answers each line with the
-child's exit status.
+after `timeout` seconds: the same code, exit status, tracebacks, warnings, logging and
+atexit functions as a new interpreter; only its modules come already imported, and are
+not torn down at its exit. Answers each line with the child's exit status.
 """
 
+import atexit
 import json
 import math
 import os
 import runpy
 import signal
 import sys
+import threading
 
 # The slow part of a start: the commands, the modules they import late, and what torch and
 # optuna import at a run's first training step, export or database.
@@ -42,7 +44,18 @@ for line in sys.stdin:
         sys.path[0] = run["cwd"]  # as `python -m` puts it
         sys.argv = ["nas", *run["args"]]
         signal.alarm(math.ceil(run["timeout"]))
-        # it ends in sys.exit(main()), whose exception leaves this loop and ends the child
-        runpy.run_module("nas", run_name="__main__", alter_sys=True)
-        sys.exit(0)  # the status of a `python -m nas` whose __main__ returned
+        try:  # it ends in sys.exit(main())
+            runpy.run_module("nas", run_name="__main__", alter_sys=True)
+            status = 0  # the status of a `python -m nas` whose __main__ returned
+        except SystemExit as exit:
+            status = exit.code if isinstance(exit.code, int) else exit.code is not None
+            if isinstance(exit.code, str):
+                print(exit.code, file=sys.stderr)
+        # what the interpreter does at exit, less tearing down every module (seconds, with
+        # torch's): wait for non-daemon threads, run the atexit functions, flush
+        threading._shutdown()
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(status))
     print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), flush=True)
