@@ -10,6 +10,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.search.last_share import LastShare
 from nas.search.repeats import TAKEN
 from nas.trial.objectives import metric, objective_names
 from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
@@ -26,7 +27,7 @@ def _polished(study: optuna.Study) -> set[int]:
     }
 
 
-class Polish:
+class Polish(LastShare):
     """Over the last `share` of a study's budget (of `max_epochs` when set, else of
     `n_trials`), queue one trial at a time that repeats a front trial's parameters and
     fine-tunes `epochs` epochs (the trial's user attr `finetune_epochs`): the most
@@ -34,17 +35,13 @@ class Polish:
     carry the user attr `polish_of` (the front trial's number). The defaults (never) are
     how a study whose recorded training settings predate polishing ran."""
 
+    setting = "train.polish.share"
+
     def __init__(self, share: float = 0.0, epochs: int = 5) -> None:
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
-            raise ValueError(f"train.polish.share must be in [0, 1), got {share!r}")
+        super().__init__(share)
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"train.polish.epochs must be a whole number >= 1, got {epochs!r}")
-        self.share = share
         self.epochs = epochs
-
-    def due(self, left: float, total: float) -> bool:
-        """Whether polishing is due with `left` of a budget of `total` (epochs or trials)."""
-        return self.share > 0 and left <= self.share * total
 
     def queue(self, study: optuna.Study, affordable: Callable[[FrozenTrial], bool]) -> None:
         """Queue the next polish, unless a trial already waits; `affordable(trial)` says

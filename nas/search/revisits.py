@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nas.search.last_share import LastShare
 from nas.search.repeats import enqueue_new
 from nas.trial.objectives import metric, objective_names
 
@@ -25,21 +26,14 @@ def architecture_key(params: Mapping[str, Any]) -> str:
     return repr(sorted(architecture_params(params).items()))
 
 
-class Revisits:
+class Revisits(LastShare):
     """Over the last `share` of a study's budget (of `max_epochs` when set, else of
     `n_trials`), queue one trial at a time of an architecture on the front whose dense
     weights are cached, with only its architecture parameters fixed: the sampler picks
     its sparsity. The architecture tried the fewest times goes first, the most accurate
     among equals. Revisits carry the user attr `revisit_of` (the front trial's number)."""
 
-    def __init__(self, share: float) -> None:
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
-            raise ValueError(f"study.revisit_share must be in [0, 1), got {share!r}")
-        self.share = share
-
-    def due(self, left: int, total: int) -> bool:
-        """Whether revisits are due with `left` of a budget of `total` (epochs or trials)."""
-        return self.share > 0 and left <= self.share * total
+    setting = "study.revisit_share"
 
     def queue(self, study: optuna.Study, cached: Callable[[dict[str, Any]], bool]) -> None:
         """Queue the next revisit, unless a trial already waits or one with the same
