@@ -1,6 +1,7 @@
-"""No trial repeats another's parameters: a sibling or revisit equal to a finished, running
-or waiting trial is not queued, and a sampled trial equal to one is not run (the sampler
-draws again)."""
+"""No trial repeats another's parameters and fine-tuning: a sibling or revisit equal to a
+finished, running or waiting trial is not queued, and a sampled trial equal to one is not
+run (the sampler draws again). A trial queued with fine-tuning epochs of its own (a
+polish) trains its parameters differently, so it repeats only a trial queued with the same."""
 
 from __future__ import annotations
 
@@ -31,13 +32,21 @@ def _key(params: Mapping[str, Any]) -> frozenset:
 
 
 def repeated_trial(
-    study: optuna.Study, params: Mapping[str, Any], besides: int | None = None
+    study: optuna.Study,
+    params: Mapping[str, Any],
+    besides: int | None = None,
+    finetune_epochs: int | None = None,
 ) -> FrozenTrial | None:
     """The finished, running or waiting trial of `study` (other than number `besides`)
-    with exactly `params`; None when there is none."""
+    with exactly `params` and queued with `finetune_epochs` of its own (None: with none);
+    None when there is none."""
     key = _key(params)
     for trial in study.get_trials(deepcopy=False, states=TAKEN):
-        if trial.number != besides and _key(trial_params(trial)) == key:
+        if (
+            trial.number != besides
+            and trial.user_attrs.get(FINETUNE_EPOCHS_ATTR) == finetune_epochs
+            and _key(trial_params(trial)) == key
+        ):
             return trial
     return None
 
@@ -51,11 +60,9 @@ def enqueue_new(study: optuna.Study, params: dict[str, Any], user_attrs: dict[st
 
 def refuse_repeat(trial: optuna.Trial) -> None:
     """End `trial` unrun (PRUNED, user attr `repeats`: the trial it repeats) when the
-    parameters it sampled are an existing trial's, unless it was queued with fine-tuning
-    epochs of its own (then it trains them differently)."""
-    if FINETUNE_EPOCHS_ATTR in trial.user_attrs:
-        return
-    same = repeated_trial(trial.study, trial.params, besides=trial.number)
+    parameters it sampled and its fine-tuning are an existing trial's."""
+    own = trial.user_attrs.get(FINETUNE_EPOCHS_ATTR)
+    same = repeated_trial(trial.study, trial.params, besides=trial.number, finetune_epochs=own)
     if same is not None:
         trial.set_user_attr("repeats", same.number)
         raise optuna.TrialPruned(f"its parameters repeat trial {same.number}'s")

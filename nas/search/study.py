@@ -382,9 +382,10 @@ class Search:
             if POLISH_OF not in trial.user_attrs:
                 room = sibling_room(study, budget.remaining(study))
                 self.siblings.queue(study, trial, room=room)
-            if self.polish.due(*budget.left(study)):
+            left = budget.left(study)
+            if self.polish.due(*left):
                 self.polish.queue(study, affordable)
-            if self.revisits.due(*budget.left(study)):
+            if self.revisits.due(*left):
                 self.revisits.queue(study, lambda params: pipeline.holds_dense(params, self.seed))
 
         def can_start() -> bool:
