@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
+from nas.prune.methods import MagnitudePruning
 from nas.search.polish import POLISH_OF, Polish
 from nas.search.recorded import setting_changes
 from nas.search.repeats import refuse_repeat
 from nas.studies.joint_search import run_search
-from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
+from nas.trial.early_exit import EarlyExit
+from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR, TrialPipeline
+from search_spaces.cnn import CNNSpace
 from tests.front_trials import DISTRIBUTIONS, finished, four_trials, waiting
+from tests.test_objective import PARAMS, SETTINGS
 
 
 @pytest.fixture
@@ -100,3 +105,17 @@ def test_a_study_recorded_before_polishing_resumes_without_it_and_refuses_it():
     assert setting_changes(study, {"train_config": train}) == []
     train["polish"]["share"] = 0.1
     assert setting_changes(study, {"train_config": train}) == ["train.polish.share 0.0 -> 0.1"]
+
+
+def test_early_exit_judges_a_drawn_candidate_but_never_a_polish(tiny_splits):
+    space = CNNSpace()
+    pipe = TrialPipeline(space, tiny_splits, MagnitudePruning(), SETTINGS, torch.device("cpu"))
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[1.0, 1, 1]))  # dominates every candidate
+    study.enqueue_trial(PARAMS)
+    study.enqueue_trial(PARAMS, user_attrs={POLISH_OF: 0, FINETUNE_EPOCHS_ATTR: 2})
+    study.optimize(pipe.objective(0, early_exit=EarlyExit("dense", margin=0.0)), n_trials=2)
+    drawn, polish = study.trials[1:]
+    assert drawn.user_attrs["finetune_skipped"] and drawn.user_attrs["train_epochs"] == 1
+    assert not polish.user_attrs["finetune_skipped"]
+    assert polish.user_attrs["train_epochs"] == 1 + 2  # 1 dense epoch, then its own 2

@@ -442,8 +442,8 @@ class TrialPipeline:
             if before_run:
                 before_run(trial, pipeline.planned_epochs(candidate, trial_seed))
             checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
-            judged = pipeline is self
-            skip = early_exit.judge(lambda: finished_measures(trial.study)) if judged else None
+            own_epochs = FINETUNE_EPOCHS_ATTR in trial.user_attrs
+            skip = None if own_epochs else early_exit.judge(lambda: finished_measures(trial.study))
             result, model = pipeline.run(candidate, trial_seed, checkpoints, skip)
             for key, value in result.user_attrs(self.objectives.names).items():
                 trial.set_user_attr(key, value)
