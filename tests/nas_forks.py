@@ -47,15 +47,17 @@ for line in sys.stdin:
         try:  # it ends in sys.exit(main())
             runpy.run_module("nas", run_name="__main__", alter_sys=True)
             status = 0  # the status of a `python -m nas` whose __main__ returned
-        except SystemExit as exit:
-            status = exit.code if isinstance(exit.code, int) else exit.code is not None
-            if isinstance(exit.code, str):
+        except SystemExit as exit:  # as the interpreter reads sys.exit's argument
+            if exit.code is None or isinstance(exit.code, int):
+                status = exit.code or 0
+            else:
                 print(exit.code, file=sys.stderr)
+                status = 1
         # what the interpreter does at exit, less tearing down every module (seconds, with
         # torch's): wait for non-daemon threads, run the atexit functions, flush
         threading._shutdown()
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(int(status))
+        os._exit(status)
     print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), flush=True)
