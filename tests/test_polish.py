@@ -47,6 +47,14 @@ def test_a_polish_the_budget_cannot_pay_for_is_not_queued(study):
     assert not waiting(study), "the most accurate goes first or none does"
 
 
+def test_siblings_fit_before_the_last_share_and_never_enter_it():
+    polish = Polish(0.1, 5)
+    assert polish.room_before(left=8.2, total=60, cost=1.05) == 2
+    assert polish.room_before(left=6.52, total=60, cost=1.05) == 0  # 5.47 is inside it
+    assert polish.room_before(left=5.5, total=60, cost=1.05) == 0
+    assert Polish(0.0, 5).room_before(left=1.0, total=60, cost=1.05) is None, "no reserve"
+
+
 def test_polishing_is_due_over_the_last_share_of_the_budget_only():
     assert Polish(0.25, 5).due(left=25, total=100)
     assert not Polish(0.25, 5).due(left=26, total=100)
@@ -90,6 +98,10 @@ def test_a_weight_sharing_search_polishes_its_front_in_the_last_share(compose_co
     spent_before = supernet + sum(t.user_attrs["train_epochs"] for t in trials[:first])
     assert spent_before >= 10, "not before the last half"
     assert polishes == trials[first : first + len(polishes)], "no sibling between polishes"
+    spent = supernet
+    for trial in trials:
+        spent += trial.user_attrs["train_epochs"]
+        assert "sibling_of" not in trial.user_attrs or spent <= 10, "a sibling in the last half"
     for polish in polishes:
         polished = study.trials[polish.user_attrs[POLISH_OF]]
         assert polish.params == polished.params

@@ -5,6 +5,7 @@ reach, and the front's most accurate points hold most of its hypervolume."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import optuna
@@ -32,7 +33,8 @@ class Polish(LastShare):
     `n_trials`), queue one trial at a time that repeats a front trial's parameters and
     fine-tunes `epochs` epochs (the trial's user attr `finetune_epochs`): the most
     accurate feasible front trial not polished yet, that is not a polish itself. Polishes
-    carry the user attr `polish_of` (the front trial's number). The defaults (never) are
+    carry the user attr `polish_of` (the front trial's number); `room_before` keeps
+    siblings out of the share. The defaults (never) are
     how a study whose recorded training settings predate polishing ran."""
 
     setting = "train.polish.share"
@@ -42,6 +44,14 @@ class Polish(LastShare):
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"train.polish.epochs must be a whole number >= 1, got {epochs!r}")
         self.epochs = epochs
+
+    def room_before(self, left: float, total: float, cost: float) -> int | None:
+        """How many trials of `cost` epochs each fit in `left` of a budget of `total`
+        before its last share, which polishes keep for themselves (None: no polishing,
+        no reserve)."""
+        if self.share == 0 or cost <= 0:
+            return None
+        return max(math.floor((left - self.share * total) / cost), 0)
 
     def queue(self, study: optuna.Study, affordable: Callable[[FrozenTrial], bool]) -> None:
         """Queue the next polish, unless a trial already waits; `affordable(trial)` says

@@ -377,12 +377,17 @@ class Search:
             return epochs <= budget.left(study)[0]
 
         def queue_more(study: optuna.Study, trial: FrozenTrial) -> None:
-            """Queue the siblings due after `trial` (none after a polish), then near the
-            budget's end a polish, or a revisit."""
+            """Queue the siblings due after `trial` (none after a polish, none that would
+            run into the polishes' last share), then near the budget's end a polish, or a
+            revisit."""
+            left = budget.left(study)
             if POLISH_OF not in trial.user_attrs:
                 room = sibling_room(study, budget.remaining(study))
+                if budget.max_epochs is not None:  # a sibling costs what its first trial did
+                    cost = trial.user_attrs.get("train_epochs", 0)
+                    reserve = self.polish.room_before(*left, cost)
+                    room = room if reserve is None else min(room, reserve)
                 self.siblings.queue(study, trial, room=room)
-            left = budget.left(study)
             if self.polish.due(*left):
                 self.polish.queue(study, affordable)
             if self.revisits.due(*left):
