@@ -289,6 +289,16 @@ def with_regret(results: dict[str, list[Measured]], best: float) -> dict[str, li
     }
 
 
+def pooled_regret(results: dict[str, list[Measured]], best: float) -> float:
+    """The mean over seeds of the regret of every method's trials of a seed pooled: how
+    far from `best` a seed's studies get together, which no one study of it gets below."""
+    seeds = range(len(next(iter(results.values()))))
+    return statistics.fmean(
+        best - hypervolume(np.concatenate([rows[index].points for rows in results.values()]))
+        for index in seeds
+    )
+
+
 def spread(values: list[float], digits: int = 3) -> str:
     """`mean ± standard deviation` (the deviation only with two values or more)."""
     mean = statistics.fmean(values)
@@ -430,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.space} on mnist5k, {args.epochs} epochs per study, seeds {seeds}{overrides}")
     print(machine_line())
     print(f"best known front (every method, every seed run here): hypervolume {best:.4f}")
+    print(f"every method's trials of a seed pooled: regret {pooled_regret(results, best):.4f}")
     print(table(results))
     if len(results) > 1:
         print(f"\nPaired hypervolume differences:\n{paired(results, args.seeds)}")
@@ -442,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.equal_flops:
         equal = with_regret(at_equal_flops(studies, results, references), best)
         print("\nAt equal training FLOPs (each seed cut at its cheapest method's):")
+        print(f"every method's trials of a seed pooled: regret {pooled_regret(equal, best):.4f}")
         print(table(equal))
         if len(equal) > 1:
             print(f"\nPaired hypervolume differences:\n{paired(equal, args.seeds)}")

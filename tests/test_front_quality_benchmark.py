@@ -6,8 +6,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
+
+from nas.report.front_quality import hypervolume
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "front_quality.py"
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -78,3 +81,22 @@ def test_the_first_n_trials_are_measured_as_if_the_study_had_stopped_there(bench
         bench.measure(study, (1000, 1000), max_trials=n).hypervolume for n in (1, 2, 3)
     )
     assert rows.splitlines()[2] == f"| search | {one:.4f} | {two:.4f} | {all_three:.4f} (3) |"
+
+
+def test_pooling_every_method_of_a_seed_gives_the_regret_no_single_study_is_below(bench):
+    seeds = [
+        {"a": study_of(None, (0.9, 100, 1.0)), "b": study_of(None, (0.6, 10, 1.0))},
+        {"a": study_of(None, (0.8, 100, 1.0)), "b": study_of(None, (0.95, 500, 1.0))},
+    ]
+    results = {
+        method: [bench.measure(seed[method], (1000, 1000)) for seed in seeds] for method in "ab"
+    }
+    best = bench.best_known(results)
+    pooled = [
+        best - hypervolume(np.concatenate([results[m][i].points for m in "ab"])) for i in range(2)
+    ]
+    assert bench.pooled_regret(results, best) == pytest.approx(sum(pooled) / 2)
+    assert pooled[0] > 0, "the second seed's 0.95 is in the best front known, not the first's"
+    for rows in results.values():
+        for index, row in enumerate(rows):
+            assert best - row.hypervolume >= pooled[index]
