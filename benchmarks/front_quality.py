@@ -17,6 +17,7 @@ parallel processes (one SQLite file per seed) and a last run over all seeds repo
     python benchmarks/front_quality.py --equal-flops --methods search_supernet search two_stage
     python benchmarks/front_quality.py --methods search_supernet_shift search_supernet
     python benchmarks/front_quality.py --trial-counts 19 38 76 --methods search_supernet
+    python benchmarks/front_quality.py --tag new --methods search_supernet search@old
 """
 
 from __future__ import annotations
@@ -156,10 +157,28 @@ def study_name(method: str, seed: int, tag: str) -> str:
     return f"{base}-{method}"
 
 
-def run(method: str, seed: int, args: argparse.Namespace, out: Path) -> optuna.Study:
-    """Run (or resume) `method` for `seed` with the shared budget; returns its study."""
-    tag = args.search_tag if method in SEARCHES and args.search_tag is not None else args.tag
-    name = study_name(method, seed, tag)
+def method_entry(entry: str) -> str:
+    """A `--methods` entry, checked: METHOD, or METHOD@TAG for the method's studies under
+    another tag (an earlier run to compare against)."""
+    method = entry.partition("@")[0]
+    if method not in METHODS:
+        raise argparse.ArgumentTypeError(f"unknown method {method!r} (choose from {METHODS})")
+    return entry
+
+
+def resolve(entry: str, seed: int, args: argparse.Namespace) -> tuple[str, str]:
+    """The method a `--methods` entry runs for `seed`, and the name of its study."""
+    method, _, tag = entry.partition("@")
+    if not tag:
+        searched = method in SEARCHES and args.search_tag is not None
+        tag = args.search_tag if searched else args.tag
+    return method, study_name(method, seed, tag)
+
+
+def run(entry: str, seed: int, args: argparse.Namespace, out: Path) -> optuna.Study:
+    """Run (or resume) a `--methods` entry for `seed` with the shared budget; returns its
+    study."""
+    method, name = resolve(entry, seed, args)
     overrides = [
         f"+space={args.space}",
         f"seed={seed}",
@@ -378,7 +397,7 @@ def plot(results: dict[str, list[Measured]], seed: int, path: Path) -> None:
         front = front[front[:, 1].argsort()]
         style = (
             {"linewidth": 2.5, "zorder": 3}
-            if method in SEARCHES
+            if method.partition("@")[0] in SEARCHES
             else {"linewidth": 1.2, "linestyle": "--", "alpha": 0.9}
         )
         style["color"] = colors[2 * index % 20 + index // 10]
@@ -400,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=80, help="training epochs per study")
-    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument(
+        "--methods", nargs="+", default=METHODS, type=method_entry, metavar="METHOD[@TAG]",
+        help="methods to run; METHOD@TAG reads (or runs) that method's studies under TAG",
+    )  # fmt: skip
     parser.add_argument("--space", default="cnn")
     parser.add_argument("--tag", default="", help="prefix of the study names (variants)")
     parser.add_argument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -100,3 +101,21 @@ def test_pooling_every_method_of_a_seed_gives_the_regret_no_single_study_is_belo
     for rows in results.values():
         for index, row in enumerate(rows):
             assert best - row.hypervolume >= pooled[index]
+
+
+def test_a_method_at_a_tag_names_that_runs_studies(bench):
+    args = argparse.Namespace(tag="new", search_tag=None)
+    assert bench.resolve("search", 30, args) == ("search", "new-s30-search")
+    assert bench.resolve("search@h60", 30, args) == ("search", "h60-s30-search")
+    assert bench.resolve("lamp@h60", 30, args) == ("lamp", "h60-s30-lamp")
+    args.search_tag = "searches"
+    assert bench.resolve("search", 30, args) == ("search", "searches-s30-search")
+    assert bench.resolve("lamp", 30, args) == ("lamp", "new-s30-lamp")
+
+
+def test_an_unknown_method_is_refused_with_or_without_a_tag(bench, capsys):
+    for entry in ("bogus", "bogus@h60"):
+        with pytest.raises(SystemExit) as stopped:
+            bench.main(["--methods", "search", entry])
+        assert stopped.value.code == 2
+        assert "unknown method 'bogus'" in capsys.readouterr().err
