@@ -59,7 +59,8 @@ SHIFTS = "space.sparsity.shift={low:-2,high:2,step:0.5}"
 #   python -m nas sensitivity +space=cnn 'space.kernel_sizes=[3]' "space.sparsity.shift=..."
 # with the shift grid above: a warm start from them, against LAMP.
 SENSITIVITY_SHIFTS = (
-    "study.warm_start_shifts={block1.conv:0.0,block2.conv:0.5,block3.conv:0.0,hidden:-0.5,head:-0.5}"
+    "study.warm_start_shifts="
+    "{block1.conv:0.0,block2.conv:0.5,block3.conv:0.0,hidden:-0.5,head:-0.5}"
 )
 PER_LAYER = [  # independent per-layer ratios, the former default
     "space.sparsity.allocation=per_layer",
@@ -85,16 +86,22 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_supernet_largest1": ["train=supernet", "train.supernet.largest_every=1"],
     "search_supernet_subnets3": ["train=supernet", "train.supernet.subnets=3"],
     "search_supernet_subnets3_largest1": [
-        "train=supernet", "train.supernet.subnets=3", "train.supernet.largest_every=1"
-    ],  # fmt: skip
+        "train=supernet",
+        "train.supernet.subnets=3",
+        "train.supernet.largest_every=1",
+    ],
     # the fine-tuning before today's (1 epoch at twice the learning rate): 2 epochs at half
     # of it, as the from-scratch search fine-tunes; and 1 epoch at the learning rate itself
     "search_supernet_ft2": [
-        "train=supernet", "train.finetune_epochs=2", "train.finetune_lr_scale=0.5"
-    ],  # fmt: skip
+        "train=supernet",
+        "train.finetune_epochs=2",
+        "train.finetune_lr_scale=0.5",
+    ],
     "search_supernet_ft1": [
-        "train=supernet", "train.finetune_epochs=1", "train.finetune_lr_scale=1.0"
-    ],  # fmt: skip
+        "train=supernet",
+        "train.finetune_epochs=1",
+        "train.finetune_lr_scale=1.0",
+    ],
     # the early exit where skipping fine-tuning makes a trial cost nothing: skip a sliced
     # candidate a finished trial dominates by its dense (or right-after-pruning) accuracy
     "search_supernet_exit": ["train=supernet", "study.early_exit=dense"],
@@ -347,23 +354,50 @@ def table(results: dict[str, list[Measured]]) -> str:
     return "\n".join(lines)
 
 
-def paired(results: dict[str, list[Measured]], seeds: list[int]) -> str:
-    """A markdown table of the first method's hypervolume minus each other method's, seed
-    by seed (what the seeds share cancels out): per seed, then the mean, its standard
-    error and on how many seeds the first method was better; then each other method's
-    regret over the first's (mean of the per-seed ratios)."""
-    first, others = next(iter(results)), list(results)[1:]
+Pairs = dict[str, tuple[list[Measured], list[Measured]]]
+
+
+def pairs_of(results: dict[str, list[Measured]]) -> Pairs:
+    """The first method's measurements and each other method's, by the other's name."""
+    first = next(iter(results.values()))
+    return {method: (first, rows) for method, rows in list(results.items())[1:]}
+
+
+def pairs_at_equal_flops(
+    studies: dict[str, list[optuna.Study]],
+    measured: dict[str, list[Measured]],
+    references: list[tuple[int, int]],
+    best: float,
+) -> Pairs:
+    """The first method and each other method measured again at the training FLOPs of
+    the cheaper of the two, seed by seed (whatever else ran), with regrets from `best`."""
+    first = next(iter(studies))
+    pairs = {}
+    for method in list(studies)[1:]:
+        two = [first, method]
+        cut = at_equal_flops(
+            {m: studies[m] for m in two}, {m: measured[m] for m in two}, references
+        )
+        cut = with_regret(cut, best)
+        pairs[method] = (cut[first], cut[method])
+    return pairs
+
+
+def paired(pairs: Pairs, first: str, seeds: list[int]) -> str:
+    """A markdown table of the `first` method's hypervolume minus each other method's, seed
+    by seed (what the seeds share cancels out), from `pairs` (`pairs_of` or
+    `pairs_at_equal_flops`): per seed, then the mean, its standard error and on how many
+    seeds the first method was better; then each other method's regret over the first's
+    (mean of the per-seed ratios)."""
+    others = list(pairs)
     differences = {
-        method: [
-            a.hypervolume - b.hypervolume
-            for a, b in zip(results[first], results[method], strict=True)
-        ]
+        method: [a.hypervolume - b.hypervolume for a, b in zip(*pairs[method], strict=True)]
         for method in others
     }
     ratios = {
         method: statistics.fmean(
             b.regret / a.regret if a.regret > 0 else math.inf
-            for a, b in zip(results[first], results[method], strict=True)
+            for a, b in zip(*pairs[method], strict=True)
         )
         for method in others
     }
@@ -465,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"every method's trials of a seed pooled: regret {pooled_regret(results, best):.4f}")
     print(table(results))
     if len(results) > 1:
-        print(f"\nPaired hypervolume differences:\n{paired(results, args.seeds)}")
+        differences = paired(pairs_of(results), args.methods[0], args.seeds)
+        print(f"\nPaired hypervolume differences:\n{differences}")
     path = args.out / f"front_quality{'-' + args.tag if args.tag else ''}.png"
     plot(results, args.seeds[0], path)
     print(f"fronts drawn in {path}")
@@ -478,7 +513,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"every method's trials of a seed pooled: regret {pooled_regret(equal, best):.4f}")
         print(table(equal))
         if len(equal) > 1:
-            print(f"\nPaired hypervolume differences:\n{paired(equal, args.seeds)}")
+            pairs = pairs_at_equal_flops(studies, results, references, best)
+            differences = paired(pairs, args.methods[0], args.seeds)
+            print(f"\nPaired, each pair cut at the cheaper of its two:\n{differences}")
     return 0
 
 

@@ -119,3 +119,20 @@ def test_an_unknown_method_is_refused_with_or_without_a_tag(bench, capsys):
             bench.main(["--methods", "search", entry])
         assert stopped.value.code == 2
         assert "unknown method 'bogus'" in capsys.readouterr().err
+
+
+def test_a_pair_at_equal_flops_is_cut_at_the_cheaper_of_the_two_whatever_else_ran(bench):
+    studies = {
+        "first": [study_of(None, (0.9, 10, 100.0), (0.95, 20, 100.0), (0.97, 30, 100.0))],
+        "other": [study_of(None, (0.9, 10, 100.0), (0.96, 20, 150.0))],
+        "cheapest": [study_of(None, (0.5, 10, 100.0))],
+    }
+    reference = [(1000, 1000)]
+    measured = {method: [bench.measure(rows[0], reference[0])] for method, rows in studies.items()}
+    pairs = bench.pairs_at_equal_flops(studies, measured, reference, best=1.0)
+    first, other = pairs["other"]
+    assert (first[0].trials, other[0].trials) == (2, 2), "cut at the other's 250, not at 100"
+    assert first[0].regret == pytest.approx(1.0 - first[0].hypervolume)
+    first, cheapest = pairs["cheapest"]
+    assert (first[0].trials, cheapest[0].trials) == (1, 1)
+    assert list(pairs) == ["other", "cheapest"]
