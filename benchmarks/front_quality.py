@@ -110,6 +110,7 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     # (train=supernet's default), and the former default without it
     "search_supernet_polish": ["train=supernet", "train.polish.share=0.1"],
     "search_supernet_nopolish": ["train=supernet", "train.polish.share=0.0"],
+    "search_supernet_sn8": ["train=supernet", "train.supernet.epochs=8"],  # a longer supernet
     "search_shift": [SHIFTS],  # the rule (LAMP for cnn) with a shift per layer
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
     "search_shift_sensitivity": [SHIFTS, SENSITIVITY_SHIFTS],  # its first trial's shifts
