@@ -34,8 +34,8 @@ class Polish(LastShare):
     fine-tunes `epochs` epochs (the trial's user attr `finetune_epochs`): the most
     accurate feasible front trial not polished yet, that is not a polish itself. Polishes
     carry the user attr `polish_of` (the front trial's number); `room_before` keeps
-    siblings out of the share. The defaults (never) are
-    how a study whose recorded training settings predate polishing ran."""
+    siblings out of the share. The defaults (never) are how a study whose recorded
+    training settings predate polishing ran."""
 
     setting = "train.polish.share"
 
