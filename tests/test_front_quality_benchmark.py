@@ -135,3 +135,13 @@ def test_a_pair_at_equal_flops_is_cut_at_the_cheaper_of_the_two_whatever_else_ra
     first, cheapest = pairs["cheapest"]
     assert (first[0].trials, cheapest[0].trials) == (1, 1)
     assert list(pairs) == ["other", "cheapest"]
+
+
+def test_the_regret_ratio_is_of_the_mean_regrets_as_the_target_reads(bench):
+    def measured(regret: float):
+        return bench.Measured(1 - regret, 0, 0, 60, 0, 1, None, regret)
+
+    first = [measured(0.01), measured(0.03)]
+    other = [measured(0.02), measured(0.03)]  # per seed 2x and 1x: their mean would be 1.50x
+    table = bench.paired({"other": (first, other)}, "first", [30, 31])
+    assert table.splitlines()[-1] == "| mean regret over first's | 1.25x |"
