@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,14 @@ TRIAL_USER_ATTRS = {
     "kl_divergence",
     "ece",
 }
+
+
+def pytest_configure(config) -> None:
+    """Let the commands the tests start see Ctrl-C even when the suite itself ignores it
+    (started in the background by a shell without job control, e.g. `nohup pytest &`):
+    an ignored SIGINT is inherited, a handled one is reset to the default on exec."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
