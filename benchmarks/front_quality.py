@@ -18,6 +18,7 @@ parallel processes (one SQLite file per seed) and a last run over all seeds repo
     python benchmarks/front_quality.py --methods search_supernet_shift search_supernet
     python benchmarks/front_quality.py --trial-counts 19 38 76 --methods search_supernet
     python benchmarks/front_quality.py --tag new --methods search_supernet search@old
+    python benchmarks/front_quality.py --tag a --methods search two_stage --known search@b lamp@b
 """
 
 from __future__ import annotations
@@ -183,6 +184,11 @@ def resolve(entry: str, seed: int, args: argparse.Namespace) -> tuple[str, str]:
     return method, study_name(method, seed, tag)
 
 
+def storage_file(out: Path, seed: int) -> Path:
+    """The SQLite file a seed's studies are stored in (one per seed: seeds can run apart)."""
+    return out / f"front_quality-s{seed}.db"
+
+
 def run(entry: str, seed: int, args: argparse.Namespace, out: Path) -> optuna.Study:
     """Run (or resume) a `--methods` entry for `seed` with the shared budget; returns its
     study."""
@@ -190,7 +196,7 @@ def run(entry: str, seed: int, args: argparse.Namespace, out: Path) -> optuna.St
     overrides = [
         f"+space={args.space}",
         f"seed={seed}",
-        f"study.storage=sqlite:///{out / f'front_quality-s{seed}.db'}",  # seeds can run apart
+        f"study.storage=sqlite:///{storage_file(out, seed)}",
         f"study.max_epochs={args.epochs}",
         "study.n_trials=10000",  # the epoch budget decides
         "device=cpu",
@@ -302,10 +308,32 @@ def by_trial_count(
     return "\n".join(lines)
 
 
-def best_known(results: dict[str, list[Measured]]) -> float:
+def known_points(
+    entries: list[str], args: argparse.Namespace, out: Path, references: list[tuple[int, int]]
+) -> list[np.ndarray]:
+    """The normalised objectives of the studies `entries` (METHOD@TAG) name for each seed,
+    read and never run: e.g. another budget's, for the best front known. A study not
+    there ends the benchmark with one line."""
+    points = []
+    for seed, reference in zip(args.seeds, references, strict=True):
+        for entry in entries:
+            name, path = resolve(entry, seed, args)[1], storage_file(out, seed)
+            missing = f"front_quality: --known {entry}: no study {name!r} in {out}"
+            if not path.exists():  # checked first: loading would make the file
+                sys.exit(missing)
+            try:
+                study = optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
+            except KeyError:
+                sys.exit(missing)
+            points.append(measure(study, reference).points)
+    return points
+
+
+def best_known(results: dict[str, list[Measured]], known: list[np.ndarray] = ()) -> float:
     """The hypervolume of the best front known: the union of every method's trials over
-    every seed run."""
-    return hypervolume(np.concatenate([row.points for rows in results.values() for row in rows]))
+    every seed run, and of the `known` points (`known_points`)."""
+    rows = [row.points for rows in results.values() for row in rows]
+    return hypervolume(np.concatenate([*rows, *known]))
 
 
 def with_regret(results: dict[str, list[Measured]], best: float) -> dict[str, list[Measured]]:
@@ -477,6 +505,10 @@ def main(argv: list[str] | None = None) -> int:
         "--trial-counts", type=int, nargs="+", default=[], metavar="N",
         help="also measure every method on its studies' first N finished trials",
     )  # fmt: skip
+    parser.add_argument(
+        "--known", nargs="+", default=[], type=method_entry, metavar="METHOD@TAG",
+        help="studies only read, whose trials join the best front known (e.g. another budget's)",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args(argv)
     prepare(args.out, args.threads)
@@ -492,13 +524,14 @@ def main(argv: list[str] | None = None) -> int:
         method: [measure(study, ref) for study, ref in zip(rows, references, strict=True)]
         for method, rows in studies.items()
     }
-    best = best_known(results)
+    best = best_known(results, known_points(args.known, args, args.out.resolve(), references))
     results = with_regret(results, best)
     seeds = " ".join(map(str, args.seeds))
     overrides = f", overrides: {' '.join(args.overrides)}" if args.overrides else ""
     print(f"\n{args.space} on mnist5k, {args.epochs} epochs per study, seeds {seeds}{overrides}")
     print(machine_line())
-    print(f"best known front (every method, every seed run here): hypervolume {best:.4f}")
+    known = f" and {' '.join(args.known)}" if args.known else ""
+    print(f"best known front (every method, every seed run here{known}): hypervolume {best:.4f}")
     print(f"every method's trials of a seed pooled: regret {pooled_regret(results, best):.4f}")
     print(table(results))
     if len(results) > 1:

@@ -26,10 +26,18 @@ def bench():
     return module
 
 
-def study_of(supernet_flops: float | None, *trials: tuple[float, int, float]) -> optuna.Study:
+def study_of(
+    supernet_flops: float | None,
+    *trials: tuple[float, int, float],
+    storage: str | None = None,
+    name: str | None = None,
+) -> optuna.Study:
     """A study of trials (accuracy, nonzero params, training FLOPs), each of 1 epoch and
-    100 FLOPs, after a supernet of `supernet_flops` (None: no supernet)."""
-    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    100 FLOPs, after a supernet of `supernet_flops` (None: no supernet); in memory unless
+    `storage` and `name` are given."""
+    study = optuna.create_study(
+        storage=storage, study_name=name, directions=["maximize", "minimize", "minimize"]
+    )
     study.set_metric_names(["accuracy", "nonzero_params", "flops"])
     if supernet_flops is not None:
         study.set_user_attr("supernet", {"train_flops": supernet_flops, "train_epochs": 4})
@@ -145,3 +153,30 @@ def test_the_regret_ratio_is_of_the_mean_regrets_as_the_target_reads(bench):
     other = [measured(0.02), measured(0.03)]  # per seed 2x and 1x: their mean would be 1.50x
     table = bench.paired({"other": (first, other)}, "first", [30, 31])
     assert table.splitlines()[-1] == "| mean regret over first's | 1.25x |"
+
+
+def test_known_studies_of_another_budget_join_the_best_front_known(bench, tmp_path):
+    reference = [(1000, 1000)]
+    storage = f"sqlite:///{bench.storage_file(tmp_path, 30)}"
+    study_of(None, (0.99, 10, 1.0), storage=storage, name="h120-s30-search")
+    args = argparse.Namespace(seeds=[30], tag="h60", search_tag=None)
+    (known,) = bench.known_points(["search@h120"], args, tmp_path, reference)
+    assert known.tolist() == [[pytest.approx(0.01), 0.01, 0.1]]
+    results = {"search": [bench.measure(study_of(None, (0.9, 100, 1.0)), reference[0])]}
+    both = np.concatenate([results["search"][0].points, known])
+    assert bench.best_known(results, [known]) == pytest.approx(hypervolume(both))
+    assert bench.best_known(results, [known]) > bench.best_known(results)
+
+
+def test_a_known_study_that_is_not_there_ends_the_benchmark_in_one_line(bench, tmp_path):
+    args = argparse.Namespace(seeds=[30], tag="h60", search_tag=None)
+    with pytest.raises(SystemExit) as stopped:
+        bench.known_points(["two_stage@h120"], args, tmp_path, [(1000, 1000)])
+    assert (
+        str(stopped.value)
+        == f"front_quality: --known two_stage@h120: no study 'h120-s30-two_stage' in {tmp_path}"
+    )
+    assert not bench.storage_file(tmp_path, 30).exists(), "only read: no file made"
+    study_of(None, (0.9, 10, 1.0), storage=f"sqlite:///{bench.storage_file(tmp_path, 30)}")
+    with pytest.raises(SystemExit, match="no study 'h120-s30-two_stage'"):
+        bench.known_points(["two_stage@h120"], args, tmp_path, [(1000, 1000)])
