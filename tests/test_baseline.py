@@ -38,7 +38,11 @@ def test_the_reference_is_the_largest_architecture_unless_parameters_are_given()
 
 @pytest.mark.parametrize(
     "given, message",
-    [({"arch.width": 3}, "no parameter arch.width"), ({"arch.blocks": 9}, "arch.blocks=9")],
+    [
+        ({"arch.width": 3}, "no parameter arch.width"),
+        ({"arch.blocks": 9}, "arch.blocks=9"),
+        ({"arch.hidden": 7}, "arch.hidden=7 is outside"),  # not one of the choices
+    ],
 )
 def test_bad_reference_parameters_are_refused(given, message):
     with pytest.raises(UsageError, match=message):

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from optuna._hypervolume import compute_hypervolume  # Optuna's own (WFG), as its plots use
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.optuna_internals import compute_hypervolume
 from nas.trial.objectives import DEFAULT, metric
 
 REFERENCE_POINT = np.ones(3)

@@ -11,9 +11,22 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.trial import TrialState, create_trial
 
 from nas.errors import UsageError
 from nas.space import Candidate, SearchSpace, is_shift_param, shift_param
+
+
+def holds(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether `value` is one of `distribution`'s values (in its range and on its step,
+    or one of its choices), as Optuna checks a trial's parameters."""
+    try:
+        create_trial(
+            state=TrialState.WAITING, params={"p": value}, distributions={"p": distribution}
+        )
+    except ValueError:
+        return False
+    return True
 
 
 class ReferenceTrial:
@@ -37,7 +50,7 @@ class ReferenceTrial:
             value = 0.0 if is_shift_param(name) else lowest
         elif name in self.given:
             value = self.given[name]
-            if not distribution._contains(distribution.to_internal_repr(value)):
+            if not holds(distribution, value):
                 raise UsageError(
                     f"baseline.arch: {name}={value!r} is outside the space's {distribution}"
                 )
@@ -90,7 +103,7 @@ def smallest_architecture(
         name = shift_param(layer)
         if name not in grids:
             continue  # a layer the smallest architecture does not have
-        if not grids[name]._contains(float(shift)):
+        if not holds(grids[name], float(shift)):
             raise UsageError(
                 f"study.warm_start_shifts: {layer}={shift!r} is not on the space's shift grid "
                 f"{grids[name]}"

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from nas.data import Splits
 from nas.errors import UsageError
+from nas.optuna_internals import storage_of
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
 from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
@@ -110,7 +111,7 @@ class SupernetTrainer:
         if claims and time.time() - attrs.get(HEARTBEAT, 0.0) < self.grace_period:
             return False
         try:
-            optuna.create_study(study_name=self._claim_name(claims), storage=self.study._storage)
+            optuna.create_study(study_name=self._claim_name(claims), storage=storage_of(self.study))
         except optuna.exceptions.DuplicatedStudyError:
             return False
         self.study.set_user_attr(HEARTBEAT, time.time())
@@ -126,7 +127,7 @@ class SupernetTrainer:
         for number in range(self.study.user_attrs.get(CLAIMS, 0)):
             try:
                 optuna.delete_study(
-                    study_name=self._claim_name(number), storage=self.study._storage
+                    study_name=self._claim_name(number), storage=storage_of(self.study)
                 )
             except KeyError:  # deleted already
                 pass

@@ -17,9 +17,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import UsageError
 from nas.prune.allocation import METHODS
+from nas.search.configured import configured
 from nas.search.reference import reference_candidate
 from nas.search.revisits import Revisits, architecture_params
-from nas.search.study import Outcome, Search, _instantiate
+from nas.search.study import Outcome, Search
 from nas.studies.joint_search import finish, searched
 from nas.trial.dense_cache import DenseCache
 from nas.trial.objectives import metric, objective_names
@@ -116,7 +117,7 @@ def two_stage(search: Search, study: optuna.Study, method_cfg: DictConfig) -> Ou
         search, pipeline=replace(search.pipeline, dense_cache=cache), revisits=Revisits(0)
     )
     dense_space_cfg = OmegaConf.merge(search.cfg.space, {"sparsity": {"high": 0.0}})
-    dense_space = _instantiate(dense_space_cfg, "space")
+    dense_space = configured(dense_space_cfg, "space")
     outcome = search.optimize(study, dense_trials, dense_trials * full, space=dense_space)
     if outcome.interrupted_by is not None or outcome.stopped:
         return outcome

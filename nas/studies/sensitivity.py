@@ -28,9 +28,10 @@ from tqdm import tqdm
 from nas.errors import UsageError
 from nas.prune.allocation import METHODS, allocate
 from nas.report.plots import DPI, STYLE
+from nas.search.configured import configured
 from nas.search.recorded import recorded_config
 from nas.search.reference import ReferenceTrial, reference_candidate
-from nas.search.study import Search, _instantiate
+from nas.search.study import Search
 from nas.space import Candidate, SearchSpace, ShiftGrid
 from nas.trial.dense_cache import arch_seed
 from nas.trial.pipeline import TrialPipeline
@@ -182,7 +183,7 @@ def check_layer_names(cfg: DictConfig) -> None:
     given = {key: OmegaConf.select(cfg, key) for key in keys}
     if not any(given.values()):
         return
-    known = space_layers(_instantiate(cfg.space, "space"))  # checks the caps' values first
+    known = space_layers(configured(cfg.space, "space"))  # checks the caps' values first
     for key, layers in given.items():
         unknown = sorted(set(layers) - known) if isinstance(layers, Mapping) else []
         if unknown:
