@@ -28,22 +28,23 @@ def study() -> optuna.Study:
 def test_the_most_accurate_front_trial_is_queued_with_its_parameters_and_the_polish_epochs(
     study,
 ):
-    Polish(0.2, 5).queue(study, affordable=lambda trial: True)
+    Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
     [queued] = waiting(study)
     assert queued.system_attrs["fixed_params"] == study.trials[0].params
     assert queued.user_attrs == {POLISH_OF: 0, FINETUNE_EPOCHS_ATTR: 5}
-    Polish(0.2, 5).queue(study, affordable=lambda trial: True)
+    Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
     assert len(waiting(study)) == 1, "nothing is queued while a trial waits"
 
 
 def test_a_trial_polished_once_and_a_polish_are_not_polished_again(study):
     study.add_trial(finished(32, 0.5, 0.97, 1000, **{POLISH_OF: 0, FINETUNE_EPOCHS_ATTR: 5}))
-    Polish(0.2, 5).queue(study, affordable=lambda trial: True)
+    Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
     assert waiting(study)[0].user_attrs[POLISH_OF] == 1  # the next most accurate
 
 
 def test_a_polish_the_budget_cannot_pay_for_is_not_queued(study):
-    Polish(0.2, 5).queue(study, affordable=lambda trial: trial.number != 0)
+    most_accurate = study.trials[0].params
+    Polish(0.2, 5).queue(study, affords=lambda params, epochs: params != most_accurate)
     assert not waiting(study), "the most accurate goes first or none does"
 
 
@@ -72,7 +73,7 @@ def test_bad_polish_settings_are_refused(share, epochs, message):
 
 
 def test_a_polish_repeating_its_trials_parameters_is_not_refused_as_a_repeat(study):
-    Polish(0.2, 5).queue(study, affordable=lambda trial: True)
+    Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
     polish = study.ask(fixed_distributions=DISTRIBUTIONS)
     refuse_repeat(polish)  # runs: no TrialPruned
     assert polish.params == study.trials[0].params

@@ -1,15 +1,18 @@
 """Optuna callbacks of a search: the shared trial budget, the stops after repeated
-failures or repeated draws, and the progress bar with one log line per trial."""
+failures or repeated draws, the progress bar with one log line per trial, and the
+follow-up trials queued after each one."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from nas.search.follow_up import Candidates, FollowUp, SearchState
 from nas.trial.objectives import DEFAULT, metric, objective_names
 
 log = logging.getLogger(__name__)
@@ -173,6 +176,34 @@ class RepeatStreak:
         self.count = self.count + 1 if "repeats" in trial.user_attrs else 0
         if self.tripped:
             study.stop()
+
+
+class QueueFollowUps:
+    """Optuna callback: after each trial, `follow_ups` queue what is due, in turn (see
+    `FollowUp`), told what is left of `budget` and what its `candidates` cost."""
+
+    def __init__(
+        self, follow_ups: Sequence[FollowUp], budget: TrialBudget, candidates: Candidates
+    ) -> None:
+        self.follow_ups = follow_ups
+        self.budget = budget
+        self.candidates = candidates
+
+    def state(self, study: optuna.Study, trial: FrozenTrial) -> SearchState:
+        """Where the search stands as `trial` finishes; under an epoch limit, the trials
+        costing what `trial` did that fit before the last share a follow-up keeps."""
+        left, total = self.budget.left(study)
+        by_epochs = self.budget.max_epochs is not None
+        cost = trial.user_attrs.get("train_epochs", 0)
+        rooms = [f.room_before(left, total, cost) for f in self.follow_ups] if by_epochs else []
+        before_reserve = min((room for room in rooms if room is not None), default=None)
+        to_start = self.budget.remaining(study)
+        return SearchState(left, total, by_epochs, to_start, before_reserve, self.candidates)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        state = self.state(study, trial)
+        for follow_up in self.follow_ups:
+            follow_up.queue_after(study, trial, state)
 
 
 class SearchProgress:

@@ -6,11 +6,13 @@ reach, and the front's most accurate points hold most of its hypervolume."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
+from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
 from nas.search.last_share import LastShare
 from nas.search.repeats import TAKEN
 from nas.trial.objectives import metric, objective_names
@@ -28,7 +30,7 @@ def _polished(study: optuna.Study) -> set[int]:
     }
 
 
-class Polish(LastShare):
+class Polish(LastShare, FollowUp):
     """Over the last `share` of a study's budget (of `max_epochs` when set, else of
     `n_trials`), queue one trial at a time that repeats a front trial's parameters and
     fine-tunes `epochs` epochs (the trial's user attr `finetune_epochs`): the most
@@ -53,11 +55,23 @@ class Polish(LastShare):
             return None
         return max(math.floor((left - self.share * total) / cost), 0)
 
-    def queue(self, study: optuna.Study, affordable: Callable[[FrozenTrial], bool]) -> None:
-        """Queue the next polish, unless a trial already waits; `affordable(trial)` says
-        whether what is left of the budget pays for polishing `trial`."""
-        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            return
+    def queue_after(self, study: optuna.Study, trial: FrozenTrial, state: SearchState) -> None:
+        """Queue the next polish when it is due, if what is left of the budget pays for it."""
+        if self.due(state.left, state.total):
+            self.queue(study, state.affords)
+
+    def queue(self, study: optuna.Study, affords: Callable[[dict[str, Any], int], bool]) -> None:
+        """Queue the next polish, unless a trial already waits; `affords(params, epochs)`
+        says whether what is left of the budget pays for a trial of `params` fine-tuning
+        `epochs` epochs. A polish repeats its trial's parameters on purpose: it is queued
+        without the repeat check of siblings and revisits."""
+        enqueue(study, self._next(study, affords), new_only=False)
+
+    def _next(
+        self, study: optuna.Study, affords: Callable[[dict[str, Any], int], bool]
+    ) -> Iterator[QueuedTrial]:
+        """The next polish: of the most accurate front trial not polished yet, that is
+        not a polish itself, if the budget pays for it."""
         done = _polished(study)
         names = objective_names(study)
         front = [
@@ -68,8 +82,7 @@ class Polish(LastShare):
         if not front:
             return
         chosen = max(front, key=lambda trial: metric(trial, "accuracy", names))
-        if affordable(chosen):
-            study.enqueue_trial(
-                chosen.params,
-                user_attrs={POLISH_OF: chosen.number, FINETUNE_EPOCHS_ATTR: self.epochs},
+        if affords(chosen.params, self.epochs):
+            yield QueuedTrial(
+                chosen.params, {POLISH_OF: chosen.number, FINETUNE_EPOCHS_ATTR: self.epochs}
             )

@@ -5,14 +5,14 @@ sparsities the sampler picks, fine-tuning their cached dense weights only."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
 from nas.search.last_share import LastShare
-from nas.search.repeats import enqueue_new
 from nas.trial.objectives import metric, objective_names
 
 
@@ -26,7 +26,7 @@ def architecture_key(params: Mapping[str, Any]) -> str:
     return repr(sorted(architecture_params(params).items()))
 
 
-class Revisits(LastShare):
+class Revisits(LastShare, FollowUp):
     """Over the last `share` of a study's budget (of `max_epochs` when set, else of
     `n_trials`), queue one trial at a time of an architecture on the front whose dense
     weights are cached, with only its architecture parameters fixed: the sampler picks
@@ -35,12 +35,23 @@ class Revisits(LastShare):
 
     setting = "study.revisit_share"
 
+    def queue_after(self, study: optuna.Study, trial: FrozenTrial, state: SearchState) -> None:
+        """Queue the next revisit when it is due."""
+        if self.due(state.left, state.total):
+            self.queue(study, state.candidates.holds_dense)
+
     def queue(self, study: optuna.Study, cached: Callable[[dict[str, Any]], bool]) -> None:
         """Queue the next revisit, unless a trial already waits or one with the same
         parameters is taken (see `nas.search.repeats`); `cached(params)` says
         whether the dense weights of the architecture a trial's `params` choose are kept."""
-        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            return
+        enqueue(study, self._next(study, cached))
+
+    @staticmethod
+    def _next(
+        study: optuna.Study, cached: Callable[[dict[str, Any]], bool]
+    ) -> Iterator[QueuedTrial]:
+        """The next revisit: of the cached front architecture tried the fewest times, the
+        most accurate among equals."""
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         tries = Counter(architecture_key(trial.params) for trial in finished)
         names = objective_names(study)
@@ -54,4 +65,4 @@ class Revisits(LastShare):
                 -metric(trial, "accuracy", names),
             ),
         )
-        enqueue_new(study, architecture_params(chosen.params), {"revisit_of": chosen.number})
+        yield QueuedTrial(architecture_params(chosen.params), {"revisit_of": chosen.number})

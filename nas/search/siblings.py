@@ -4,12 +4,14 @@ architecture at other sparsities, which reuse the cached dense weights."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.repeats import enqueue_new
+from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
+from nas.search.polish import POLISH_OF
 from nas.search.revisits import architecture_key
 from nas.space import is_shift_param
 from nas.trial.objectives import metric, objective_names
@@ -53,7 +55,7 @@ def sibling_room(study: optuna.Study, remaining: int) -> int:
     return remaining - len(architectures)
 
 
-class Siblings:
+class Siblings(FollowUp):
     """After a finished trial that trained its architecture densely (not from the cache),
     queue `count` more trials of the same architecture with the density (1 - ratio) of
     every sparsity parameter scaled, shifts kept. Rule `sparser` queues them at once, at
@@ -83,9 +85,24 @@ class Siblings:
         self.rule = rule
         self.tolerance = tolerance
 
+    def queue_after(self, study: optuna.Study, trial: FrozenTrial, state: SearchState) -> None:
+        """Queue the siblings due after `trial` (none after a polish), as many as the
+        trials left to start leave (see `sibling_room`) and as fit before the budget's
+        reserved last share."""
+        if POLISH_OF in trial.user_attrs:
+            return
+        room = sibling_room(study, state.to_start)
+        if state.before_reserve is not None:
+            room = min(room, state.before_reserve)
+        self.queue(study, trial, room)
+
     def queue(self, study: optuna.Study, trial: FrozenTrial, room: int) -> None:
         """Queue the siblings due after `trial`, at most `room` less those waiting (the
         trials the study's budget still has, so that none is left over when it ends)."""
+        enqueue(study, self._due(study, trial), room)
+
+    def _due(self, study: optuna.Study, trial: FrozenTrial) -> Iterator[QueuedTrial]:
+        """The siblings due after `trial`, first first."""
         if trial.state != TrialState.COMPLETE or self.count == 0:
             return
         if "sibling_of" in trial.user_attrs:
@@ -109,15 +126,14 @@ class Siblings:
                 ok = accuracy >= member.user_attrs["dense_accuracy"] - self.tolerance
                 (held if ok else broke).append(member.user_attrs.get("density_factor", 1.0))
             factors = [next_factor(held, broke, self.factor)]
-        room -= len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-        for factor in factors[: max(room, 0)]:
+        for factor in factors:
             params = {
                 name: scaled(value, factor, first.distributions[name])
                 if name.startswith("sparsity.") and not is_shift_param(name)
                 else value
                 for name, value in first.params.items()
             }
-            enqueue_new(study, params, {"sibling_of": first.number, "density_factor": factor})
+            yield QueuedTrial(params, {"sibling_of": first.number, "density_factor": factor})
 
     @staticmethod
     def _family(study: optuna.Study, first: FrozenTrial) -> list[FrozenTrial]:
