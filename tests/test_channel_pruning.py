@@ -59,7 +59,7 @@ def test_replaying_the_removals_on_a_fresh_model_gives_the_same_shapes():
     pruned = space.build(candidate, IN_SHAPE, 4).eval()
     removed = ChannelPruning().apply(pruned, {k: 0.5 for k in candidate.sparsity}, EXAMPLE)
     fresh = space.build(candidate, IN_SHAPE, 4)
-    ChannelPruning.replay(fresh, removed, EXAMPLE)
+    ChannelPruning().replay(fresh, removed, EXAMPLE)
     assert removed
     assert shapes(fresh) == shapes(pruned)
     fresh.load_state_dict(pruned.state_dict())

@@ -9,8 +9,8 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
 from optuna.trial import TrialState
 
+from nas.search.checkpoints import ArtifactCheckpoints
 from nas.search.retry import RetryTrial
-from nas.trial.checkpoint import ArtifactCheckpoints
 
 
 def first_trial_with_checkpoints(tmp_path, epochs):

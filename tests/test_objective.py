@@ -9,6 +9,7 @@ from optuna.trial import FixedTrial
 
 from nas.prune.counting import dense_params
 from nas.prune.methods import MagnitudePruning
+from nas.search.objective import trial_objective
 from nas.trial.pipeline import TrialPipeline
 from nas.trial.train import TrainSettings, accuracy
 from search_spaces.cnn import CNNSpace
@@ -72,7 +73,7 @@ def test_test_accuracy_is_measured_on_the_test_split_and_accuracy_on_validation(
 
 @pytest.mark.slow
 def test_objective_records_values_and_user_attrs_in_a_study(tiny_splits):
-    objective = pipeline(tiny_splits).objective(seed=0)
+    objective = trial_objective(pipeline(tiny_splits), seed=0)
     study = optuna.create_study(
         directions=["maximize", "minimize", "minimize"],
         sampler=optuna.samplers.RandomSampler(seed=0),

@@ -14,6 +14,7 @@ from nas.search.recorded import setting_changes
 from nas.search.repeats import refuse_repeat
 from nas.studies.joint_search import run_search
 from nas.trial.early_exit import EarlyExit
+from nas.search.objective import trial_objective
 from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR, TrialPipeline
 from search_spaces.cnn import CNNSpace
 from tests.front_trials import DISTRIBUTIONS, finished, four_trials, waiting
@@ -127,7 +128,8 @@ def test_early_exit_judges_a_drawn_candidate_but_never_a_polish(tiny_splits):
     study.add_trial(optuna.trial.create_trial(values=[1.0, 1, 1]))  # dominates every candidate
     study.enqueue_trial(PARAMS)
     study.enqueue_trial(PARAMS, user_attrs={POLISH_OF: 0, FINETUNE_EPOCHS_ATTR: 2})
-    study.optimize(pipe.objective(0, early_exit=EarlyExit("dense", margin=0.0)), n_trials=2)
+    objective = trial_objective(pipe, 0, early_exit=EarlyExit("dense", margin=0.0))
+    study.optimize(objective, n_trials=2)
     drawn, polish = study.trials[1:]
     assert drawn.user_attrs["finetune_skipped"] and drawn.user_attrs["train_epochs"] == 1
     assert not polish.user_attrs["finetune_skipped"]

@@ -163,7 +163,7 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     model = space.build(candidate, in_shape, n_classes)
     removed_channels = trial.user_attrs.get("removed_channels")
     if removed_channels:  # prune=channel: give the network its pruned shapes first
-        ChannelPruning.replay(model, removed_channels, torch.zeros(2, *in_shape))
+        ChannelPruning().replay(model, removed_channels, torch.zeros(2, *in_shape))
     try:
         model.load_state_dict(load_pruned_weights(at.store, at.storage, trial))
     except LookupError as error:

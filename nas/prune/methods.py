@@ -6,6 +6,7 @@ early; this module has nothing to do with them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -14,8 +15,14 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from nas.prune.schedule import OneShot, Schedule
+
 if TYPE_CHECKING:
     import torch_pruning as tp
+
+# Channels removed by structural pruning: [layer path, channel indices] in the order they
+# went; empty for methods that mask weights.
+Removals = list[list]
 
 
 def weights_to_remove(numel: int, ratio: float) -> int:
@@ -64,19 +71,64 @@ def set_mask(layer: nn.Module, mask: torch.Tensor) -> None:
         prune.custom_from_mask(layer, "weight", mask)
 
 
-class MagnitudePruning:
+class PruningMethod(ABC):
+    """How a trial's network loses weights. A trial calls `before_finetuning` once with
+    the final ratios, `schedule_step` before each fine-tuning step the schedule prunes at,
+    and `after_finetuning` once; `apply` prunes to the ratios at once. The defaults suit
+    methods that mask weights while fine-tuning goes on."""
+
+    @abstractmethod
+    def apply(
+        self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor | None = None
+    ) -> Removals:
+        """Prune `model` to `ratios` (module path -> sparsity ratio) now; returns the
+        channels removed. `example` is an input batch, for methods that trace the model."""
+
+    def check_schedule(self, schedule: Schedule) -> None:
+        """Raise ValueError when this method cannot follow `schedule`; every schedule
+        suits a masking method."""
+        return None
+
+    def before_finetuning(
+        self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor
+    ) -> Removals:
+        """What happens to the dense `model` before fine-tuning; returns the channels
+        removed. Masking methods leave it to the schedule's steps."""
+        return []
+
+    def schedule_step(self, model: nn.Module, ratios: Mapping[str, float]) -> None:
+        """Prune towards `ratios` before a fine-tuning step, as the schedule says."""
+        self.apply(model, ratios)
+
+    def after_finetuning(
+        self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor
+    ) -> None:
+        """Reach the final `ratios` once fine-tuning is over, whatever the schedule did."""
+        self.apply(model, ratios, example)
+
+    def replay(self, model: nn.Module, removals: Removals, example: torch.Tensor) -> None:
+        """Remove `removals` from a fresh `model` again (a checkpoint restored); masks
+        come back with the checkpoint's own, so a masking method has nothing to do."""
+        return None
+
+
+class MagnitudePruning(PruningMethod):
     """Zero the smallest-magnitude weights of each named layer, to that layer's own ratio."""
 
     def mask(self, weight: torch.Tensor, ratio: float) -> torch.Tensor:
         """The mask that prunes `weight` to `ratio`."""
         return magnitude_mask(weight, ratio)
 
-    def apply(self, model: nn.Module, ratios: Mapping[str, float]) -> None:
+    def apply(
+        self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor | None = None
+    ) -> Removals:
         """Mask each layer in `ratios` (module path -> sparsity ratio); a layer pruned
-        before is pruned again from its effective weight, so its sparsity only grows."""
+        before is pruned again from its effective weight, so its sparsity only grows.
+        Removes no channel."""
         for name, ratio in ratios.items():
             layer = model.get_submodule(name)
             set_mask(layer, self.mask(effective_weight(layer), ratio))
+        return []
 
 
 class NMPruning(MagnitudePruning):
@@ -200,7 +252,7 @@ def channel_norms(model: nn.Module, names: list[str]) -> torch.Tensor:
     return torch.cat(rows, dim=1).norm(dim=1)
 
 
-class ChannelPruning:
+class ChannelPruning(PruningMethod):
     """Structured: remove output channels (conv filters, linear neurons) of smallest L2
     norm, physically, so the network gets smaller and faster. The sampled ratio is the share
     of the layer's dense output channels removed; at least `min_channels` stay.
@@ -213,11 +265,10 @@ class ChannelPruning:
     network's output (the last conv or linear to run, whatever its name) keeps its outputs,
     the classes, with every layer coupled to them; it shrinks only through its inputs.
 
-    Channels go once (schedule=one_shot); `apply` returns what it removed so that `replay`
-    can rebuild the same shapes on a fresh model when a checkpoint is restored.
+    Channels go once, before fine-tuning (schedule=one_shot); `apply` returns what it
+    removed so that `replay` can rebuild the same shapes on a fresh model when a checkpoint
+    is restored.
     """
-
-    restructures = True
 
     def __init__(self, min_channels: int = 4) -> None:
         if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
@@ -227,17 +278,38 @@ class ChannelPruning:
         self.min_channels = min_channels
 
     def apply(
-        self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor
-    ) -> list[list]:
-        """Remove the channels `plan` picks for `ratios` (module path -> ratio); returns
-        the removals as [layer path, channel indices] in the order they were made."""
+        self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor | None = None
+    ) -> Removals:
+        """Remove the channels `plan` picks for `ratios` (module path -> ratio), tracing
+        `model` on `example`; returns the removals as [layer path, channel indices] in the
+        order they were made."""
+        if example is None:
+            raise ValueError("channel pruning traces the model: give it an example input")
         removals = self.plan(model, ratios, example)
         self.replay(model, removals, example)
         return removals
 
+    def check_schedule(self, schedule: Schedule) -> None:
+        if not isinstance(schedule, OneShot):
+            raise ValueError("prune=channel removes channels once: use it with schedule=one_shot")
+
+    def before_finetuning(
+        self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor
+    ) -> Removals:
+        """Remove the channels at once: fine-tuning trains the smaller network."""
+        return self.apply(model, ratios, example)
+
+    def schedule_step(self, model: nn.Module, ratios: Mapping[str, float]) -> None:
+        """Nothing: the channels went before fine-tuning."""
+
+    def after_finetuning(
+        self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor
+    ) -> None:
+        """Nothing: the channels went before fine-tuning."""
+
     def plan(
         self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor
-    ) -> list[list]:
+    ) -> Removals:
         """The removals, [first layer of a coupled group, channel indices], one per group
         that loses channels, all worked out on `model` as it is (dense), before any go."""
         import torch_pruning as tp
@@ -264,8 +336,7 @@ class ChannelPruning:
                 removals.append([first, sorted(norms.argsort()[:remove].tolist())])
         return removals
 
-    @staticmethod
-    def replay(model: nn.Module, removals: list[list], example: torch.Tensor) -> None:
+    def replay(self, model: nn.Module, removals: Removals, example: torch.Tensor) -> None:
         """Remove the given channels, in order, with their dependent layers."""
         import torch_pruning as tp
 

@@ -13,7 +13,7 @@ from optuna_dashboard import run_server, save_note, save_plotly_graph_object
 from torch import nn
 
 from nas.errors import UsageError
-from nas.trial.pipeline import TrialResult
+from nas.trial.result import TrialResult
 
 log = logging.getLogger(__name__)
 

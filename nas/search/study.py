@@ -25,8 +25,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
-from nas.prune.schedule import OneShot
 from nas.search.callbacks import FailureStreak, RepeatStreak, SearchProgress, TrialBudget, refuse
+from nas.search.checkpoints import ArtifactCheckpoints
+from nas.search.objective import holds_dense, trial_objective
 from nas.search.polish import POLISH_OF, Polish
 from nas.search.recorded import trial_settings
 from nas.search.reference import ReferenceTrial
@@ -46,12 +47,13 @@ from nas.search.supernet import SupernetTrainer
 from nas.search.weights import save_pruned_weights
 from nas.space import SearchSpace
 from nas.supernet.sandwich import SupernetSettings
-from nas.trial.checkpoint import NO_CHECKPOINTS, ArtifactCheckpoints, Checkpoints
+from nas.trial.checkpoint import NO_CHECKPOINTS, Checkpoints
 from nas.trial.dense_cache import DenseCache, arch_seed
 from nas.trial.distill import distillation_of
 from nas.trial.early_exit import EarlyExit
 from nas.trial.objectives import Objectives
-from nas.trial.pipeline import TrialPipeline, TrialResult
+from nas.trial.pipeline import TrialPipeline
+from nas.trial.result import TrialResult
 from nas.trial.train import TrainSettings, resolve_device
 
 log = logging.getLogger(__name__)
@@ -272,8 +274,10 @@ class Search:
         space = _instantiate(cfg.space, "space")
         pruning = _instantiate(cfg.prune, "prune")
         schedule = _instantiate(cfg.schedule, "schedule")
-        if getattr(pruning, "restructures", False) and not isinstance(schedule, OneShot):
-            raise UsageError("prune=channel removes channels once: use it with schedule=one_shot")
+        try:
+            pruning.check_schedule(schedule)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
         _instantiate(cfg.sampler, "sampler", seed=seed)
         if supernet is not None:
             check_weight_sharing(space, supernet, opts.max_epochs)
@@ -358,7 +362,9 @@ class Search:
         if self.supernet is not None:
             pipeline = self.with_supernet(pipeline, study, store)
         objective = guarded(
-            pipeline.objective(self.seed, checkpoints_for, keep, before_run, self.early_exit),
+            trial_objective(
+                pipeline, self.seed, checkpoints_for, keep, before_run, self.early_exit
+            ),
             budget,
             RetryTrial(opts.max_retry),
         )
@@ -391,7 +397,7 @@ class Search:
             if self.polish.due(*left):
                 self.polish.queue(study, affordable)
             if self.revisits.due(*left):
-                self.revisits.queue(study, lambda params: pipeline.holds_dense(params, self.seed))
+                self.revisits.queue(study, lambda params: holds_dense(pipeline, params, self.seed))
 
         def can_start() -> bool:
             """Whether the budget leaves this worker a trial to start (a queued one only,

@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from nas.data.splits import fold_splits
 from nas.errors import UsageError
+from nas.prune.methods import ChannelPruning
 from nas.report.front import front_rows
 from nas.report.plots import DPI, FRONT_COLOR, STYLE, _readable_log_ticks, _spans_decades
 from nas.search.recorded import recorded_config
@@ -57,7 +58,8 @@ from nas.search.study import Search
 from nas.space import Candidate
 from nas.trial.dense_cache import DenseCache, arch_seed
 from nas.trial.objectives import objective_names
-from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR, TrialPipeline, TrialResult
+from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR, TrialPipeline
+from nas.trial.result import TrialResult
 from nas.trial.train import TrainSettings
 
 # The recorded test accuracy is `lucky` above, `unlucky` below, the retrains' mean by more
@@ -197,7 +199,7 @@ class Retrainer:
         # a seed's front trials of one architecture train it once
         search = Search.from_config(merged, launch_dir or Path.cwd(), dense_cache=len(archs))
         pipeline = search.pipeline
-        if not getattr(pipeline.pruning, "restructures", False) and any(
+        if not isinstance(pipeline.pruning, ChannelPruning) and any(
             trial.user_attrs.get("removed_channels") for trial in finished
         ):
             raise UsageError(

@@ -1,24 +1,29 @@
-"""One trial: sample -> build -> train dense -> prune per layer -> fine-tune -> evaluate."""
+"""One trial in phases: dense weights -> prune -> fine-tune -> measure.
+
+`TrialPipeline.run` takes one candidate through the phases, each a method, with its state
+in a `TrialRun`. The dense weights come from the first source that has them: a checkpoint
+of an earlier try, the dense cache, `dense_source` (a slice of a supernet), or training
+from scratch. The pruning method decides what happens before, during and after
+fine-tuning (`nas.prune.methods.PruningMethod`).
+"""
 
 from __future__ import annotations
 
 import copy
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
-import optuna
 import torch
-from optuna.trial import TrialState
 from torch import nn
 
 from nas.data import Splits
 from nas.prune import counting
 from nas.prune.allocation import allocate
 from nas.prune.methods import (
-    ChannelPruning,
-    MagnitudePruning,
+    PruningMethod,
+    Removals,
     achieved_sparsity,
     current_masks,
     make_permanent,
@@ -28,12 +33,14 @@ from nas.prune.methods import (
 from nas.prune.schedule import ONE_SHOT, Schedule
 from nas.space import Candidate, SearchSpace
 from nas.trial.checkpoint import NO_CHECKPOINTS, Checkpoints
-from nas.trial.dense_cache import DenseCache, DenseState, arch_seed
+from nas.trial.dense_cache import DenseCache, DenseState
 from nas.trial.distill import Distillation, cross_entropy
-from nas.trial.early_exit import NO_EARLY_EXIT, EarlyExit, SkipFinetune
+from nas.trial.early_exit import SkipFinetune
 from nas.trial.latency import forward_seconds
 from nas.trial.metrics import logits_of, preservation_metrics, top1_accuracy
-from nas.trial.objectives import DEFAULT, Objectives, metric, objective_names
+from nas.trial.objectives import Objectives
+from nas.trial.result import TrialResult, training_flops
+from nas.trial.run_state import Progress, TrialRun
 from nas.trial.train import (
     TrainSettings,
     accuracy,
@@ -48,70 +55,8 @@ from nas.trial.train import (
 # `space.build(candidate)` (e.g. sliced out of a weight-sharing supernet).
 DenseSource = Callable[[Candidate], dict[str, torch.Tensor]]
 
-
-def finished_measures(study: optuna.Study) -> list[tuple[float, ...]]:
-    """(accuracy, nonzero params, FLOPs) of each finished trial of `study`, whatever its
-    objectives."""
-    names = objective_names(study)
-    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return [tuple(metric(t, name, names) for name in DEFAULT) for t in finished]
-
-
-def training_flops(samples: int, *phases: tuple[int, int]) -> int:
-    """FLOPs of training on `samples` samples for each (epochs, forward FLOPs per sample)
-    phase: forward and backward cost 3 forward passes (the backward pass twice the forward),
-    counted as `flops` is (a multiply-add is 2 FLOPs)."""
-    return sum(3 * samples * epochs * flops for epochs, flops in phases)
-
-
-OPTIONAL_ATTRS = ("latency_ms", "sparsity_rule")
 # A queued trial with this user attr fine-tunes that many epochs instead of the settings'.
 FINETUNE_EPOCHS_ATTR = "finetune_epochs"
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    """Everything one candidate's run measured; `values()` are the study's objectives."""
-
-    accuracy: float
-    nonzero_params: int
-    flops: int
-    test_accuracy: float
-    dense_accuracy: float
-    macro_f1: float
-    worst_class_accuracy: float
-    agreement: float
-    kl_divergence: float
-    ece: float
-    dense_params: int
-    dense_flops: int
-    sparsity_target: dict[str, float]
-    sparsity_achieved: dict[str, float]
-    train_epochs: float
-    train_flops: int
-    recalibration_epochs: float  # the part of train_epochs its BatchNorm recalibration cost
-    resumed_from_epoch: int
-    dense_cached: bool
-    dense_sliced: bool
-    finetune_skipped: bool
-    removed_channels: list
-    seconds: float
-    arch: str
-    latency_ms: float | None = None  # measured only when it is an objective
-    sparsity_rule: dict[str, float] | None = None  # the rule's ratios without the shifts
-
-    def values(self, objectives: Sequence[str] = DEFAULT) -> tuple[float, ...]:
-        """The measures named by `objectives`, in that order."""
-        return tuple(getattr(self, name) for name in objectives)
-
-    def user_attrs(self, objectives: Sequence[str] = DEFAULT) -> dict:
-        """Everything measured but the objectives, stored as trial user attributes;
-        `latency_ms` and `sparsity_rule` only when there are some."""
-        return {
-            name: value
-            for name, value in asdict(self).items()
-            if name not in objectives and not (name in OPTIONAL_ATTRS and value is None)
-        }
 
 
 @dataclass(frozen=True)
@@ -123,7 +68,7 @@ class TrialPipeline:
 
     space: SearchSpace
     splits: Splits
-    pruning: MagnitudePruning | ChannelPruning
+    pruning: PruningMethod
     settings: TrainSettings
     device: torch.device
     schedule: Schedule = ONE_SHOT
@@ -162,12 +107,6 @@ class TrialPipeline:
         epochs = user_attrs.get(FINETUNE_EPOCHS_ATTR)
         return self if epochs is None else self.finetuning(int(epochs))
 
-    def holds_dense(self, params: dict, seed: int) -> bool:
-        """Whether the dense weights of the architecture that trial parameters `params`
-        choose, in a search seeded by `seed`, are in the cache."""
-        arch = self.space.sample(optuna.trial.FixedTrial(params)).arch
-        return self.dense_cache.holds(arch, arch_seed(seed, arch))
-
     def run(
         self,
         candidate: Candidate,
@@ -178,176 +117,212 @@ class TrialPipeline:
         """Train, prune, fine-tune and evaluate `candidate`, its weights seeded by `seed`;
         returns what was measured and the pruned model (masks folded, in eval mode).
 
-        Dense weights come from the cache when it holds `candidate.arch` and `seed`, else
-        from `dense_source` when there is one (BatchNorm statistics then recalibrated on
-        `recalibration_images` training images), else from dense training. After
-        every epoch the training state goes to `checkpoints`; when `checkpoints` already
-        holds one (a retried trial), training resumes after that epoch. `skip_finetune`,
-        when given, sees the candidate right after pruning and may end the trial there.
+        Dense weights come from a checkpoint of an earlier try when `checkpoints` holds
+        one (training then resumes after its epoch), else from the cache when it holds
+        `candidate.arch` and `seed`, else from `dense_source` when there is one (BatchNorm
+        statistics then recalibrated on `recalibration_images` training images), else
+        from dense training. After every epoch the training state goes to `checkpoints`.
+        `skip_finetune`, when given, sees the candidate right after pruning and may end
+        the trial there.
         """
         started = time.perf_counter()
-        space, splits, settings = self.space, self.splits, self.settings
-        generator = seed_everything(seed)
-        model = space.build(candidate, splits.in_shape, splits.n_classes).to(self.device)
-        dense_params = counting.dense_params(model)
-        dense_flops = counting.dense_flops(model, splits.in_shape)
-        dense_epochs = settings.epochs
-        total_epochs = settings.epochs + settings.finetune_epochs
-        structural = getattr(self.pruning, "restructures", False)  # channels removed once
-        dense_counts = weight_counts(model, candidate.layers)
-        example = splits.train_x[:2]
-        steps_per_epoch = math.ceil(len(splits.train_x) / settings.batch_size)
-
-        def fit(epochs: range, optimizer: torch.optim.Optimizer, state: dict, teacher=None) -> None:
-            """Train `epochs`, pruning as the schedule says towards `state`'s targets once
-            dense training is over, distilling from `teacher` when given; checkpoint
-            `state` plus the training state each epoch."""
-            loss_fn = self.distill.against(teacher) if teacher else cross_entropy
-            for epoch in epochs:
-                train_epoch(
-                    model, splits.train_x, splits.train_y, optimizer, settings.batch_size,
-                    generator, before_step=self._pruning_steps(
-                        model, epoch, steps_per_epoch, state["sparsity_target"]
-                    ),
-                    augment=splits.augmenter(generator),
-                    mixed_precision=autocast_dtype(self.device, settings.mixed_precision),
-                    loss_fn=loss_fn,
-                )  # fmt: skip
-                checkpoints.save(
-                    {
-                        **state,
-                        "epoch": epoch,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "generator": generator.get_state(),
-                        "masks": current_masks(model),
-                    }
-                )
-
+        run = self._start(candidate, seed)
         saved = checkpoints.latest()
-        cached = None if saved else self.dense_cache.get(candidate.arch, seed)
-        # a resumed trial was sliced when the try its checkpoint comes from was
-        sliced = (
-            saved.get("dense_sliced", False)
-            if saved
-            else (cached is None and self.dense_source is not None)
-        )
-        done = saved["epoch"] if saved else (dense_epochs if cached or sliced else 0)
         if saved:
-            if saved["removed_channels"]:
-                self.pruning.replay(model, saved["removed_channels"], example)
-            restore_masks(model, saved["masks"])
-            model.load_state_dict(saved["model"])
-            generator.set_state(saved["generator"])
-        elif cached:
-            model.load_state_dict(cached.weights)
-            generator.set_state(cached.generator)
-        elif sliced:
-            model.load_state_dict(self.dense_source(candidate))
-            images = splits.train_x[: self._recalibrated_images()]
-            recalibrate_batchnorm(model, images, settings.batch_size)
-        dense_state = {
-            "dense_sliced": sliced,
-            "removed_channels": [],
-            "dense_accuracy": None,
-            "dense_val_logits": None,
-            "sparsity_target": None,
-            "sparsity_rule": None,
-            "teacher": None,
-        }
-        if done < dense_epochs:
-            optimizer = make_optimizer(model, settings.lr, settings.weight_decay)
-            if saved:
-                optimizer.load_state_dict(saved["optimizer"])
-            fit(range(done + 1, dense_epochs + 1), optimizer, dense_state)
-
-        finetune_lr = settings.lr * settings.finetune_lr_scale
-        optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
-        finetuned = True
-        if done <= dense_epochs:
-            dense = cached or self._dense_state(model, generator)
-            if not cached:
-                self.dense_cache.put(candidate.arch, seed, dense)
-            targets, rule_ratios = self._targets(candidate, model, seed)
-            teacher = copy.deepcopy(model) if self.distill else None
-            removed_channels = []
-            if skip_finetune is not None:
-                pruned = copy.deepcopy(model)
-                pruned_channels = self._prune_to(pruned, targets, example)
-                make_permanent(pruned)
-                if skip_finetune(
-                    dense.accuracy,
-                    accuracy(pruned, splits.val_x, splits.val_y),
-                    counting.nonzero_params(pruned),
-                    counting.sparse_flops(pruned, splits.in_shape),
-                ):
-                    model, removed_channels, finetuned = pruned, pruned_channels, False
-            if finetuned and structural:
-                removed_channels = self._prune_to(model, targets, example)
-                optimizer = make_optimizer(model, finetune_lr, settings.weight_decay)
-            state = {
-                "dense_sliced": sliced,
-                "removed_channels": removed_channels,
-                "dense_accuracy": dense.accuracy,
-                "dense_val_logits": dense.val_logits,
-                "sparsity_target": targets,
-                "sparsity_rule": rule_ratios,
-                "teacher": teacher.state_dict() if teacher else None,
-            }
+            self._resume(run, saved)
         else:
-            optimizer.load_state_dict(saved["optimizer"])
-            state = {key: saved.get(key) for key in dense_state}
-            state["dense_val_logits"] = state["dense_val_logits"].to(self.device)
-            targets = state["sparsity_target"]
-            teacher = None
-            if self.distill and state["teacher"] is not None:
-                teacher = space.build(candidate, splits.in_shape, splits.n_classes)
-                teacher.to(self.device).load_state_dict(state["teacher"])
-        if finetuned:
-            fit(range(max(done, dense_epochs) + 1, total_epochs + 1), optimizer, state, teacher)
-            if not structural:
-                self._prune_to(model, targets, example)  # final ratios, even without fine-tuning
-        make_permanent(model)
+            self._load_dense(run)
+        self._train_dense(run, checkpoints)
+        if run.epoch <= self.settings.epochs:  # not pruned by an earlier try
+            self._prune(run, skip_finetune)
+        if run.finetuned:
+            self._finetune(run, checkpoints)
+        make_permanent(run.model)
+        return self._measure(run, started), run.model.eval()
+
+    def _start(self, candidate: Candidate, seed: int) -> TrialRun:
+        """The candidate's network, freshly initialised from `seed`, and its dense counts."""
+        splits = self.splits
+        generator = seed_everything(seed)
+        model = self.space.build(candidate, splits.in_shape, splits.n_classes).to(self.device)
+        return TrialRun(
+            candidate=candidate,
+            seed=seed,
+            model=model,
+            generator=generator,
+            example=splits.train_x[:2],
+            dense_params=counting.dense_params(model),
+            dense_flops=counting.dense_flops(model, splits.in_shape),
+            dense_counts=weight_counts(model, candidate.layers),
+        )
+
+    def _resume(self, run: TrialRun, saved: dict) -> None:
+        """Continue from the checkpoint `saved` of an earlier try: its shapes, masks,
+        weights, batch order and progress, and the optimizer of the phase it was in."""
+        run.epoch = run.resumed_from_epoch = saved["epoch"]
+        pruned = run.epoch > self.settings.epochs
+        run.progress = Progress.from_checkpoint(saved, pruned, self.device)
+        self.pruning.replay(run.model, run.progress.removed_channels, run.example)
+        restore_masks(run.model, saved["masks"])
+        run.model.load_state_dict(saved["model"])
+        run.generator.set_state(saved["generator"])
+        if run.epoch != self.settings.epochs:  # at the last dense epoch, no optimizer goes on
+            run.saved_optimizer = saved["optimizer"]
+        if pruned and self.distill and run.progress.teacher is not None:
+            splits = self.splits
+            run.teacher = self.space.build(run.candidate, splits.in_shape, splits.n_classes)
+            run.teacher.to(self.device).load_state_dict(run.progress.teacher)
+
+    def _load_dense(self, run: TrialRun) -> None:
+        """Dense weights without training: the cache's, else a slice of `dense_source`
+        with BatchNorm recalibrated; the dense epochs then count as done."""
+        run.cached = self.dense_cache.get(run.candidate.arch, run.seed)
+        if run.cached:
+            run.model.load_state_dict(run.cached.weights)
+            run.generator.set_state(run.cached.generator)
+        elif self.dense_source is not None:
+            run.model.load_state_dict(self.dense_source(run.candidate))
+            images = self.splits.train_x[: self._recalibrated_images()]
+            recalibrate_batchnorm(run.model, images, self.settings.batch_size)
+            run.progress.dense_sliced = True
+        if not run.dense_trained:
+            run.epoch = self.settings.epochs
+
+    def _train_dense(self, run: TrialRun, checkpoints: Checkpoints) -> None:
+        """Train the dense network for the dense epochs not done yet."""
+        if run.epoch < self.settings.epochs:
+            optimizer = self._optimizer(run, self.settings.lr)
+            self._train(run, range(run.epoch + 1, self.settings.epochs + 1), optimizer, checkpoints)
+
+    def _prune(self, run: TrialRun, skip_finetune: SkipFinetune | None) -> None:
+        """Keep the dense state (in the cache, and as the teacher when distilling), work out
+        the per-layer targets and prune as the method does before fine-tuning; or, when
+        `skip_finetune` judges the candidate not worth it, prune it to its targets and end
+        its training there."""
+        model, splits = run.model, self.splits
+        dense = run.cached or self._dense_state(model, run.generator)
+        if not run.cached:
+            self.dense_cache.put(run.candidate.arch, run.seed, dense)
+        targets, rule_ratios = self._targets(run.candidate, model, run.seed)
+        run.teacher = copy.deepcopy(model) if self.distill else None
+        removed: Removals = []
+        if skip_finetune is not None:
+            pruned = copy.deepcopy(model)
+            pruned_channels = self.pruning.apply(pruned, targets, run.example)
+            make_permanent(pruned)
+            if skip_finetune(
+                dense.accuracy,
+                accuracy(pruned, splits.val_x, splits.val_y),
+                counting.nonzero_params(pruned),
+                counting.sparse_flops(pruned, splits.in_shape),
+            ):
+                run.model, removed, run.finetuned = pruned, pruned_channels, False
+        if run.finetuned:
+            removed = self.pruning.before_finetuning(model, targets, run.example)
+        run.progress = Progress(
+            dense_sliced=run.progress.dense_sliced,
+            removed_channels=removed,
+            dense_accuracy=dense.accuracy,
+            dense_val_logits=dense.val_logits,
+            sparsity_target=targets,
+            sparsity_rule=rule_ratios,
+            teacher=run.teacher.state_dict() if run.teacher else None,
+        )
+
+    def _finetune(self, run: TrialRun, checkpoints: Checkpoints) -> None:
+        """Fine-tune the fine-tuning epochs not done yet, pruning as the schedule says
+        (distilling from the dense network when `distill` is set), then reach the final
+        ratios."""
+        settings = self.settings
+        optimizer = self._optimizer(run, settings.lr * settings.finetune_lr_scale)
+        total = settings.epochs + settings.finetune_epochs
+        self._train(run, range(run.epoch + 1, total + 1), optimizer, checkpoints)
+        self.pruning.after_finetuning(run.model, run.progress.sparsity_target, run.example)
+
+    def _measure(self, run: TrialRun, started: float) -> TrialResult:
+        """Everything the study records of the pruned (masks folded) network `run.model`."""
+        model, splits, settings = run.model, self.splits, self.settings
+        sliced = run.progress.dense_sliced
         val_logits = logits_of(model, splits.val_x)
         preserved = preservation_metrics(
-            val_logits, state["dense_val_logits"], splits.val_y, splits.n_classes
+            val_logits, run.progress.dense_val_logits, splits.val_y, splits.n_classes
         )
-        dense_trained = 0 if cached or sliced else dense_epochs
-        finetune_trained = settings.finetune_epochs if finetuned else 0
+        dense_trained = settings.epochs if run.dense_trained else 0
+        finetune_trained = settings.finetune_epochs if run.finetuned else 0
         recalibrated = self._recalibrated_images() if sliced else 0
         # 0, not 0.0: a trial trained from scratch still records whole epochs
         recalibration_epochs = self._recalibration_epochs() if sliced else 0
-        finetune_flops = counting.dense_flops(model, splits.in_shape) if structural else dense_flops
-        result = TrialResult(
+        # fine-tuning trains the network as pruning left its shapes
+        finetune_flops = counting.dense_flops(model, splits.in_shape)
+        return TrialResult(
             accuracy=top1_accuracy(val_logits, splits.val_y),
             nonzero_params=counting.nonzero_params(model),
             flops=counting.sparse_flops(model, splits.in_shape),
             test_accuracy=accuracy(model, splits.test_x, splits.test_y),
-            dense_accuracy=state["dense_accuracy"],
-            dense_params=dense_params,
-            dense_flops=dense_flops,
-            sparsity_target=dict(targets),
-            sparsity_achieved=achieved_sparsity(model, dense_counts),
+            dense_accuracy=run.progress.dense_accuracy,
+            dense_params=run.dense_params,
+            dense_flops=run.dense_flops,
+            sparsity_target=dict(run.progress.sparsity_target),
+            sparsity_achieved=achieved_sparsity(model, run.dense_counts),
             train_epochs=dense_trained + finetune_trained + recalibration_epochs,
             train_flops=training_flops(
                 len(splits.train_x),
-                (dense_trained, dense_flops),
+                (dense_trained, run.dense_flops),
                 (finetune_trained, finetune_flops),
             )
-            + recalibrated * dense_flops,
+            + recalibrated * run.dense_flops,
             recalibration_epochs=recalibration_epochs,
-            resumed_from_epoch=done if saved else 0,
-            dense_cached=cached is not None,
+            resumed_from_epoch=run.resumed_from_epoch,
+            dense_cached=run.cached is not None,
             dense_sliced=sliced,
-            finetune_skipped=not finetuned,
-            removed_channels=state["removed_channels"],
+            finetune_skipped=not run.finetuned,
+            removed_channels=run.progress.removed_channels,
             **preserved,
             seconds=round(time.perf_counter() - started, 3),
-            arch=space.describe(candidate),
+            arch=self.space.describe(run.candidate),
             latency_ms=self._latency_ms(model) if "latency_ms" in self.objectives.names else None,
-            sparsity_rule=state["sparsity_rule"],
+            sparsity_rule=run.progress.sparsity_rule,
         )
-        return result, model.eval()
+
+    def _optimizer(self, run: TrialRun, lr: float) -> torch.optim.Optimizer:
+        """A fresh optimizer of `run.model` at `lr`, with the state of the checkpoint the
+        run resumed from when it was saved in this phase."""
+        optimizer = make_optimizer(run.model, lr, self.settings.weight_decay)
+        if run.saved_optimizer is not None:
+            optimizer.load_state_dict(run.saved_optimizer)
+            run.saved_optimizer = None
+        return optimizer
+
+    def _train(
+        self,
+        run: TrialRun,
+        epochs: range,
+        optimizer: torch.optim.Optimizer,
+        checkpoints: Checkpoints,
+    ) -> None:
+        """Train `epochs`, pruning as the schedule says once there are targets, distilling
+        from `run.teacher` when there is one; checkpoint the run after each epoch."""
+        splits, settings = self.splits, self.settings
+        loss_fn = self.distill.against(run.teacher) if run.teacher else cross_entropy
+        for epoch in epochs:
+            train_epoch(
+                run.model, splits.train_x, splits.train_y, optimizer, settings.batch_size,
+                run.generator, before_step=self._pruning_steps(run, epoch),
+                augment=splits.augmenter(run.generator),
+                mixed_precision=autocast_dtype(self.device, settings.mixed_precision),
+                loss_fn=loss_fn,
+            )  # fmt: skip
+            run.epoch = epoch
+            checkpoints.save(
+                {
+                    **run.progress.as_checkpoint(),
+                    "epoch": epoch,
+                    "model": run.model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": run.generator.get_state(),
+                    "masks": current_masks(run.model),
+                }
+            )
 
     def _latency_ms(self, model: nn.Module) -> float:
         """Milliseconds per forward pass of a validation batch (`train.batch_size`
@@ -390,65 +365,19 @@ class TrialPipeline:
 
         return shared(rule.shifts), shared(None) if rule.shifts else None
 
-    def _prune_to(self, model: nn.Module, targets: dict[str, float], example: torch.Tensor):
-        """Prune `model` to `targets`; returns the channels removed (structural pruning)."""
-        if getattr(self.pruning, "restructures", False):
-            return self.pruning.apply(model, targets, example)
-        self.pruning.apply(model, targets)
-        return []
-
-    def _pruning_steps(
-        self,
-        model: nn.Module,
-        epoch: int,
-        steps_per_epoch: int,
-        targets: dict[str, float] | None,
-    ) -> Callable[[int], None] | None:
-        """What prunes before each step of fine-tuning `epoch` towards `targets`, as the
-        schedule says; None while training densely and for structural pruning."""
-        if targets is None or getattr(self.pruning, "restructures", False):
+    def _pruning_steps(self, run: TrialRun, epoch: int) -> Callable[[int], None] | None:
+        """What prunes before each step of fine-tuning `epoch` towards the run's targets,
+        as the schedule says; None while training densely."""
+        targets = run.progress.sparsity_target
+        if targets is None:
             return None
+        steps_per_epoch = math.ceil(len(self.splits.train_x) / self.settings.batch_size)
         finetune_steps = self.settings.finetune_epochs * steps_per_epoch
         first_step = (epoch - self.settings.epochs - 1) * steps_per_epoch
 
         def before_step(step: int) -> None:
             ratios = self.schedule.ratios_at(first_step + step, finetune_steps, targets)
             if ratios is not None:
-                self.pruning.apply(model, ratios)
+                self.pruning.schedule_step(run.model, ratios)
 
         return before_step
-
-    def objective(
-        self,
-        seed: int,
-        checkpoints_for: Callable[[optuna.Trial], Checkpoints] | None = None,
-        on_result: Callable[[optuna.Trial, TrialResult, nn.Module], None] | None = None,
-        before_run: Callable[[optuna.Trial, float], None] | None = None,
-        early_exit: EarlyExit = NO_EARLY_EXIT,
-    ) -> Callable[[optuna.Trial], tuple[float, ...]]:
-        """An Optuna objective: sample a candidate and `run` it with weights seeded by
-        `seed` and its architecture (trials of one architecture share dense weights),
-        checkpointing into `checkpoints_for(trial)`. `before_run(trial, epochs)` sees the
-        epochs the run will spend first and may refuse it (raise `optuna.TrialPruned`);
-        `early_exit` may end the run before fine-tuning, judged against the study's
-        finished trials, unless the trial was queued with its own fine-tuning epochs
-        (`for_trial`). Stores the user attrs, hands the result and the pruned model to
-        `on_result`, and returns the objectives."""
-
-        def objective(trial: optuna.Trial) -> tuple[float, ...]:
-            pipeline = self.for_trial(trial.user_attrs)
-            candidate = self.space.sample(trial)
-            trial_seed = arch_seed(seed, candidate.arch)
-            if before_run:
-                before_run(trial, pipeline.planned_epochs(candidate, trial_seed))
-            checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
-            own_epochs = FINETUNE_EPOCHS_ATTR in trial.user_attrs
-            skip = None if own_epochs else early_exit.judge(lambda: finished_measures(trial.study))
-            result, model = pipeline.run(candidate, trial_seed, checkpoints, skip)
-            for key, value in result.user_attrs(self.objectives.names).items():
-                trial.set_user_attr(key, value)
-            if on_result:
-                on_result(trial, result, model)
-            return result.values(self.objectives.names)
-
-        return objective
