@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 from nas.report.dashboard import save_study_plots
-from nas.report.plots import PLOTLY_DRAWERS
+from nas.report.study_charts import DEFINITIONS
 from tests.conftest import assert_one_line_error, forked_nas, nas_command
 from tests.test_plots import TRIALS, complete_trial, empty_study, one_architecture_study
 
@@ -102,15 +102,15 @@ DASHBOARD_PLOTS = ["front_3d", "hypervolume", "layer_sparsity"]
 
 @pytest.fixture
 def drawn(monkeypatch) -> Counter:
-    """Counts the plotly figures built, by kind."""
+    """Counts the charts defined, by kind."""
     counts: Counter = Counter()
-    for kind, draw in list(PLOTLY_DRAWERS.items()):
+    for kind, define in list(DEFINITIONS.items()):
 
-        def counted(*args, kind=kind, draw=draw):
+        def counted(*args, kind=kind, define=define):
             counts[kind] += 1
-            return draw(*args)
+            return define(*args)
 
-        monkeypatch.setitem(PLOTLY_DRAWERS, kind, counted)
+        monkeypatch.setitem(DEFINITIONS, kind, counted)
     return counts
 
 
@@ -138,7 +138,7 @@ def test_a_plot_that_fails_is_logged_and_the_others_saved(monkeypatch, caplog):
     def broken(*args):
         raise RuntimeError("Encountered zero total variance in all trees.")
 
-    monkeypatch.setitem(PLOTLY_DRAWERS, "hypervolume", broken)
+    monkeypatch.setitem(DEFINITIONS, "hypervolume", broken)
     study = study_of([0, 2])
 
     with caplog.at_level(logging.INFO, logger="nas.report.dashboard"):

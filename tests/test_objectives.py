@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.report.plots import METRIC_STYLES, front_axes
+from nas.report.study_charts import METRIC_STYLES, front_axes
 from nas.trial import objectives
 from nas.trial.objectives import Objectives, metric
 from tests.conftest import assert_one_line_error, forked_nas

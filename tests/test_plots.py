@@ -13,18 +13,20 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
-from nas.report import plots
+from nas.report.charts import files as chart_files
+from nas.report.charts.png import matplotlib_figure
 from nas.report.front_quality import hypervolume, normalised_objectives
-from nas.report.plots import (
-    MATPLOTLIB_DRAWERS,
-    PLOTLY_DRAWERS,
-    dense_reference,
-    front_figures,
-    layer_sparsity,
-    projection,
-    skipped_plots,
-    write_plots,
+from nas.report.plots import front_figures, write_plots
+from nas.report.study_charts import (
+    ABSENT_LABEL,
+    DEFINITIONS,
+    front_3d_chart,
+    front_chart,
+    hypervolume_chart,
+    layer_sparsity_chart,
+    skipped_charts,
 )
+from nas.report.study_views import dense_reference, layer_sparsity, projection
 
 CHARTS = {
     "front_3d",
@@ -136,7 +138,7 @@ def test_write_plots_writes_every_chart_as_html_and_png(study, tmp_path):
 
 
 def test_two_reports_share_one_plotly_script(tmp_path, monkeypatch):
-    monkeypatch.setattr(plots, "front_pngs", lambda study, folder: plots.PlotFiles())
+    monkeypatch.setattr(chart_files, "write_png", lambda chart, path: path)  # HTML is enough here
     study = empty_study()
     study.add_trial(complete_trial(*TRIALS[4]))
 
@@ -181,7 +183,7 @@ def test_sparsity_heatmap_shows_the_matrix_with_absent_layers_grey(study):
 
 
 def test_sparsity_png_hatches_exactly_the_absent_layers_with_a_legend_entry(study):
-    figure = MATPLOTLIB_DRAWERS["layer_sparsity"](study, "title")
+    figure = matplotlib_figure(layer_sparsity_chart(study, "title"))
     ax = figure.axes[0]
     hatched = {
         (round(patch.get_y() + 0.5), round(patch.get_x() + 0.5))
@@ -189,8 +191,7 @@ def test_sparsity_png_hatches_exactly_the_absent_layers_with_a_legend_entry(stud
         if isinstance(patch, Rectangle) and patch.get_hatch()
     }
     assert hatched == {tuple(cell) for cell in np.argwhere(np.isnan(layer_sparsity(study).percent))}
-    assert [text.get_text() for text in ax.get_legend().get_texts()] == [plots.ABSENT_LABEL]
-    plt.close(figure)
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [ABSENT_LABEL]
 
 
 def objectives(numbers, metrics):
@@ -208,7 +209,9 @@ def objectives(numbers, metrics):
 def test_each_projection_shows_its_own_front(study, name, metrics, front):
     assert {trial.number for trial in projection(study, metrics).best_trials} == front
 
-    dominated_trace, front_trace, step_trace = front_figures(study)[name].data
+    traces = {trace.name: trace for trace in front_figures(study)[name].data}
+    dominated_trace, front_trace = traces["dominated"], traces["Pareto front"]
+    step_trace = traces["Pareto front step"]
     assert sorted(zip(front_trace.x, front_trace.y, strict=True)) == objectives(front, metrics)
     assert sorted(zip(dominated_trace.x, dominated_trace.y, strict=True)) == objectives(
         set(TRIALS) - front, metrics
@@ -227,12 +230,11 @@ def test_each_projection_shows_its_own_front(study, name, metrics, front):
     ],
 )
 def test_each_projection_png_joins_its_front_as_a_step_line(study, metrics, front):
-    figure = MATPLOTLIB_DRAWERS["front"](study, "title", metrics)
+    figure = matplotlib_figure(front_chart(study, "title", metrics))
     (step,) = figure.axes[0].get_lines()
     # the front in order of cost, each point holding until the next
     np.testing.assert_allclose(step.get_xydata(), objectives(front, metrics))
     assert step.get_drawstyle() == "steps-post"
-    plt.close(figure)
 
 
 @pytest.mark.slow
@@ -251,7 +253,9 @@ def test_the_3d_front_is_the_study_front_and_axes_are_log_where_values_span_deca
 
 
 def test_the_3d_front_png_is_flat_with_the_third_objective_as_colour(study):
-    figure = MATPLOTLIB_DRAWERS["front_3d"](study, "title", ("nonzero_params", "flops", "accuracy"))
+    figure = matplotlib_figure(
+        front_3d_chart(study, "title", ("nonzero_params", "flops", "accuracy"))
+    )
     ax = figure.axes[0]
     front, dominated = (
         next(points for points in ax.collections if points.get_label() == label)
@@ -265,7 +269,6 @@ def test_the_3d_front_png_is_flat_with_the_third_objective_as_colour(study):
     )
     assert dominated.get_offsets().tolist() == [[8_000, 0.85]]
     assert list(dominated.get_array()) == [400_000]
-    plt.close(figure)
 
 
 def test_projection_keeps_trial_numbers_and_attrs(study):
@@ -299,12 +302,11 @@ def test_hypervolume_is_the_front_quality_benchmarks_normalised_one_from_zero(st
 
 
 def test_the_hypervolume_png_axis_starts_at_zero(study):
-    figure = MATPLOTLIB_DRAWERS["hypervolume"](study, "title")
+    figure = matplotlib_figure(hypervolume_chart(study, "title"))
     (ax,) = figure.axes
     (line,) = ax.get_lines()
     assert ax.get_ylim() == (0, 1)
     assert line.get_ydata()[-1] == pytest.approx(front_figures(study)["hypervolume"].data[0].y[-1])
-    plt.close(figure)
 
 
 def test_a_study_without_complete_trials_writes_nothing(tmp_path):
@@ -381,7 +383,7 @@ def test_a_study_whose_parameters_never_vary_has_no_importance_charts():
     for accuracy, params, flops, *_ in TRIALS.values():
         study.add_trial(complete_trial(accuracy, params, flops, 1, 32, {"block1.conv": 0.5}))
 
-    assert skipped_plots(study) == {
+    assert skipped_charts(study) == {
         name: "no parameter that every complete trial has takes two values" for name in IMPORTANCES
     }
 
@@ -392,8 +394,7 @@ def test_a_chart_whose_drawing_fails_is_skipped_with_the_error_and_the_rest_draw
     def broken(*args):
         raise RuntimeError("Encountered zero total variance in all trees.")
 
-    monkeypatch.setitem(PLOTLY_DRAWERS, "layer_sparsity", broken)
-    monkeypatch.setitem(MATPLOTLIB_DRAWERS, "layer_sparsity", broken)
+    monkeypatch.setitem(DEFINITIONS, "layer_sparsity", broken)
     study = empty_study()
     study.add_trial(complete_trial(*TRIALS[4]))
 

@@ -44,6 +44,19 @@ def hypervolume(points: np.ndarray) -> float:
     return float(compute_hypervolume(inside, REFERENCE_POINT))
 
 
+def hypervolume_history(points: np.ndarray, feasible: Sequence[bool]) -> list[float]:
+    """The `hypervolume` of the feasible ones among the first 1, 2, ... rows of `points`:
+    how the front grew, trial by trial."""
+    history, front, volume = [], points[:0], 0.0
+    for row, counted in zip(points, feasible, strict=True):
+        if counted and not (front <= row).all(axis=1).any():  # a point the front lacks
+            front = np.vstack([front, row])
+            front = front[non_dominated(front)]
+            volume = hypervolume(front)
+        history.append(volume)
+    return history
+
+
 def best_accuracy_within(points: np.ndarray, params_share: float) -> float:
     """The best accuracy among `points` (rows as `normalised_objectives` gives) with at most
     `params_share` of the reference's nonzero parameters; 0.0 when none is that small."""

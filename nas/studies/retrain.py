@@ -39,11 +39,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
-import matplotlib.pyplot as plt
 import optuna
 import pandas as pd
-import plotly.graph_objects as go
-from matplotlib.ticker import PercentFormatter
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from tqdm import tqdm
@@ -51,8 +48,9 @@ from tqdm import tqdm
 from nas.data.splits import fold_splits
 from nas.errors import UsageError
 from nas.prune.methods import ChannelPruning
+from nas.report.charts.files import write_chart
 from nas.report.front import front_rows
-from nas.report.plots import DPI, FRONT_COLOR, STYLE, _readable_log_ticks, _spans_decades
+from nas.report.revalidation_chart import revalidation_chart
 from nas.search.recorded import recorded_config
 from nas.search.study import Search
 from nas.space import Candidate
@@ -71,13 +69,10 @@ MIN_VERDICT_RETRAINS = 3
 # user attr where it records one.
 SETTINGS_GROUPS = ("train", "finetune", "prune", "schedule")
 MEASURES = ("accuracy", "test_accuracy", "nonzero_params", "flops", "seconds")
-# Each accuracy a run measures: the prefix of its spread's summary columns, its label.
+# Each accuracy a run measures: the prefix of its spread's summary columns.
 SPREAD_PREFIX = {"accuracy": "val", "test_accuracy": "test"}
-LABEL = {"accuracy": "validation accuracy", "test_accuracy": "test accuracy"}
 STATISTICS = ("mean", "std", "min", "max")
 SPREAD_COLUMNS = tuple(f"{prefix}_{stat}" for prefix in ("test", "val") for stat in STATISTICS)
-RUN_COLOR = "#1f1f1f"
-SINGLE_RUN_COLOR = "#7f7f7f"
 
 
 def retrain_count(value) -> int:
@@ -471,97 +466,14 @@ def write_runs(
     return paths
 
 
-def runs_png(
-    summary: Sequence[dict], runs: Sequence[dict], variation: Variation, path: Path
-) -> Path:
-    """The recorded `judged` measure against nonzero parameters, with each run and the
-    runs' mean ± std beside it, as a matplotlib PNG."""
-    plt.switch_backend("Agg")
-    judged, prefix = variation.judged, SPREAD_PREFIX[variation.judged]
-    x = {row["trial"]: row["nonzero_params"] for row in summary}
-    stds = [0 if math.isnan(row[f"{prefix}_std"]) else row[f"{prefix}_std"] for row in summary]
-    with plt.style.context(STYLE):
-        figure, ax = plt.subplots(figsize=(8, 5))
-        ax.scatter(
-            [x[run["trial"]] for run in runs], [run[judged] for run in runs],
-            s=12, color=SINGLE_RUN_COLOR, alpha=0.6, label=f"one {variation.column}", zorder=2,
-        )  # fmt: skip
-        ax.errorbar(
-            list(x.values()), [row[f"{prefix}_mean"] for row in summary],
-            yerr=stds,
-            fmt="o", mfc="none", color=RUN_COLOR, capsize=4,
-            label=f"{variation.plural}: mean ± std", zorder=3,
-        )  # fmt: skip
-        ax.scatter(
-            list(x.values()), [row[judged] for row in summary],
-            color=FRONT_COLOR, label=variation.recorded, zorder=4,
-        )  # fmt: skip
-        by_size = sorted(summary, key=lambda row: row["nonzero_params"])
-        for index, row in enumerate(by_size):  # neighbours' labels above and below: no overlap
-            note = f"#{row['trial']}" + (f" {row['verdict']}" if row["verdict"] else "")
-            ax.annotate(
-                note, (row["nonzero_params"], row[judged]),
-                xytext=(6, 5 if index % 2 else -11), textcoords="offset points", fontsize="small",
-                color=FRONT_COLOR if row["verdict"] else "black",
-            )  # fmt: skip
-        if _spans_decades(list(x.values())):
-            ax.set_xscale("log")
-            _readable_log_ticks(ax.xaxis)
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.set_xlabel("nonzero parameters")
-        ax.set_ylabel(LABEL[judged])
-        ax.set_title(variation.title)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
-        figure.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(figure)
-    return path
-
-
-def runs_figure(summary: Sequence[dict], runs: Sequence[dict], variation: Variation) -> go.Figure:
-    """The same chart as `runs_png`, as an interactive plotly figure."""
-    judged, prefix = variation.judged, SPREAD_PREFIX[variation.judged]
-    x = {row["trial"]: row["nonzero_params"] for row in summary}
-    figure = go.Figure()
-    figure.add_scatter(
-        x=[x[run["trial"]] for run in runs], y=[run[judged] for run in runs],
-        mode="markers", name=f"one {variation.column}",
-        marker={"color": SINGLE_RUN_COLOR, "size": 5, "opacity": 0.6},
-        text=[f"trial {run['trial']}, {variation.column} {run[variation.column]}" for run in runs],
-        hovertemplate="%{text}: %{y:.2%}<extra></extra>",
-    )  # fmt: skip
-    figure.add_scatter(
-        x=list(x.values()), y=[row[f"{prefix}_mean"] for row in summary], mode="markers",
-        name=f"{variation.plural}: mean ± std",
-        marker={"color": RUN_COLOR, "symbol": "circle-open", "size": 9},
-        error_y={"type": "data", "array": [row[f"{prefix}_std"] for row in summary]},
-        text=[f"trial {row['trial']}" for row in summary],
-        hovertemplate="%{text}: mean %{y:.2%}<extra></extra>",
-    )  # fmt: skip
-    figure.add_scatter(
-        x=list(x.values()), y=[row[judged] for row in summary],
-        mode="markers+text", name=variation.recorded, marker={"color": FRONT_COLOR},
-        text=[f"#{row['trial']} {row['verdict']}".strip() for row in summary],
-        textposition="top right",
-        hovertemplate="%{text}: recorded %{y:.2%}, %{x:,} nonzero<extra></extra>",
-    )  # fmt: skip
-    xaxis = {"title": {"text": "nonzero parameters"}}
-    if _spans_decades(list(x.values())):
-        xaxis["type"] = "log"
-    figure.update_layout(
-        title=variation.title, xaxis=xaxis,
-        yaxis={"title": {"text": LABEL[judged]}, "tickformat": ".1~%"},
-    )  # fmt: skip
-    return figure
-
-
 def write_runs_plot(
     summary: Sequence[dict], runs: Sequence[dict], variation: Variation, folder: Path
 ) -> list[Path]:
-    """Write the front with its runs as `<name>_front.html` and `<name>_front.png`."""
+    """Write the front with its runs (`revalidation_chart`) as `<name>_front.html` and
+    `<name>_front.png`."""
     folder.mkdir(parents=True, exist_ok=True)
-    page = folder / f"{variation.name}_front.html"
-    runs_figure(summary, runs, variation).write_html(str(page), include_plotlyjs="directory")
-    return [page, runs_png(summary, runs, variation, folder / f"{variation.name}_front.png")]
+    chart = revalidation_chart(summary, runs, variation, SPREAD_PREFIX[variation.judged])
+    return write_chart(chart, folder, f"{variation.name}_front")
 
 
 def revalidate_front(

@@ -12,13 +12,10 @@ from dataclasses import astuple, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import optuna
-import plotly.graph_objects as go
 import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
-from matplotlib.ticker import PercentFormatter
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial
@@ -27,7 +24,8 @@ from tqdm import tqdm
 
 from nas.errors import UsageError
 from nas.prune.allocation import METHODS, allocate
-from nas.report.plots import DPI, STYLE
+from nas.report.charts.files import write_chart
+from nas.report.sensitivity_chart import by_layer, percent, sensitivity_chart
 from nas.search.configured import configured
 from nas.search.recorded import recorded_config
 from nas.search.reference import ReferenceTrial, reference_candidate
@@ -35,8 +33,6 @@ from nas.search.study import Search
 from nas.space import Candidate, SearchSpace, ShiftGrid
 from nas.trial.dense_cache import arch_seed
 from nas.trial.pipeline import TrialPipeline
-
-TITLE = "Validation accuracy with one layer pruned, the others dense"
 
 
 @dataclass(frozen=True)
@@ -215,101 +211,17 @@ def write_csv(points: Sequence[Point], path: Path) -> None:
         writer.writerows(astuple(point) for point in points)
 
 
-def _axis(sparsity: Sequence[float]) -> list[float]:
-    """Where sparsities lie on the x axes: at -log10(density), so that 0.9, 0.99, ... spread
-    evenly (the tick labels give the sparsity)."""
-    return [-math.log10(1 - s) for s in sparsity]
-
-
-def _by_layer(points: Sequence[Point]) -> dict[str, list[Point]]:
-    layers: dict[str, list[Point]] = {}
-    for point in points:
-        layers.setdefault(point.layer, []).append(point)
-    return layers
-
-
-def _percent(sparsity: float) -> str:
-    return f"{100 * sparsity:g}%"
-
-
 def _epochs(count: int) -> str:
     return f"{count} epoch" + ("" if count == 1 else "s")
-
-
-def plot_png(
-    points: Sequence[Point], dense: float, tolerance: float, caption: str, path: Path
-) -> None:
-    """Accuracy against sparsity, one line per layer, with the dense accuracy and the
-    tolerance under it as horizontal lines; matplotlib PNG."""
-    plt.switch_backend("Agg")
-    by_layer = _by_layer(points)
-    colors = plt.get_cmap("tab10" if len(by_layer) <= 10 else "tab20").colors
-    with plt.style.context(STYLE):
-        figure, ax = plt.subplots(figsize=(8, 5))
-        for index, (layer, line) in enumerate(by_layer.items()):
-            ax.plot(
-                _axis([p.sparsity for p in line]), [p.accuracy for p in line],
-                marker="os^Dv<>ph*"[index % 10], color=colors[index % len(colors)], label=layer,
-            )  # fmt: skip
-        ax.axhline(dense, color="black", linewidth=1.2, label=f"dense ({dense:.1%})")
-        ax.axhline(
-            dense - tolerance, color="black", linestyle=":", linewidth=1.2,
-            label=f"dense − {tolerance:.1%} (caps)",
-        )  # fmt: skip
-        grid = sorted({p.sparsity for p in points})
-        ax.set_xticks(_axis(grid), [_percent(s) for s in grid])
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.set_xlabel("sparsity of the pruned layer (log density scale)")
-        ax.set_ylabel("validation accuracy")
-        figure.suptitle(TITLE, fontsize=plt.rcParams["axes.titlesize"])
-        ax.set_title(caption, fontsize="small")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), title="pruned layer")
-        figure.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(figure)
-
-
-def plot_html(
-    points: Sequence[Point], dense: float, tolerance: float, caption: str, path: Path
-) -> None:
-    """The same chart as `plot_png`, as interactive plotly HTML (its `plotly.min.js` is
-    written beside it)."""
-    figure = go.Figure()
-    for layer, line in _by_layer(points).items():
-        figure.add_scatter(
-            x=_axis([p.sparsity for p in line]), y=[p.accuracy for p in line],
-            mode="lines+markers", name=layer,
-            customdata=[[_percent(p.sparsity), p.accuracy_drop, p.nonzero_params] for p in line],
-            hovertemplate=(
-                f"{layer} at %{{customdata[0]}}: accuracy %{{y:.2%}}, drop %{{customdata[1]:.2%}}, "
-                "%{customdata[2]:,} nonzero parameters<extra></extra>"
-            ),
-        )  # fmt: skip
-    figure.add_hline(dense, line={"color": "black"}, annotation_text=f"dense ({dense:.1%})")
-    figure.add_hline(
-        dense - tolerance, line={"color": "black", "dash": "dot"},
-        annotation_text=f"dense − {tolerance:.1%} (caps)",
-    )  # fmt: skip
-    grid = sorted({p.sparsity for p in points})
-    figure.update_layout(
-        title={"text": TITLE, "subtitle": {"text": caption}},
-        xaxis={
-            "title": {"text": "sparsity of the pruned layer (log density scale)"},
-            "tickvals": _axis(grid),
-            "ticktext": [_percent(s) for s in grid],
-        },
-        yaxis={"title": {"text": "validation accuracy"}, "tickformat": ".0%"},
-        legend={"title": {"text": "pruned layer"}},
-    )
-    figure.write_html(str(path), include_plotlyjs="directory")
 
 
 def table(points: Sequence[Point], bounds: Mapping[str, float]) -> str:
     """Validation accuracy (%) per layer (rows) and sparsity (columns), with each cap."""
     grid = sorted({p.sparsity for p in points})
-    by_layer = _by_layer(points)
-    width = max(len("layer"), *map(len, by_layer))
-    lines = [f"{'layer':<{width}}" + "".join(f"{_percent(s):>8}" for s in grid) + "     cap"]
-    for layer, line in by_layer.items():
+    layers = by_layer(points)
+    width = max(len("layer"), *map(len, layers))
+    lines = [f"{'layer':<{width}}" + "".join(f"{percent(s):>8}" for s in grid) + "     cap"]
+    for layer, line in layers.items():
         cells = "".join(f"{100 * p.accuracy:>8.1f}" for p in line)
         lines.append(f"{layer:<{width}}{cells}{bounds[layer]:>8g}")
     return "\n".join(lines)
@@ -353,14 +265,15 @@ def run_sensitivity(
     shifted = rule_shifts(cfg, pipeline, candidate, seed, bounds)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    paths = [run_dir / f"sensitivity.{suffix}" for suffix in ("csv", "png", "html")]
-    write_csv(points, paths[0])
+    table_path = run_dir / "sensitivity.csv"
+    write_csv(points, table_path)
     caption = (
         f"{description}; dense training: {_epochs(pipeline.settings.epochs)}, "
         f"fine-tuning after pruning: {_epochs(epochs)}"
     )
-    plot_png(points, dense, tolerance, caption, paths[1])
-    plot_html(points, dense, tolerance, caption, paths[2])
+    chart = sensitivity_chart(points, dense, tolerance, caption)
+    page, image = write_chart(chart, run_dir, "sensitivity")
+    paths = [table_path, image, page]
     bounds_path = run_dir / "sensitivity_bounds.yaml"
     bounds_path.write_text(
         f"# python -m nas sensitivity: per layer of {description}, the highest sparsity of\n"
