@@ -19,23 +19,28 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.exceptions import ExperimentalWarning
-from optuna.trial import FixedTrial, FrozenTrial, TrialState
-from torch import nn
+from optuna.trial import FrozenTrial, TrialState
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
-from nas.search.callbacks import FailureStreak, RepeatStreak, SearchProgress, TrialBudget, refuse
-from nas.search.checkpoints import ArtifactCheckpoints
-from nas.search.objective import holds_dense, trial_objective
-from nas.search.polish import POLISH_OF, Polish
+from nas.search.callbacks import (
+    FailureStreak,
+    QueueFollowUps,
+    RepeatStreak,
+    SearchProgress,
+    TrialBudget,
+    refuse,
+)
+from nas.search.candidates import PipelineCandidates
+from nas.search.objective import trial_objective
+from nas.search.polish import Polish
 from nas.search.recorded import trial_settings
 from nas.search.reference import ReferenceTrial
-from nas.search.repeats import refuse_repeat
 from nas.search.retry import RetryTrial
 from nas.search.revisits import Revisits
 from nas.search.settings import StudySettings
-from nas.search.siblings import Siblings, sibling_room
+from nas.search.siblings import Siblings
 from nas.search.storage import (
     STORAGE_ERRORS,
     open_storage,
@@ -44,22 +49,17 @@ from nas.search.storage import (
     storage_location,
 )
 from nas.search.supernet import SupernetTrainer
-from nas.search.weights import save_pruned_weights
+from nas.search.trial_hooks import TrialHooks, TrialNote
 from nas.space import SearchSpace
 from nas.supernet.sandwich import SupernetSettings
-from nas.trial.checkpoint import NO_CHECKPOINTS, Checkpoints
-from nas.trial.dense_cache import DenseCache, arch_seed
+from nas.trial.dense_cache import DenseCache
 from nas.trial.distill import distillation_of
 from nas.trial.early_exit import EarlyExit
 from nas.trial.objectives import Objectives
 from nas.trial.pipeline import TrialPipeline
-from nas.trial.result import TrialResult
 from nas.trial.train import TrainSettings, resolve_device
 
 log = logging.getLogger(__name__)
-
-# Annotates a finished trial with its result and pruned model (the dashboard's trial note).
-TrialNote = Callable[[optuna.Trial, TrialResult, nn.Module], None]
 
 # Draws in a row that repeat existing trials' parameters before a search stops: the
 # sampler finds nothing new in the space.
@@ -198,6 +198,35 @@ def wait_for_running(
     return False
 
 
+@dataclass
+class TrialRounds:
+    """Whether `Search.optimize` runs trials (again): at first if one can start, later
+    only once other processes' running trials, waited for (`wait_for_running`, every
+    `interval` seconds), left one to start; never once one of the `stops` tripped."""
+
+    study: optuna.Study
+    budget: TrialBudget
+    queued_only: bool
+    stops: tuple[FailureStreak, RepeatStreak]
+    progress: SearchProgress
+    interval: float
+    started: bool = False
+
+    def can_start(self) -> bool:
+        """Whether the budget leaves this worker a trial to start (a queued one only,
+        with `queued_only`)."""
+        queued = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        return not self.budget.exhausted(self.study) and (bool(queued) or not self.queued_only)
+
+    def __call__(self) -> bool:
+        if any(stop.tripped for stop in self.stops):
+            return False
+        first, self.started = not self.started, True
+        return (first and self.can_start()) or wait_for_running(
+            self.study, self.budget, self.can_start, self.progress, self.interval
+        )
+
+
 def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None:
     """Record in `study` what `export` needs to rebuild and check its models (the space
     and data configs, input shape and class count) and what `report retrain_seeds=N`
@@ -324,7 +353,7 @@ class Search:
         running in other processes fill the budget, it waits for them (see
         `wait_for_running`). `space`, when given, samples the candidates instead of the
         configured one."""
-        opts, settings = self.opts, self.pipeline.settings
+        opts = self.opts
         budget = TrialBudget(n_trials, max_epochs)
         finished = finished_trials(study)
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
@@ -342,92 +371,28 @@ class Search:
         )  # fmt: skip
         self.store_dir.mkdir(parents=True, exist_ok=True)
         store = FileSystemArtifactStore(self.store_dir)
-
-        def checkpoints_for(trial: optuna.Trial) -> Checkpoints:
-            if settings.epochs + settings.finetune_epochs <= opts.checkpoint_over_epochs:
-                return NO_CHECKPOINTS
-            return ArtifactCheckpoints(store, trial)
-
-        def keep(trial: optuna.Trial, result: TrialResult, model: nn.Module) -> None:
-            save_pruned_weights(store, trial, model)
-            if self.note is not None:
-                self.note(trial, result, model)
-            set_constraints(trial, result, opts)
-
-        def before_run(trial: optuna.Trial, epochs: float) -> None:
-            refuse_repeat(trial)
-            budget.charge(trial, epochs)
-
+        hooks = TrialHooks(store, budget, opts, self.pipeline.settings, self.note)
         pipeline = replace(self.pipeline, space=space) if space else self.pipeline
         if self.supernet is not None:
             pipeline = self.with_supernet(pipeline, study, store)
-        objective = guarded(
-            trial_objective(
-                pipeline, self.seed, checkpoints_for, keep, before_run, self.early_exit
-            ),
-            budget,
-            RetryTrial(opts.max_retry),
-        )
+        run = trial_objective(
+            pipeline, self.seed, hooks.checkpoints_for, hooks.keep, hooks.before_run,
+            self.early_exit,
+        )  # fmt: skip
+        objective = guarded(run, budget, RetryTrial(opts.max_retry))
         streak = FailureStreak(opts.max_consecutive_failures)
         repeats = RepeatStreak(REPEATED_DRAWS)
         progress = SearchProgress(n_trials, finished)
-
-        def affordable(trial: FrozenTrial) -> bool:
-            """Whether what is left of the epoch budget pays for polishing `trial`."""
-            if budget.max_epochs is None:
-                return True
-            candidate = pipeline.space.sample(FixedTrial(trial.params))
-            epochs = pipeline.finetuning(self.polish.epochs).planned_epochs(
-                candidate, arch_seed(self.seed, candidate.arch)
-            )
-            return epochs <= budget.left(study)[0]
-
-        def queue_more(study: optuna.Study, trial: FrozenTrial) -> None:
-            """Queue the siblings due after `trial` (none after a polish, none that would
-            run into the polishes' last share), then near the budget's end a polish, or a
-            revisit."""
-            left = budget.left(study)
-            if POLISH_OF not in trial.user_attrs:
-                room = sibling_room(study, budget.remaining(study))
-                if budget.max_epochs is not None:  # a sibling costs what its first trial did
-                    cost = trial.user_attrs.get("train_epochs", 0)
-                    reserve = self.polish.room_before(*left, cost)
-                    room = room if reserve is None else min(room, reserve)
-                self.siblings.queue(study, trial, room=room)
-            if self.polish.due(*left):
-                self.polish.queue(study, affordable)
-            if self.revisits.due(*left):
-                self.revisits.queue(study, lambda params: holds_dense(pipeline, params, self.seed))
-
-        def can_start() -> bool:
-            """Whether the budget leaves this worker a trial to start (a queued one only,
-            with `queued_only`)."""
-            queued = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-            return not budget.exhausted(study) and (bool(queued) or not queued_only)
-
-        started = False
-
-        def more() -> bool:
-            """Whether to run trials (again): at first if one can start, later only once
-            other processes' running trials, waited for, left one to start."""
-            nonlocal started
-            if streak.tripped or repeats.tripped:
-                return False
-            first, started = not started, True
-            return (first and can_start()) or wait_for_running(
-                study, budget, can_start, progress, opts.heartbeat_interval
-            )
-
+        rounds = TrialRounds(
+            study, budget, queued_only, (streak, repeats), progress, opts.heartbeat_interval
+        )
+        # a baseline runs its queue only; a search queues siblings, polishes and revisits
+        follow_ups = (self.siblings, self.polish, self.revisits)
+        queue_more = QueueFollowUps(follow_ups, budget, PipelineCandidates(pipeline, self.seed))
+        callbacks = [budget, streak, repeats, progress]
+        callbacks.append(stop_when_queue_empty if queued_only else queue_more)
         try:
-            # a baseline runs its queue only; a search may queue siblings and revisits
-            callbacks = [
-                budget,
-                streak,
-                repeats,
-                progress,
-                stop_when_queue_empty if queued_only else queue_more,
-            ]
-            interrupted_by = _optimize(study, objective, callbacks, more)
+            interrupted_by = _optimize(study, objective, callbacks, rounds)
         finally:
             progress.close()
         stopped = next((s.message() for s in (streak, repeats) if s.tripped), None)
@@ -504,16 +469,3 @@ def stop_when_queue_empty(study: optuna.Study, trial: FrozenTrial) -> None:
     """Optuna callback: stop once no trial waits in the queue."""
     if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         study.stop()
-
-
-def set_constraints(trial: optuna.Trial, result: TrialResult, opts: StudySettings) -> None:
-    """Store the trial's distance to the user's limits as Optuna constraints (positive means
-    infeasible: off the front, and a failure to the sampler): the budgets
-    `study.max_nonzero_params` and `study.max_flops`, and `study.min_accuracy_kept`, the
-    share of its dense network's validation accuracy a pruned network must keep."""
-    for name, limit in (("nonzero_params", opts.max_nonzero_params), ("flops", opts.max_flops)):
-        if limit is not None:
-            trial.set_constraint(f"max_{name}", getattr(result, name) - limit)
-    if opts.min_accuracy_kept is not None:
-        floor = opts.min_accuracy_kept * result.dense_accuracy
-        trial.set_constraint("min_accuracy_kept", floor - result.accuracy)
