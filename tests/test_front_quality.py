@@ -9,6 +9,7 @@ import pytest
 from nas.report.front_quality import (
     best_accuracy_within,
     hypervolume,
+    hypervolume_history,
     non_dominated,
     normalised_objectives,
 )
@@ -46,3 +47,19 @@ def test_non_dominated_keeps_the_rows_no_other_row_beats_and_ties_alike():
     points = np.array([[0.1, 0.5], [0.2, 0.2], [0.2, 0.6], [0.5, 0.1], [0.2, 0.2]])
     # row 2 is beaten by rows 0, 1 and 4; the tied rows 1 and 4 beat neither
     assert non_dominated(points) == [0, 1, 3, 4]
+
+
+def test_the_hypervolume_history_counts_feasible_points_only_and_grows_with_the_front():
+    points = np.array([
+        [0.5, 0.5, 0.5],  # 0.125
+        [0.1, 0.1, 0.1],  # over budget: not counted
+        [0.6, 0.6, 0.6],  # dominated: no change
+        [0.5, 0.5, 0.2],  # dominates the first
+        [0.2, 0.9, 0.9],  # a new corner
+    ])  # fmt: skip
+    history = hypervolume_history(points, [True, False, True, True, True])
+
+    assert history[:4] == pytest.approx([0.125, 0.125, 0.125, 0.2])
+    assert history[4] == pytest.approx(hypervolume(points[[0, 2, 3, 4]]))
+    assert history[4] > history[3]
+    assert hypervolume_history(points[:0], []) == []

@@ -222,6 +222,29 @@ def test_each_projection_shows_its_own_front(study, name, metrics, front):
     assert step_trace.line.shape == "hv"
 
 
+def test_trials_over_budget_are_apart_from_the_front_in_the_page_and_the_image(study):
+    over_budget = optuna.create_study(directions=study.directions)
+    for trial in study.trials:
+        if trial.state == TrialState.COMPLETE:  # a budget of 25,000 nonzero parameters
+            trial.set_constraint("nonzero_params", trial.values[1] - 25_000)
+        over_budget.add_trial(trial)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        over_budget.set_metric_names(study.metric_names)
+    metrics = ("nonzero_params", "accuracy")
+
+    traces = {
+        trace.name: trace for trace in front_figures(over_budget)["front_accuracy_params"].data
+    }
+    image = matplotlib_figure(front_chart(over_budget, "title", metrics))
+    points = {group.get_label(): group.get_offsets()[:, 0] for group in image.axes[0].collections}
+
+    for drawn in ({name: trace.x for name, trace in traces.items()}, points):
+        assert sorted(drawn["over budget"]) == [30_000]  # trial 6
+        assert sorted(drawn["Pareto front"]) == [1_500, 3_000, 5_000, 12_000]
+        assert sorted(drawn["dominated"]) == [8_000, 20_000]
+
+
 @pytest.mark.parametrize(
     ("metrics", "front"),
     [
