@@ -18,11 +18,12 @@ MAY_IMPORT = {
     "data": set(),
     "space": {"errors", "prune"},
     "trial": BASE,
+    "record": BASE | {"trial"},
     "supernet": BASE | {"trial"},
-    "search": BASE | {"trial", "supernet"},
-    "report": BASE | {"trial"},
-    "studies": BASE | {"trial", "supernet", "search", "report"},
-    "cli": BASE | {"trial", "supernet", "search", "report", "studies"},
+    "search": BASE | {"trial", "record", "supernet"},
+    "report": BASE | {"trial", "record"},
+    "studies": BASE | {"trial", "record", "supernet", "search", "report"},
+    "cli": BASE | {"trial", "record", "supernet", "search", "report", "studies"},
     "__main__": {"errors", "cli", "search"},
 }
 
@@ -60,6 +61,22 @@ def test_imports_run_only_downward(path):
     room = room_of(path)
     upward = imported_rooms(path) - MAY_IMPORT[room] - {room}
     assert not upward, f"{path.relative_to(NAS)} ({room}) imports {sorted(upward)}"
+
+
+def imports_of(path: Path) -> set[str]:
+    """Top-level packages the module at `path` imports, at any depth of its code."""
+    packages = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            packages.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            packages.update(alias.name.split(".")[0] for alias in node.names)
+    return packages
+
+
+@pytest.mark.parametrize("path", sorted((NAS / "trial").glob("*.py")), ids=lambda p: p.name)
+def test_the_trial_knows_nothing_of_optuna(path):
+    assert "optuna" not in imports_of(path)
 
 
 def test_every_subpackage_says_what_lives_there():

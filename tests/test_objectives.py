@@ -6,9 +6,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nas.record.measures import metric
 from nas.report.study_charts import METRIC_STYLES, front_axes
 from nas.trial import objectives
-from nas.trial.objectives import Objectives, metric
+from nas.trial.objectives import Objectives
 from tests.conftest import assert_one_line_error, forked_nas
 
 CUSTOM = ("agreement", "nonzero_params", "latency_ms")

@@ -9,13 +9,13 @@ import torch
 from optuna.trial import TrialState
 
 from nas.prune.methods import MagnitudePruning
+from nas.search.objective import trial_objective
 from nas.search.polish import POLISH_OF, Polish
 from nas.search.recorded import setting_changes
 from nas.search.repeats import refuse_repeat
 from nas.studies.joint_search import run_search
 from nas.trial.early_exit import EarlyExit
-from nas.search.objective import trial_objective
-from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR, TrialPipeline
+from nas.trial.pipeline import TrialPipeline
 from search_spaces.cnn import CNNSpace
 from tests.front_trials import DISTRIBUTIONS, finished, four_trials, waiting
 from tests.test_objective import PARAMS, SETTINGS
@@ -32,13 +32,13 @@ def test_the_most_accurate_front_trial_is_queued_with_its_parameters_and_the_pol
     Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
     [queued] = waiting(study)
     assert queued.system_attrs["fixed_params"] == study.trials[0].params
-    assert queued.user_attrs == {POLISH_OF: 0, FINETUNE_EPOCHS_ATTR: 5}
+    assert queued.user_attrs == {POLISH_OF: 0, "finetune_epochs": 5}
     Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
     assert len(waiting(study)) == 1, "nothing is queued while a trial waits"
 
 
 def test_a_trial_polished_once_and_a_polish_are_not_polished_again(study):
-    study.add_trial(finished(32, 0.5, 0.97, 1000, **{POLISH_OF: 0, FINETUNE_EPOCHS_ATTR: 5}))
+    study.add_trial(finished(32, 0.5, 0.97, 1000, **{POLISH_OF: 0, "finetune_epochs": 5}))
     Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
     assert waiting(study)[0].user_attrs[POLISH_OF] == 1  # the next most accurate
 
@@ -127,7 +127,7 @@ def test_early_exit_judges_a_drawn_candidate_but_never_a_polish(tiny_splits):
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(optuna.trial.create_trial(values=[1.0, 1, 1]))  # dominates every candidate
     study.enqueue_trial(PARAMS)
-    study.enqueue_trial(PARAMS, user_attrs={POLISH_OF: 0, FINETUNE_EPOCHS_ATTR: 2})
+    study.enqueue_trial(PARAMS, user_attrs={POLISH_OF: 0, "finetune_epochs": 2})
     objective = trial_objective(pipe, 0, early_exit=EarlyExit("dense", margin=0.0))
     study.optimize(objective, n_trials=2)
     drawn, polish = study.trials[1:]

@@ -13,6 +13,8 @@ from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
 from nas.errors import UsageError
+from nas.record.attrs import FINETUNE_EPOCHS
+from nas.record.measures import metric, objective_names
 from nas.studies.joint_search import run_search
 from nas.studies.retrain import (
     Retrainer,
@@ -26,8 +28,7 @@ from nas.studies.retrain import (
     summarise,
 )
 from nas.trial.dense_cache import arch_seed
-from nas.trial.objectives import DEFAULT, metric, objective_names
-from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
+from nas.trial.objectives import DEFAULT
 from nas.trial.train import TrainSettings
 from tests.conftest import (
     CONF_DIR,
@@ -107,7 +108,7 @@ def test_a_trial_queued_with_its_own_fine_tuning_epochs_is_retrained_with_them(s
     study = load(storage, "per_layer")
     retrainer = Retrainer.of_study(study, configs["per_layer"])
     polish = copy.copy(study.trials[0])
-    polish.user_attrs = {**polish.user_attrs, FINETUNE_EPOCHS_ATTR: 3}
+    polish.user_attrs = {**polish.user_attrs, FINETUNE_EPOCHS.key: 3}
     _, result = retrainer.run(polish, 1)
     assert result.train_epochs == 1 + 3  # smoke: 1 dense epoch, then its own 3
 
@@ -229,11 +230,11 @@ def test_a_trial_sliced_from_a_supernet_is_checked_by_its_fine_tuning_epochs_alo
 
 @pytest.mark.slow
 def test_a_trial_queued_with_its_own_fine_tuning_epochs_is_checked_by_them():
-    attrs = {"train_epochs": 5.25, "recalibration_epochs": 0.25, FINETUNE_EPOCHS_ATTR: 5}
+    attrs = {"train_epochs": 5.25, "recalibration_epochs": 0.25, FINETUNE_EPOCHS.key: 5}
     attrs |= {"dense_cached": False, "dense_sliced": True}
     polish = optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)
     check_epochs([polish], TrainSettings(epochs=3, finetune_epochs=1))
-    del attrs[FINETUNE_EPOCHS_ATTR]
+    del attrs[FINETUNE_EPOCHS.key]
     plain = optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)
     with pytest.raises(UsageError, match=r"trained 5.25 epochs"):
         check_epochs([plain], TrainSettings(epochs=3, finetune_epochs=1))

@@ -14,6 +14,8 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from nas.cli.config_dir import available_spaces
 from nas.errors import UsageError
 from nas.prune.methods import ChannelPruning
+from nas.record.attrs import ARCH, REMOVED_CHANNELS, TEST_ACCURACY
+from nas.record.measures import metric, objective_names
 from nas.report.dashboard import save_study_plots, serve
 from nas.report.front import report_front
 from nas.search.recorded import recorded_config
@@ -25,7 +27,6 @@ from nas.search.storage import (
     storage_location,
 )
 from nas.studies.joint_search import run_search
-from nas.trial.objectives import metric, objective_names
 
 
 class StudyAt:
@@ -161,7 +162,7 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     in_shape, n_classes = tuple(attrs["in_shape"]), attrs["n_classes"]
     candidate = space.sample(FixedTrial(trial.params, number=trial.number))
     model = space.build(candidate, in_shape, n_classes)
-    removed_channels = trial.user_attrs.get("removed_channels")
+    removed_channels = REMOVED_CHANNELS.of(trial)
     if removed_channels:  # prune=channel: give the network its pruned shapes first
         ChannelPruning().replay(model, removed_channels, torch.zeros(2, *in_shape))
     try:
@@ -174,9 +175,9 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     files = export_model(model, in_shape, out)
     dense = space.build(candidate, in_shape, n_classes).eval()
     print(
-        f"trial {trial.number} of study {study.study_name!r}: {trial.user_attrs['arch']}, "
+        f"trial {trial.number} of study {study.study_name!r}: {ARCH.of(trial)}, "
         f"validation accuracy {metric(trial, 'accuracy', objective_names(study)):.4f}, "
-        f"test {trial.user_attrs['test_accuracy']:.4f}"
+        f"test {TEST_ACCURACY.of(trial):.4f}"
     )
     for path, size in files.sizes():
         print(f"  {path}  {size:,} bytes")

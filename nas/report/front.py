@@ -8,7 +8,9 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from nas.trial.objectives import DEFAULT, metric, objective_names
+from nas.record.attrs import ARCH, DENSE_PARAMS, TEST_ACCURACY
+from nas.record.measures import metric, objective_names
+from nas.trial.objectives import DEFAULT
 
 FRONT_COLUMNS = (
     "trial",
@@ -41,18 +43,18 @@ def front_rows(study: optuna.Study) -> list[dict]:
     names = objective_names(study)
     for trial in study.best_trials:
         accuracy, nonzero, flops = (metric(trial, name, names) for name in DEFAULT)
-        attrs = trial.user_attrs
+        dense = DENSE_PARAMS.of(trial)
         rows.append(
             {
                 "trial": trial.number,
                 "accuracy": accuracy,
-                "test_accuracy": attrs["test_accuracy"],
+                "test_accuracy": TEST_ACCURACY.of(trial),
                 "nonzero_params": int(nonzero),
                 "flops": int(flops),
-                "sparsity": 1 - nonzero / attrs["dense_params"],
-                "compression": attrs["dense_params"] / max(nonzero, 1),
+                "sparsity": 1 - nonzero / dense,
+                "compression": dense / max(nonzero, 1),
                 **{name: metric(trial, name, names, math.nan) for name in PRESERVATION_COLUMNS},
-                "arch": attrs["arch"],
+                "arch": ARCH.of(trial),
             }
         )
     return sorted(rows, key=lambda row: (-row["accuracy"], row["nonzero_params"]))

@@ -9,11 +9,13 @@ import optuna
 from optuna.trial import FixedTrial, TrialState
 from torch import nn
 
+from nas.record.attrs import FINETUNE_EPOCHS, HasUserAttrs
+from nas.record.measures import metric, objective_names
 from nas.trial.checkpoint import NO_CHECKPOINTS, Checkpoints
 from nas.trial.dense_cache import arch_seed
 from nas.trial.early_exit import NO_EARLY_EXIT, EarlyExit
-from nas.trial.objectives import DEFAULT, metric, objective_names
-from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR, TrialPipeline
+from nas.trial.objectives import DEFAULT
+from nas.trial.pipeline import TrialPipeline
 from nas.trial.result import TrialResult
 
 
@@ -30,6 +32,13 @@ def holds_dense(pipeline: TrialPipeline, params: dict, seed: int) -> bool:
     choose, in a search seeded by `seed`, are in `pipeline`'s cache."""
     arch = pipeline.space.sample(FixedTrial(params)).arch
     return pipeline.dense_cache.holds(arch, arch_seed(seed, arch))
+
+
+def for_trial(pipeline: TrialPipeline, trial: HasUserAttrs) -> TrialPipeline:
+    """The pipeline `trial` runs: fine-tuning the epochs it was queued with
+    (`FINETUNE_EPOCHS`), if any."""
+    epochs = FINETUNE_EPOCHS.of(trial)
+    return pipeline if epochs is None else pipeline.finetuning(int(epochs))
 
 
 def trial_objective(
@@ -51,13 +60,13 @@ def trial_objective(
     names = pipeline.objectives.names
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        trial_pipeline = pipeline.for_trial(trial.user_attrs)
+        trial_pipeline = for_trial(pipeline, trial)
         candidate = pipeline.space.sample(trial)
         trial_seed = arch_seed(seed, candidate.arch)
         if before_run:
             before_run(trial, trial_pipeline.planned_epochs(candidate, trial_seed))
         checkpoints = checkpoints_for(trial) if checkpoints_for else NO_CHECKPOINTS
-        own_epochs = FINETUNE_EPOCHS_ATTR in trial.user_attrs
+        own_epochs = FINETUNE_EPOCHS.on(trial)
         skip = None if own_epochs else early_exit.judge(lambda: finished_measures(trial.study))
         result, model = trial_pipeline.run(candidate, trial_seed, checkpoints, skip)
         for key, value in result.user_attrs(names).items():

@@ -12,11 +12,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from nas.record.attrs import FINETUNE_EPOCHS
+from nas.record.measures import metric, objective_names
 from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
 from nas.search.last_share import LastShare
 from nas.search.repeats import TAKEN
-from nas.trial.objectives import metric, objective_names
-from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
 
 POLISH_OF = "polish_of"
 
@@ -84,5 +84,5 @@ class Polish(LastShare, FollowUp):
         chosen = max(front, key=lambda trial: metric(trial, "accuracy", names))
         if affords(chosen.params, self.epochs):
             yield QueuedTrial(
-                chosen.params, {POLISH_OF: chosen.number, FINETUNE_EPOCHS_ATTR: self.epochs}
+                chosen.params, {POLISH_OF: chosen.number, **FINETUNE_EPOCHS(self.epochs)}
             )

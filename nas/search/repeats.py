@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR
+from nas.record.attrs import FINETUNE_EPOCHS, REPEATS
 
 # The trials whose parameters are taken: run, being run, or queued to run.
 TAKEN = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
@@ -44,7 +44,7 @@ def repeated_trial(
     for trial in study.get_trials(deepcopy=False, states=TAKEN):
         if (
             trial.number != besides
-            and trial.user_attrs.get(FINETUNE_EPOCHS_ATTR) == finetune_epochs
+            and FINETUNE_EPOCHS.of(trial) == finetune_epochs
             and _key(trial_params(trial)) == key
         ):
             return trial
@@ -61,8 +61,8 @@ def enqueue_new(study: optuna.Study, params: dict[str, Any], user_attrs: dict[st
 def refuse_repeat(trial: optuna.Trial) -> None:
     """End `trial` unrun (PRUNED, user attr `repeats`: the trial it repeats) when the
     parameters it sampled and its fine-tuning are an existing trial's."""
-    own = trial.user_attrs.get(FINETUNE_EPOCHS_ATTR)
+    own = FINETUNE_EPOCHS.of(trial)
     same = repeated_trial(trial.study, trial.params, besides=trial.number, finetune_epochs=own)
     if same is not None:
-        trial.set_user_attr("repeats", same.number)
+        REPEATS.set(trial, same.number)
         raise optuna.TrialPruned(f"its parameters repeat trial {same.number}'s")

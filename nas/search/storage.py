@@ -24,9 +24,12 @@ from sqlalchemy.exc import (
 )
 
 from nas.errors import UsageError, failure_reason, root_cause
+
+# What opening a storage raises for a bad URL, an unreachable server, a file that is not
+from nas.record.measures import objective_names
 from nas.search.recorded import setting_changes
 from nas.search.secrets import hide_secret, with_password, without_password
-from nas.trial.objectives import Objectives, objective_names
+from nas.trial.objectives import Objectives
 
 # What opening a storage raises for a bad URL, an unreachable server, a file that is not
 # a database, a missing driver, or a schema of another Optuna version.

@@ -48,15 +48,24 @@ from tqdm import tqdm
 from nas.data.splits import fold_splits
 from nas.errors import UsageError
 from nas.prune.methods import ChannelPruning
+from nas.record.attrs import (
+    DENSE_CACHED,
+    DENSE_SLICED,
+    FINETUNE_EPOCHS,
+    FINETUNE_SKIPPED,
+    RECALIBRATION_EPOCHS,
+    TRAIN_EPOCHS,
+)
+from nas.record.measures import objective_names
 from nas.report.charts.files import write_chart
 from nas.report.front import front_rows
 from nas.report.revalidation_chart import revalidation_chart
+from nas.search.objective import for_trial
 from nas.search.recorded import recorded_config
 from nas.search.study import Search
 from nas.space import Candidate
 from nas.trial.dense_cache import DenseCache, arch_seed
-from nas.trial.objectives import objective_names
-from nas.trial.pipeline import FINETUNE_EPOCHS_ATTR, TrialPipeline
+from nas.trial.pipeline import TrialPipeline
 from nas.trial.result import TrialResult
 from nas.trial.train import TrainSettings
 
@@ -142,20 +151,20 @@ def check_epochs(trials: Sequence[FrozenTrial], settings: TrainSettings) -> None
     unless early exit skipped them, plus what recalibrating a sliced network's BatchNorm
     cost (`recalibration_epochs`)."""
     for trial in trials:
-        attrs = trial.user_attrs
-        if "train_epochs" not in attrs or "dense_cached" not in attrs:
+        if not (TRAIN_EPOCHS.on(trial) and DENSE_CACHED.on(trial)):
             continue
-        reused = attrs["dense_cached"] or attrs.get("dense_sliced", False)
-        finetune = attrs.get(FINETUNE_EPOCHS_ATTR, settings.finetune_epochs)
+        reused = DENSE_CACHED.of(trial) or DENSE_SLICED.of(trial)
+        own = FINETUNE_EPOCHS.of(trial)
+        finetune = settings.finetune_epochs if own is None else own
         expected = (0 if reused else settings.epochs) + (
-            0 if attrs.get("finetune_skipped") else finetune
+            0 if FINETUNE_SKIPPED.of(trial) else finetune
         )
-        expected += attrs.get("recalibration_epochs", 0)
-        if attrs["train_epochs"] != expected:
+        expected += RECALIBRATION_EPOCHS.of(trial)
+        if TRAIN_EPOCHS.of(trial) != expected:
             raise UsageError(
                 f"report: train.epochs={settings.epochs} and train.finetune_epochs="
                 f"{settings.finetune_epochs} are not what the study trained with (trial "
-                f"{trial.number} trained {attrs['train_epochs']} epochs): give report the "
+                f"{trial.number} trained {TRAIN_EPOCHS.of(trial)} epochs): give report the "
                 f"search's training overrides"
             )
 
@@ -217,7 +226,7 @@ class Retrainer:
         candidate = self.candidate(trial)
         weight_seed = arch_seed(seed, candidate.arch)
         skip = (lambda *_: True) if trial.user_attrs.get("finetune_skipped") else None
-        pipeline = self.pipeline.for_trial(trial.user_attrs)
+        pipeline = for_trial(self.pipeline, trial)
         result, _ = pipeline.run(candidate, weight_seed, skip_finetune=skip)
         return weight_seed, result
 

@@ -55,9 +55,6 @@ from nas.trial.train import (
 # `space.build(candidate)` (e.g. sliced out of a weight-sharing supernet).
 DenseSource = Callable[[Candidate], dict[str, torch.Tensor]]
 
-# A queued trial with this user attr fine-tunes that many epochs instead of the settings'.
-FINETUNE_EPOCHS_ATTR = "finetune_epochs"
-
 
 @dataclass(frozen=True)
 class TrialPipeline:
@@ -100,12 +97,6 @@ class TrialPipeline:
     def finetuning(self, epochs: int) -> TrialPipeline:
         """This pipeline, fine-tuning `epochs` epochs."""
         return replace(self, settings=replace(self.settings, finetune_epochs=epochs))
-
-    def for_trial(self, user_attrs: Mapping[str, object]) -> TrialPipeline:
-        """The pipeline a trial with `user_attrs` runs: fine-tuning the epochs it was
-        queued with (`FINETUNE_EPOCHS_ATTR`), if any."""
-        epochs = user_attrs.get(FINETUNE_EPOCHS_ATTR)
-        return self if epochs is None else self.finetuning(int(epochs))
 
     def run(
         self,
