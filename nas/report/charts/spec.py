@@ -31,7 +31,8 @@ TAB20 = (
 @dataclass(frozen=True)
 class Axis:
     """One axis: its title; a log scale; values that are shares, shown in percent; fixed
-    ticks as (value, label) pairs; a fixed range; ticks at whole numbers only."""
+    ticks as (value, label) pairs; a fixed range; ticks at whole numbers only (in the
+    static image: an interactive page picks its ticks as it zooms)."""
 
     title: str
     log: bool = False
