@@ -44,6 +44,7 @@ from hydra.utils import instantiate  # noqa: E402
 
 from nas.cli.config_dir import CONF_DIR  # noqa: E402
 from nas.prune import counting  # noqa: E402
+from nas.record.measures import objective_names  # noqa: E402
 from nas.report.front_quality import (  # noqa: E402
     best_accuracy_within,
     hypervolume,
@@ -53,7 +54,6 @@ from nas.report.front_quality import (  # noqa: E402
 from nas.search.reference import reference_candidate  # noqa: E402
 from nas.studies.baseline import BASELINES, run_baseline  # noqa: E402
 from nas.studies.joint_search import run_search  # noqa: E402
-from nas.trial.objectives import objective_names  # noqa: E402
 
 SHIFTS = "space.sparsity.shift={low:-2,high:2,step:0.5}"
 # What `nas sensitivity` suggests for the reference architecture (mnist5k, seed 0), from

@@ -10,7 +10,8 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.optuna_internals import compute_hypervolume
-from nas.trial.objectives import DEFAULT, metric
+from nas.record.measures import metric
+from nas.trial.objectives import DEFAULT
 
 REFERENCE_POINT = np.ones(3)
 

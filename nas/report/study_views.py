@@ -17,7 +17,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.trial import objectives
+from nas.record import measures
 
 
 @contextlib.contextmanager
@@ -124,11 +124,11 @@ def layer_sparsity(study: optuna.Study) -> SparsityMatrix:
     names = study.metric_names
 
     def accuracy(trial: FrozenTrial) -> float:
-        return objectives.metric(trial, "accuracy", names)
+        return measures.metric(trial, "accuracy", names)
 
     front = sorted(
         study.best_trials,
-        key=lambda t: (-accuracy(t), objectives.metric(t, "nonzero_params", names)),
+        key=lambda t: (-accuracy(t), measures.metric(t, "nonzero_params", names)),
     )
     achieved = [trial.user_attrs.get("sparsity_achieved", {}) for trial in front]
     layers = _network_order(list(ratios) for ratios in achieved)

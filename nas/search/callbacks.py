@@ -12,8 +12,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from nas.record.measures import metric, objective_names
 from nas.search.follow_up import Candidates, FollowUp, SearchState
-from nas.trial.objectives import DEFAULT, metric, objective_names
+from nas.trial.objectives import DEFAULT
 
 log = logging.getLogger(__name__)
 

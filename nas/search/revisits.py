@@ -11,9 +11,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.record.measures import metric, objective_names
 from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
 from nas.search.last_share import LastShare
-from nas.trial.objectives import metric, objective_names
 
 
 def architecture_params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,11 +10,11 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.record.measures import metric, objective_names
 from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
 from nas.search.polish import POLISH_OF
 from nas.search.revisits import architecture_key
 from nas.space import is_shift_param
-from nas.trial.objectives import metric, objective_names
 
 RULES = ("sparser", "knee")
 

@@ -17,13 +17,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import UsageError
 from nas.prune.allocation import METHODS
+from nas.record.measures import metric, objective_names
 from nas.search.configured import configured
 from nas.search.reference import reference_candidate
 from nas.search.revisits import Revisits, architecture_params
 from nas.search.study import Outcome, Search
 from nas.studies.joint_search import finish, searched
 from nas.trial.dense_cache import DenseCache
-from nas.trial.objectives import metric, objective_names
 
 log = logging.getLogger(__name__)
 
