@@ -7,7 +7,7 @@ from optuna.trial import FrozenTrial
 
 from nas.search.callbacks import QueueFollowUps, TrialBudget
 from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
-from nas.search.polish import POLISH_OF, Polish
+from nas.search.polish import Polish
 from nas.search.revisits import Revisits
 from nas.search.siblings import Siblings
 from tests.front_trials import finished, four_trials, waiting
@@ -71,15 +71,15 @@ def test_siblings_go_first_and_a_polish_or_revisit_waits_for_them():
 
 def test_a_polish_follows_a_polish_with_no_siblings():
     study = four_trials()
-    study.add_trial(finished(32, 0.5, 0.95, 1000, dense_cached=False, **{POLISH_OF: 0}))
+    study.add_trial(finished(32, 0.5, 0.95, 1000, dense_cached=False, polish_of=0))
     run_follow_ups(study, TrialBudget(n_trials=10))  # room for 2 siblings, but a polish
     [polish] = waiting(study)
-    assert polish.user_attrs[POLISH_OF] == 1
+    assert polish.user_attrs["polish_of"] == 1
 
 
 def test_a_revisit_comes_when_no_polish_is_due_or_affordable():
     study = four_trials()
-    study.add_trial(finished(32, 0.5, 0.95, 1000, train_epochs=5, **{POLISH_OF: 0}))
+    study.add_trial(finished(32, 0.5, 0.95, 1000, train_epochs=5, polish_of=0))
     run_follow_ups(study, TrialBudget(n_trials=100, max_epochs=10), costs=6)  # 5 left
     [revisit] = waiting(study)
     assert revisit.user_attrs == {"revisit_of": 2}, "polishing trial 1 costs 6 epochs"

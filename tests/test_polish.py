@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from nas.prune.methods import MagnitudePruning
 from nas.search.objective import trial_objective
-from nas.search.polish import POLISH_OF, Polish
+from nas.search.polish import Polish
 from nas.search.recorded import setting_changes
 from nas.search.repeats import refuse_repeat
 from nas.studies.joint_search import run_search
@@ -32,15 +32,15 @@ def test_the_most_accurate_front_trial_is_queued_with_its_parameters_and_the_pol
     Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
     [queued] = waiting(study)
     assert queued.system_attrs["fixed_params"] == study.trials[0].params
-    assert queued.user_attrs == {POLISH_OF: 0, "finetune_epochs": 5}
+    assert queued.user_attrs == {"polish_of": 0, "finetune_epochs": 5}
     Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
     assert len(waiting(study)) == 1, "nothing is queued while a trial waits"
 
 
 def test_a_trial_polished_once_and_a_polish_are_not_polished_again(study):
-    study.add_trial(finished(32, 0.5, 0.97, 1000, **{POLISH_OF: 0, "finetune_epochs": 5}))
+    study.add_trial(finished(32, 0.5, 0.97, 1000, **{"polish_of": 0, "finetune_epochs": 5}))
     Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
-    assert waiting(study)[0].user_attrs[POLISH_OF] == 1  # the next most accurate
+    assert waiting(study)[0].user_attrs["polish_of"] == 1  # the next most accurate
 
 
 def test_a_polish_the_budget_cannot_pay_for_is_not_queued(study):
@@ -93,7 +93,7 @@ def test_a_weight_sharing_search_polishes_its_front_in_the_last_share(compose_co
     )  # fmt: skip
     study = run_search(cfg, launch_dir=tmp_path, run_dir=tmp_path / "run")
     trials = study.get_trials(states=(TrialState.COMPLETE,))
-    polishes = [t for t in trials if POLISH_OF in t.user_attrs]
+    polishes = [t for t in trials if "polish_of" in t.user_attrs]
     assert len(polishes) >= 2, "the last half of the budget should polish"
     supernet = study.user_attrs["supernet"]["train_epochs"]
     first = trials.index(polishes[0])
@@ -105,10 +105,10 @@ def test_a_weight_sharing_search_polishes_its_front_in_the_last_share(compose_co
         spent += trial.user_attrs["train_epochs"]
         assert "sibling_of" not in trial.user_attrs or spent <= 10, "a sibling in the last half"
     for polish in polishes:
-        polished = study.trials[polish.user_attrs[POLISH_OF]]
+        polished = study.trials[polish.user_attrs["polish_of"]]
         assert polish.params == polished.params
         assert polish.user_attrs["train_epochs"] == 2 + polish.user_attrs["recalibration_epochs"]
-    assert len({p.user_attrs[POLISH_OF] for p in polishes}) == len(polishes)
+    assert len({p.user_attrs["polish_of"] for p in polishes}) == len(polishes)
     assert supernet + sum(t.user_attrs["train_epochs"] for t in trials) <= 20
 
 
@@ -127,7 +127,7 @@ def test_early_exit_judges_a_drawn_candidate_but_never_a_polish(tiny_splits):
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(optuna.trial.create_trial(values=[1.0, 1, 1]))  # dominates every candidate
     study.enqueue_trial(PARAMS)
-    study.enqueue_trial(PARAMS, user_attrs={POLISH_OF: 0, "finetune_epochs": 2})
+    study.enqueue_trial(PARAMS, user_attrs={"polish_of": 0, "finetune_epochs": 2})
     objective = trial_objective(pipe, 0, early_exit=EarlyExit("dense", margin=0.0))
     study.optimize(objective, n_trials=2)
     drawn, polish = study.trials[1:]

@@ -14,7 +14,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from nas.cli.config_dir import available_spaces
 from nas.errors import UsageError
 from nas.prune.methods import ChannelPruning
-from nas.record.attrs import ARCH, REMOVED_CHANNELS, TEST_ACCURACY
+from nas.record.attrs import ARCH, REMOVED_CHANNELS, SPACE, TEST_ACCURACY
 from nas.record.measures import metric, objective_names
 from nas.report.dashboard import save_study_plots, serve
 from nas.report.front import report_front
@@ -115,7 +115,7 @@ def dashboard(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     at = StudyAt(cfg, launch_dir)
     for summary in optuna.get_all_study_summaries(at.storage):
         study = optuna.load_study(study_name=summary.study_name, storage=at.storage)
-        if "space" in study.user_attrs:
+        if SPACE.on(study):
             save_study_plots(study)
     serve(at.storage, at.store, str(cfg.dashboard.host), int(cfg.dashboard.port))
 

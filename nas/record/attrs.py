@@ -1,7 +1,7 @@
-"""Every user attr a trial carries, one typed `Attr` each: the measures a finished trial
-records (the fields of `TrialResult`, written together by `TrialResult.user_attrs`), the
-marks a queued trial is given (what it follows up, its own fine-tuning epochs) and the
-reasons a trial failed or did not run.
+"""Every user attr a trial carries, one typed `Attr` each: the measures a finished
+trial records (the fields of `TrialResult`, written together by `TrialResult.user_attrs`),
+the marks a queued trial is given (what it follows up, its own fine-tuning epochs) and
+the reasons a trial failed or did not run; and the few a study carries of itself.
 
 An attr a trial lacks reads as its `missing` value: trials of studies made before the
 attr existed load unchanged (`dense_sliced` and `recalibration_epochs` came with weight
@@ -92,3 +92,7 @@ REPEATS: Attr[int] = Attr("repeats")  # the finished trial whose parameters it r
 TRIAL_ATTRS: tuple[Attr, ...] = tuple(
     value for value in list(globals().values()) if isinstance(value, Attr)
 )
+
+# What a study records of itself (beside its settings, `nas.search.recorded`).
+SPACE: Attr[str] = Attr("space")  # the `_target_` of the space it searches
+SUPERNET: Attr[dict] = Attr("supernet", {})  # its supernet: epochs trained, cost, checkpoint

@@ -18,6 +18,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.record import measures
+from nas.record.attrs import DENSE_FLOPS, DENSE_PARAMS, SPARSITY_ACHIEVED
 
 
 @contextlib.contextmanager
@@ -75,8 +76,8 @@ def dense_reference(study: optuna.Study) -> tuple[int, int]:
     `study` trained (user attrs `dense_params`, `dense_flops`)."""
     trials = complete_trials(study)
     return (
-        max(trial.user_attrs["dense_params"] for trial in trials),
-        max(trial.user_attrs["dense_flops"] for trial in trials),
+        max(DENSE_PARAMS.of(trial) for trial in trials),
+        max(DENSE_FLOPS.of(trial) for trial in trials),
     )
 
 
@@ -130,7 +131,7 @@ def layer_sparsity(study: optuna.Study) -> SparsityMatrix:
         study.best_trials,
         key=lambda t: (-accuracy(t), measures.metric(t, "nonzero_params", names)),
     )
-    achieved = [trial.user_attrs.get("sparsity_achieved", {}) for trial in front]
+    achieved = [SPARSITY_ACHIEVED.of(trial) for trial in front]
     layers = _network_order(list(ratios) for ratios in achieved)
     percent = np.array(
         [[100 * ratios.get(layer, np.nan) for ratios in achieved] for layer in layers],

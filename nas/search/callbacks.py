@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from nas.record.attrs import FAIL_REASON, NOT_RUN, REPEATS, SUPERNET, TRAIN_EPOCHS
 from nas.record.measures import metric, objective_names
 from nas.search.follow_up import Candidates, FollowUp, SearchState
 from nas.trial.objectives import DEFAULT
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def supernet_epochs(study: optuna.Study) -> float:
     """The training epochs the study's supernet has cost (0 without one)."""
-    return study.user_attrs.get("supernet", {}).get("train_epochs", 0)
+    return SUPERNET.of(study).get("train_epochs", 0)
 
 
 class TrialBudget:
@@ -58,7 +59,7 @@ class TrialBudget:
         running ones (those numbered before `before`, when given) that have said how many
         they train."""
         return supernet_epochs(study) + sum(
-            trial.user_attrs.get("train_epochs", 0)
+            TRAIN_EPOCHS.of(trial)
             for trial in study.get_trials(deepcopy=False)
             if trial.state == TrialState.COMPLETE
             or (trial.state == TrialState.RUNNING and (before is None or trial.number < before))
@@ -69,7 +70,7 @@ class TrialBudget:
         them, having trained (with the study's supernet) fewer than `max_epochs` epochs."""
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         epochs = supernet_epochs(study) + sum(
-            trial.user_attrs.get("train_epochs", 0) for trial in finished
+            TRAIN_EPOCHS.of(trial) for trial in finished
         )
         return len(finished) < self.n_trials and (
             self.max_epochs is None or epochs < self.max_epochs
@@ -106,16 +107,16 @@ class TrialBudget:
                     f"its {epochs:g} training epochs would take the study past study.max_epochs="
                     f"{self.max_epochs} ({spent:g} spent)",
                 )
-        trial.set_user_attr("train_epochs", epochs)
+        TRAIN_EPOCHS.set(trial, epochs)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self.exhausted(study) or "not_run" in trial.user_attrs:  # refused: the budget is full
+        if self.exhausted(study) or NOT_RUN.on(trial):  # refused: the budget is full
             study.stop()
 
 
 def refuse(trial: optuna.Trial, reason: str) -> None:
     """End `trial` unrun (PRUNED), with `reason` stored as its `not_run` user attr."""
-    trial.set_user_attr("not_run", reason)
+    NOT_RUN.set(trial, reason)
     raise optuna.TrialPruned(reason)
 
 
@@ -148,7 +149,7 @@ class FailureStreak:
         if trial.state == TrialState.COMPLETE:
             self.reasons.clear()
         elif trial.state == TrialState.FAIL:
-            self.reasons.append(trial.user_attrs.get("fail_reason", "unknown reason"))
+            self.reasons.append(FAIL_REASON.of(trial) or "unknown reason")
             if self.tripped:
                 study.stop()
 
@@ -174,7 +175,7 @@ class RepeatStreak:
         )
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.count = self.count + 1 if "repeats" in trial.user_attrs else 0
+        self.count = self.count + 1 if REPEATS.on(trial) else 0
         if self.tripped:
             study.stop()
 
@@ -195,7 +196,7 @@ class QueueFollowUps:
         costing what `trial` did that fit before the last share a follow-up keeps."""
         left, total = self.budget.left(study)
         by_epochs = self.budget.max_epochs is not None
-        cost = trial.user_attrs.get("train_epochs", 0)
+        cost = TRAIN_EPOCHS.of(trial)
         rooms = [f.room_before(left, total, cost) for f in self.follow_ups] if by_epochs else []
         before_reserve = min((room for room in rooms if room is not None), default=None)
         to_start = self.budget.remaining(study)
@@ -220,7 +221,7 @@ class SearchProgress:
         self.waiting_for = 0
         if trial.state == TrialState.FAIL:
             log.warning(
-                "trial %d failed: %s", trial.number, trial.user_attrs.get("fail_reason", "?")
+                "trial %d failed: %s", trial.number, FAIL_REASON.of(trial) or "?"
             )
             return
         if trial.state == TrialState.PRUNED:
@@ -265,6 +266,6 @@ class SearchProgress:
 
 def _not_run(trial: FrozenTrial) -> str:
     """Why `trial` ended unrun: the budget refused it, or it repeated an earlier trial."""
-    if "repeats" in trial.user_attrs:
-        return f"its parameters repeat trial {trial.user_attrs['repeats']}'s; drawing again"
-    return trial.user_attrs.get("not_run", "?")
+    if REPEATS.on(trial):
+        return f"its parameters repeat trial {REPEATS.of(trial)}'s; drawing again"
+    return NOT_RUN.of(trial) or "?"

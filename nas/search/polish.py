@@ -12,21 +12,19 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from nas.record.attrs import FINETUNE_EPOCHS
+from nas.record.attrs import FINETUNE_EPOCHS, POLISH_OF
 from nas.record.measures import metric, objective_names
 from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
 from nas.search.last_share import LastShare
 from nas.search.repeats import TAKEN
 
-POLISH_OF = "polish_of"
-
 
 def _polished(study: optuna.Study) -> set[int]:
     """Numbers of the trials a finished, running or waiting polish is of."""
     return {
-        trial.user_attrs[POLISH_OF]
+        POLISH_OF.of(trial)
         for trial in study.get_trials(deepcopy=False, states=TAKEN)
-        if POLISH_OF in trial.user_attrs
+        if POLISH_OF.on(trial)
     }
 
 
@@ -77,12 +75,12 @@ class Polish(LastShare, FollowUp):
         front = [
             trial
             for trial in study.best_trials
-            if POLISH_OF not in trial.user_attrs and trial.number not in done
+            if not POLISH_OF.on(trial) and trial.number not in done
         ]
         if not front:
             return
         chosen = max(front, key=lambda trial: metric(trial, "accuracy", names))
         if affords(chosen.params, self.epochs):
             yield QueuedTrial(
-                chosen.params, {POLISH_OF: chosen.number, **FINETUNE_EPOCHS(self.epochs)}
+                chosen.params, {**POLISH_OF(chosen.number), **FINETUNE_EPOCHS(self.epochs)}
             )

@@ -13,6 +13,8 @@ import logging
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.record.attrs import RETRY_OF
+
 log = logging.getLogger(__name__)
 
 
@@ -42,7 +44,7 @@ class RetryTrial:
                 state=TrialState.WAITING,
                 params=trial.params,
                 distributions=trial.distributions,
-                user_attrs={"retry_of": trial.number},
+                user_attrs=RETRY_OF(trial.number),
                 system_attrs={"failed_trial": original, "retry_history": history},
             )
         )

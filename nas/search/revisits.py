@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.record.attrs import REVISIT_OF
 from nas.record.measures import metric, objective_names
 from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
 from nas.search.last_share import LastShare
@@ -65,4 +66,4 @@ class Revisits(LastShare, FollowUp):
                 -metric(trial, "accuracy", names),
             ),
         )
-        yield QueuedTrial(architecture_params(chosen.params), {"revisit_of": chosen.number})
+        yield QueuedTrial(architecture_params(chosen.params), REVISIT_OF(chosen.number))

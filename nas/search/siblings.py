@@ -10,9 +10,9 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.record.attrs import DENSE_ACCURACY, DENSE_CACHED, DENSITY_FACTOR, POLISH_OF, SIBLING_OF
 from nas.record.measures import metric, objective_names
 from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
-from nas.search.polish import POLISH_OF
 from nas.search.revisits import architecture_key
 from nas.space import is_shift_param
 
@@ -89,7 +89,7 @@ class Siblings(FollowUp):
         """Queue the siblings due after `trial` (none after a polish), as many as the
         trials left to start leave (see `sibling_room`) and as fit before the budget's
         reserved last share."""
-        if POLISH_OF in trial.user_attrs:
+        if POLISH_OF.on(trial):
             return
         room = sibling_room(study, state.to_start)
         if state.before_reserve is not None:
@@ -105,11 +105,11 @@ class Siblings(FollowUp):
         """The siblings due after `trial`, first first."""
         if trial.state != TrialState.COMPLETE or self.count == 0:
             return
-        if "sibling_of" in trial.user_attrs:
+        if SIBLING_OF.on(trial):
             if self.rule != "knee":
                 return
-            first = study.get_trials(deepcopy=False)[trial.user_attrs["sibling_of"]]
-        elif not trial.user_attrs.get("dense_cached", True):
+            first = study.get_trials(deepcopy=False)[SIBLING_OF.of(trial)]
+        elif DENSE_CACHED.on(trial) and not DENSE_CACHED.of(trial):
             first = trial
         else:
             return
@@ -123,8 +123,8 @@ class Siblings(FollowUp):
             names = objective_names(study)
             for member in family:
                 accuracy = metric(member, "accuracy", names)
-                ok = accuracy >= member.user_attrs["dense_accuracy"] - self.tolerance
-                (held if ok else broke).append(member.user_attrs.get("density_factor", 1.0))
+                ok = accuracy >= DENSE_ACCURACY.of(member) - self.tolerance
+                (held if ok else broke).append(DENSITY_FACTOR.of(member))
             factors = [next_factor(held, broke, self.factor)]
         for factor in factors:
             params = {
@@ -133,7 +133,7 @@ class Siblings(FollowUp):
                 else value
                 for name, value in first.params.items()
             }
-            yield QueuedTrial(params, {"sibling_of": first.number, "density_factor": factor})
+            yield QueuedTrial(params, {**SIBLING_OF(first.number), **DENSITY_FACTOR(factor)})
 
     @staticmethod
     def _family(study: optuna.Study, first: FrozenTrial) -> list[FrozenTrial]:
@@ -141,6 +141,6 @@ class Siblings(FollowUp):
         siblings = [
             t
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("sibling_of") == first.number
+            if SIBLING_OF.of(t) == first.number
         ]
         return [first, *siblings]

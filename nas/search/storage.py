@@ -24,6 +24,7 @@ from sqlalchemy.exc import (
 )
 
 from nas.errors import UsageError, failure_reason, root_cause
+from nas.record.attrs import SPACE
 
 # What opening a storage raises for a bad URL, an unreachable server, a file that is not
 from nas.record.measures import objective_names
@@ -184,8 +185,8 @@ def open_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             study.set_metric_names(list(objectives.names))
-    if "space" not in study.user_attrs:
-        study.set_user_attr("space", space)
+    if not SPACE.on(study):
+        SPACE.set(study, space)
     return study
 
 
@@ -199,7 +200,7 @@ def _check_compatible(study: optuna.Study, space: str, objectives: Objectives) -
             f"study {study.study_name!r} already exists with other objectives ({stored}), "
             f"not {', '.join(objectives.names)}; choose another study.name or study.objectives"
         )
-    stored_space = study.user_attrs.get("space", space)
+    stored_space = SPACE.of(study) or space
     if stored_space != space:
         raise UsageError(
             f"study {study.study_name!r} already exists for space {stored_space!r}, not "

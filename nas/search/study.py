@@ -24,6 +24,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
+from nas.record.attrs import FAIL_REASON
 from nas.search.callbacks import (
     FailureStreak,
     QueueFollowUps,
@@ -105,11 +106,11 @@ def guarded(
         try:
             return objective(trial)
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted")
+            FAIL_REASON.set(trial, "interrupted")
             retry(trial.study, trial.study.get_trials(deepcopy=False)[trial.number])
             raise
         except Exception as error:
-            trial.set_user_attr("fail_reason", failure_reason(error))
+            FAIL_REASON.set(trial, failure_reason(error))
             log.debug("trial %d failed", trial.number, exc_info=True)
             raise
 

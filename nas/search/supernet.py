@@ -33,13 +33,13 @@ from tqdm import tqdm
 from nas.data import Splits
 from nas.errors import UsageError
 from nas.optuna_internals import storage_of
+from nas.record.attrs import SUPERNET
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
 from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
 
 log = logging.getLogger(__name__)
 
-ATTR = "supernet"
 CLAIMS = "supernet_claims"
 HEARTBEAT = "supernet_heartbeat"
 
@@ -52,7 +52,7 @@ def checkpoint_name(epoch: int) -> str:
 def record_of(study: optuna.Study) -> dict:
     """The study's supernet record, read from the storage now (empty before the supernet
     is first claimed)."""
-    return dict(study.user_attrs.get(ATTR, {}))
+    return dict(SUPERNET.of(study))
 
 
 class SupernetTrainer:
@@ -136,7 +136,7 @@ class SupernetTrainer:
         """Update the study's supernet record (only the worker training it writes it)."""
         record = record_of(self.study)
         record.update(changes, settings=asdict(self.settings))
-        self.study.set_user_attr(ATTR, record)
+        SUPERNET.set(self.study, record)
 
     def _train(self, done: int) -> Supernet:
         """Train epochs `done + 1` to the last, saving the state after each; returns it."""

@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import UsageError
 from nas.prune.allocation import METHODS
+from nas.record.attrs import TRAIN_EPOCHS
 from nas.record.measures import metric, objective_names
 from nas.search.configured import configured
 from nas.search.reference import reference_candidate
@@ -125,7 +126,7 @@ def two_stage(search: Search, study: optuna.Study, method_cfg: DictConfig) -> Ou
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     dense = [trial for trial in finished if trial.params["sparsity.overall"] == 0.0]
     front = dense_front(dense, study)
-    spent = sum(trial.user_attrs["train_epochs"] for trial in finished)
+    spent = sum(TRAIN_EPOCHS.of(trial) for trial in finished)
     remaining = max(0, min(opts.n_trials - len(finished), int((budget - spent) // finetune)))
     log.info(
         "two_stage: %d dense architectures tried, %d on their front; %d pruned candidates "

@@ -49,11 +49,13 @@ from nas.data.splits import fold_splits
 from nas.errors import UsageError
 from nas.prune.methods import ChannelPruning
 from nas.record.attrs import (
+    ARCH,
     DENSE_CACHED,
     DENSE_SLICED,
     FINETUNE_EPOCHS,
     FINETUNE_SKIPPED,
     RECALIBRATION_EPOCHS,
+    REMOVED_CHANNELS,
     TRAIN_EPOCHS,
 )
 from nas.record.measures import objective_names
@@ -198,13 +200,13 @@ class Retrainer:
         front = front_trials(study)
         if not front:
             raise UsageError(f"study {study.study_name!r} has no feasible trial on its front")
-        archs = {json.dumps(t.user_attrs.get("arch")) for t in front}
+        archs = {json.dumps(ARCH.of(t)) for t in front}
         merged = search_config(study, cfg)
         # a seed's front trials of one architecture train it once
         search = Search.from_config(merged, launch_dir or Path.cwd(), dense_cache=len(archs))
         pipeline = search.pipeline
         if not isinstance(pipeline.pruning, ChannelPruning) and any(
-            trial.user_attrs.get("removed_channels") for trial in finished
+            REMOVED_CHANNELS.of(trial) for trial in finished
         ):
             raise UsageError(
                 f"study {study.study_name!r} removed channels (prune=channel): give report "
@@ -225,7 +227,7 @@ class Retrainer:
         epochs fine-tunes them again."""
         candidate = self.candidate(trial)
         weight_seed = arch_seed(seed, candidate.arch)
-        skip = (lambda *_: True) if trial.user_attrs.get("finetune_skipped") else None
+        skip = (lambda *_: True) if FINETUNE_SKIPPED.of(trial) else None
         pipeline = for_trial(self.pipeline, trial)
         result, _ = pipeline.run(candidate, weight_seed, skip_finetune=skip)
         return weight_seed, result
