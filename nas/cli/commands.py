@@ -9,12 +9,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.trial import FixedTrial, FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from nas.cli.config_dir import available_spaces
 from nas.errors import UsageError
 from nas.prune.methods import ChannelPruning
 from nas.record.attrs import ARCH, REMOVED_CHANNELS, SPACE, TEST_ACCURACY
+from nas.record.candidate import candidate_of
 from nas.record.measures import metric, objective_names
 from nas.report.dashboard import save_study_plots, serve
 from nas.report.front import report_front
@@ -160,7 +161,7 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     attrs = study.user_attrs
     space = instantiate(OmegaConf.create(recorded_config(study, "space")))
     in_shape, n_classes = tuple(attrs["in_shape"]), attrs["n_classes"]
-    candidate = space.sample(FixedTrial(trial.params, number=trial.number))
+    candidate = candidate_of(space, trial.params, trial.number)
     model = space.build(candidate, in_shape, n_classes)
     removed_channels = REMOVED_CHANNELS.of(trial)
     if removed_channels:  # prune=channel: give the network its pruned shapes first

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from optuna.trial import FixedTrial
-
+from nas.record.candidate import candidate_of
 from nas.search.objective import holds_dense
 from nas.trial.dense_cache import arch_seed
 from nas.trial.pipeline import TrialPipeline
@@ -23,7 +22,7 @@ class PipelineCandidates:
 
     def planned_epochs(self, params: dict[str, Any], finetune_epochs: int) -> float:
         """The training epochs a trial of `params` costs, fine-tuning `finetune_epochs`."""
-        candidate = self.pipeline.space.sample(FixedTrial(params))
+        candidate = candidate_of(self.pipeline.space, params)
         pipeline = self.pipeline.finetuning(finetune_epochs)
         return pipeline.planned_epochs(candidate, arch_seed(self.seed, candidate.arch))
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import optuna
-from optuna.trial import FixedTrial, TrialState
+from optuna.trial import TrialState
 from torch import nn
 
 from nas.record.attrs import FINETUNE_EPOCHS, HasUserAttrs
+from nas.record.candidate import candidate_of
 from nas.record.measures import metric, objective_names
 from nas.trial.checkpoint import NO_CHECKPOINTS, Checkpoints
 from nas.trial.dense_cache import arch_seed
@@ -30,7 +31,7 @@ def finished_measures(study: optuna.Study) -> list[tuple[float, ...]]:
 def holds_dense(pipeline: TrialPipeline, params: dict, seed: int) -> bool:
     """Whether the dense weights of the architecture that trial parameters `params`
     choose, in a search seeded by `seed`, are in `pipeline`'s cache."""
-    arch = pipeline.space.sample(FixedTrial(params)).arch
+    arch = candidate_of(pipeline.space, params).arch
     return pipeline.dense_cache.holds(arch, arch_seed(seed, arch))
 
 

@@ -14,8 +14,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.exceptions import ExperimentalWarning
@@ -34,6 +32,7 @@ from nas.search.callbacks import (
     refuse,
 )
 from nas.search.candidates import PipelineCandidates
+from nas.search.configured import configured
 from nas.search.objective import trial_objective
 from nas.search.polish import Polish
 from nas.search.recorded import trial_settings
@@ -115,18 +114,6 @@ def guarded(
             raise
 
     return run
-
-
-def _instantiate(node: DictConfig, what: str, **kwargs):
-    """`hydra.utils.instantiate`, with a missing `_target_` or a bad value turned into a
-    one-line UsageError."""
-    if node.get("_target_") is None:
-        raise UsageError(f"{what}._target_ is not set: pass {what}._target_=module.Class")
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as error:
-        cause = str(error.__cause__ or error).strip().splitlines()[0]
-        raise UsageError(f"{what}: {cause}") from error
 
 
 def _open(
@@ -301,17 +288,17 @@ class Search:
         except (TypeError, ValueError) as error:
             raise UsageError(str(error)) from error
         url, store_dir = storage_location(opts.storage, opts.artifacts, launch_dir)
-        space = _instantiate(cfg.space, "space")
-        pruning = _instantiate(cfg.prune, "prune")
-        schedule = _instantiate(cfg.schedule, "schedule")
+        space = configured(cfg.space, "space")
+        pruning = configured(cfg.prune, "prune")
+        schedule = configured(cfg.schedule, "schedule")
         try:
             pruning.check_schedule(schedule)
         except ValueError as error:
             raise UsageError(str(error)) from error
-        _instantiate(cfg.sampler, "sampler", seed=seed)
+        configured(cfg.sampler, "sampler", seed=seed)
         if supernet is not None:
             check_weight_sharing(space, supernet, opts.max_epochs)
-        splits = _instantiate(cfg.data, "data")
+        splits = configured(cfg.data, "data")
         pipeline = TrialPipeline(
             space, splits_to(splits, device), pruning, settings, device, schedule,
             DenseCache(max(opts.dense_cache, dense_cache)), distill, objectives,
@@ -334,7 +321,7 @@ class Search:
             trial_settings(self.cfg),
         )
         describe_study(study, self.cfg, self.pipeline.splits)
-        study.sampler = _instantiate(
+        study.sampler = configured(
             self.cfg.sampler, "sampler", seed=self.seed + len(study.trials)
         )
         return study

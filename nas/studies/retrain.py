@@ -42,7 +42,7 @@ from typing import ClassVar
 import optuna
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
-from optuna.trial import FixedTrial, FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from nas.data.splits import fold_splits
@@ -58,6 +58,7 @@ from nas.record.attrs import (
     REMOVED_CHANNELS,
     TRAIN_EPOCHS,
 )
+from nas.record.candidate import candidate_of
 from nas.record.measures import objective_names
 from nas.report.charts.files import write_chart
 from nas.report.front import front_rows
@@ -218,7 +219,7 @@ class Retrainer:
 
     def candidate(self, trial: FrozenTrial) -> Candidate:
         """`trial`'s candidate, sampled again from its parameters."""
-        return self.pipeline.space.sample(FixedTrial(trial.params, number=trial.number))
+        return candidate_of(self.pipeline.space, trial.params, trial.number)
 
     def run(self, trial: FrozenTrial, seed: int) -> tuple[int, TrialResult]:
         """Train `trial`'s candidate from scratch as a search seeded by `seed` would;
