@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Reproduce every figure the README shows, each in a fresh folder, with the current
-# defaults: the quick-start search (front table, wall time and peak memory, and the two
-# PNGs in docs/), the retrain demo, the per-space table and the weight-sharing example.
-# Writes what each command printed to docs/figures.txt, headed by the date, the commit
-# and the machine, and copies the PNGs into docs/. Takes about 15 minutes on 2 CPU cores.
+# Reproduce the figures the README and the documentation show, each in a fresh folder,
+# with the current defaults: the quick-start search (front table, wall time and peak
+# memory, and the two PNGs in docs/), the retrain demo, the per-space table and the
+# weight-sharing example. Writes what each command printed to docs/figures.txt, headed by
+# the date, the commit (marked when the code differs from it) and the machine, and copies
+# the PNGs into docs/. Runs the code of this checkout, whatever `nas` is installed from.
+# Takes about 15 minutes on 2 CPU cores. The fronts are the same on the same machine;
+# another CPU can round differently and give other fronts.
 #
 #   bash docs/regenerate.sh
 set -euo pipefail
@@ -11,6 +14,11 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 out="$repo/docs/figures.txt"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+commit="$(git -C "$repo" rev-parse --short HEAD)"
+if ! git -C "$repo" diff --quiet HEAD -- nas search_spaces conf; then
+  commit="$commit with uncommitted changes to nas/, search_spaces/ or conf/"
+fi
 
 nas() { python -m nas "$@"; }
 section() { printf '\n## %s\n$ %s\n' "$1" "$2" >>"$out"; }
@@ -26,8 +34,8 @@ run() {
 }
 
 {
-  echo "# README figures"
-  echo "date: $(date -u +%Y-%m-%d), commit: $(git -C "$repo" rev-parse --short HEAD)"
+  echo "# README and documentation figures"
+  echo "date: $(date -u +%Y-%m-%d), commit: $commit"
   echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs) ($(nproc) cores), $(python -c 'import torch; print("torch", torch.__version__)')"
 } >"$out"
 

@@ -61,7 +61,8 @@ def parse_comments(text: str) -> ParsedYaml:
     description), and for every key (dotted for nested mappings) the comment on its line,
     or the block of comment lines just above it. A comment that goes on (an inline comment
     opening with two spaces or more, `#   ...`, or a comment line indented deeper than the
-    key above it) continues the comment of the last key that had one."""
+    key above it) continues the comment of the key above (or of the key whose comment that
+    one continues)."""
     lines = text.splitlines()
     description: list[str] = []
     i = 0
@@ -73,7 +74,7 @@ def parse_comments(text: str) -> ParsedYaml:
     keys: dict[str, KeyComment] = {}
     stack: list[tuple[int, str]] = []  # (indent, key) of the open mappings
     pending: list[str] = []  # comment lines above the next key
-    last_key: str | None = None  # the last key that had a comment of its own
+    owner: str | None = None  # the key whose comment the last key line's comment is
     last_indent = -1  # indentation of the last key line
     for line in lines[i:]:
         stripped = line.strip()
@@ -83,8 +84,8 @@ def parse_comments(text: str) -> ParsedYaml:
         if stripped.startswith("#"):
             indent = len(line) - len(line.lstrip())
             body = stripped[1:].strip()
-            if indent > last_indent >= 0 and last_key and not pending:
-                keys[last_key].text.append(body)
+            if indent > last_indent >= 0 and owner and not pending:
+                keys[owner].text.append(body)
             else:
                 pending.append(body)
             continue
@@ -104,15 +105,14 @@ def parse_comments(text: str) -> ParsedYaml:
         entry = KeyComment(text=list(pending))
         if comment:
             raw = comment["comment"]
-            if raw.startswith("  ") and last_key and not pending:
-                keys[last_key].text.append(raw.strip())
-                entry.continues = last_key
+            if raw.startswith("  ") and owner and not pending:
+                keys[owner].text.append(raw.strip())
+                entry.continues = owner
             else:
                 entry.text.append(raw.strip())
             rest = rest[: comment.start()]
         keys[dotted] = entry
-        if entry.text:
-            last_key = dotted
+        owner = entry.continues or dotted
         pending = []
         last_indent = indent
         if not rest.strip():  # a mapping opens
@@ -210,13 +210,16 @@ def groups() -> list[str]:
     """The config groups of conf/, in the order of the defaults list, then the others."""
     found = sorted(p.name for p in CONF.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
     ordered = [g for g in defaults_list() if g in found]
-    return ["space"] * ("space" in found) + ordered + [
-        g for g in found if g not in ordered and g != "space"
-    ]
+    return (
+        ["space"] * ("space" in found)
+        + ordered
+        + [g for g in found if g not in ordered and g != "space"]
+    )
 
 
-def key_table(rows: list[tuple[str, object, bool]], comments: dict[str, KeyComment],
-              origin: dict[str, str]) -> list[str]:
+def key_table(
+    rows: list[tuple[str, object, bool]], comments: dict[str, KeyComment], origin: dict[str, str]
+) -> list[str]:
     """The markdown table of `rows`: key, default, meaning."""
     out = ["| key | default | meaning |", "| --- | --- | --- |"]
     for dotted, value, is_mapping in rows:
