@@ -19,7 +19,7 @@ other jobs on a shared machine disturb less):
 
 Both use the embedded mnist5k data (`nas.data.load_mnist5k`, split as `conf/data/mnist5k.yaml`
 does: no download), already on the device, the training settings of `conf/train/default.yaml`
-(`TrainSettings()`) and one `torch.set_num_threads`. After one warm-up run of each, the two
+(composed by Hydra) and one `torch.set_num_threads`. After one warm-up run of each, the two
 alternate (bare, framework, bare, framework, ...) `--repeats` times; the medians and their
 ratio framework / bare are printed (target: <= 1.10). To see where a framework's extra time
 goes, profile it: `python -m cProfile -s cumtime benchmarks/overhead.py --repeats 1`.
@@ -42,10 +42,12 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from torch import nn
 from torch.nn.utils import prune
 from tqdm import tqdm
@@ -53,12 +55,13 @@ from tqdm import tqdm
 # Benchmark the checkout this script lives in (run as a file, its folder comes first on the path).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nas.checks import from_node  # noqa: E402
+from nas.cli.config_dir import CONF_DIR  # noqa: E402
 from nas.data import Splits, load_mnist5k, splits_to  # noqa: E402
 from nas.prune.methods import (  # noqa: E402
     MagnitudePruning,
 )
 from nas.prune.schedule import ONE_SHOT  # noqa: E402
-from nas.search.settings import StudySettings  # noqa: E402
 from nas.space import Candidate  # noqa: E402
 from nas.trial.dense_cache import DenseCache  # noqa: E402
 from nas.trial.metrics import logits_of  # noqa: E402
@@ -76,8 +79,10 @@ NOISY_SPREAD = 1.25  # slowest / fastest run of one kind beyond which timings ar
 # The evaluation batch of nas.trial.metrics.logits_of, so that an evaluation pass costs the bare
 # loop what it costs the framework and the ratio counts only the framework's extra work.
 EVAL_BATCH = inspect.signature(logits_of).parameters["batch_size"].default
+with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+    CONF = compose(config_name="config")  # as `python -m nas` composes it, no overrides
 # A search keeps dense-trained weights of `study.dense_cache` architectures (a copy each).
-DENSE_CACHE = next(f.default for f in fields(StudySettings) if f.name == "dense_cache")
+DENSE_CACHE = CONF.study.dense_cache
 
 
 def sync(device: torch.device) -> None:
@@ -204,7 +209,10 @@ def main(argv: list[str] | None = None) -> float:
         )
         if value is not None
     }
-    settings = replace(TrainSettings(), **overrides)  # conf/train/default.yaml's values
+    train = OmegaConf.to_container(CONF.train)  # conf/train/default.yaml's values
+    settings = replace(
+        from_node(TrainSettings, train, "train", besides=("polish", "supernet")), **overrides
+    )
     splits = splits_to(load_mnist5k(val_fraction=0.15, test_fraction=0.15, split_seed=0), device)
     space = CNNSpace()
     candidate = Candidate(

@@ -16,7 +16,10 @@ import argparse
 
 import optuna
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+from nas.cli.config_dir import CONF_DIR
 from nas.data.embedded import load_mnist5k
 from nas.search.reference import ReferenceTrial
 from nas.space import Candidate
@@ -26,6 +29,8 @@ from search_spaces.cnn import CNNSpace
 
 SPACE = CNNSpace(kernel_sizes=(3,))
 SMALLEST = SPACE.sample(ReferenceTrial(smallest=True))  # the sandwich's bottom, as in a search
+with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+    DEFAULTS = OmegaConf.to_container(compose("config", ["train=supernet"]).train.supernet)
 
 
 def units_on(supernet: Supernet, images: torch.Tensor, width: int) -> int:
@@ -42,19 +47,19 @@ def units_on(supernet: Supernet, images: torch.Tensor, width: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--distill-warmup", type=int, default=SupernetSettings.distill_warmup)
+    parser.add_argument("--distill-warmup", type=int, default=DEFAULTS["distill_warmup"])
     parser.add_argument("--no-distill", action="store_true")
-    parser.add_argument("--lr", type=float, default=SupernetSettings.lr)
-    parser.add_argument("--largest-every", type=int, default=SupernetSettings.largest_every)
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument("--largest-every", type=int, default=DEFAULTS["largest_every"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     splits = load_mnist5k(val_fraction=0.15, test_fraction=0.15, split_seed=0)
-    settings = SupernetSettings(
-        epochs=args.epochs, lr=args.lr, distill=not args.no_distill,
-        distill_warmup=args.distill_warmup, largest_every=args.largest_every,
-    )  # fmt: skip
+    settings = SupernetSettings(**{
+        **DEFAULTS, "epochs": args.epochs, "lr": args.lr, "distill": not args.no_distill,
+        "distill_warmup": args.distill_warmup, "largest_every": args.largest_every,
+    })  # fmt: skip
     supernet = SPACE.supernet(splits.in_shape, splits.n_classes)
     optimizer = torch.optim.Adam(supernet.parameters(), lr=settings.lr)
     images = splits.train_x[:512]

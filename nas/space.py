@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import optuna
 from torch import nn
 
+from nas.checks import check_fields, checked, within
 from nas.prune.allocation import METHODS
 
 
@@ -72,12 +73,7 @@ class ShiftGrid:
     step: float | None = 0.5
 
     def __post_init__(self) -> None:
-        bounds = (self.low, self.high, 0.5 if self.step is None else self.step)
-        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in bounds):
-            raise ValueError(
-                f"space.sparsity.shift low, high and step must be numbers, got low={self.low!r} "
-                f"high={self.high!r} step={self.step!r}"
-            )
+        check_fields(self, "space.sparsity.shift")
         if not self.low <= 0 <= self.high:
             raise ValueError(
                 f"space.sparsity.shift must satisfy low <= 0 <= high (0: the plain rule), "
@@ -159,15 +155,9 @@ class SparsityGrid:
                 f"sparsity allocation must be per_layer or one of {', '.join(METHODS)}, "
                 f"got {self.allocation!r}"
             )
-        if not isinstance(self.layer_high, Mapping | None):
-            raise ValueError(
-                f"sparsity layer_high must map layer names to caps, got {self.layer_high!r}"
-            )
-        caps = dict(self.layer_high or {})
-        for name, cap in caps.items():
-            if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 <= cap < 1:
-                raise ValueError(f"sparsity layer_high cap must be in [0, 1), got {name}={cap!r}")
-        object.__setattr__(self, "layer_high", caps)
+        caps = self.layer_high
+        checked("space.sparsity.layer_high", caps, Mapping[str, float] | None, within(0, 1, "[)"))
+        object.__setattr__(self, "layer_high", dict(caps or {}))
         shift = ShiftGrid.of(self.shift)
         if shift is not None and self.allocation == "per_layer":
             raise ValueError(

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import copy
 import csv
+import dataclasses
 import functools
 import json
 import signal
@@ -12,8 +14,14 @@ from pathlib import Path
 import optuna
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from nas.data import Splits, synthetic_images
+from nas.search.polish import Polish
+from nas.search.settings import StudySettings
+from nas.supernet.sandwich import SupernetSettings
+from nas.trial.distill import Distillation
+from nas.trial.train import TrainSettings
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # The user attrs every finished trial carries: scripts and the dashboard rely on these names.
@@ -62,6 +70,37 @@ def tiny_splits() -> Splits:
         test_fraction=0.25,
         split_seed=0,
     )
+
+
+# Each config node a settings dataclass reads: (the dataclass, the overrides that compose
+# the node, the node's keys that other code reads).
+SETTINGS_NODES = {
+    "study": (StudySettings, (), ()),
+    "train": (TrainSettings, (), ("polish", "supernet")),
+    "train.polish": (Polish, (), ()),
+    "train.supernet": (SupernetSettings, ("train=supernet",), ()),
+    "finetune": (Distillation, (), ("distill",)),
+}
+
+
+@functools.cache
+def composed(*overrides: str) -> dict:
+    """conf/ composed with `overrides`, as the CLI would, unresolved, as plain containers."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)))
+
+
+def conf_defaults(node: str, **values) -> dict:
+    """The arguments of the settings dataclass that reads config `node` (see
+    `SETTINGS_NODES`): conf/'s defaults, with `values` put in. conf/ holds every default;
+    the dataclasses hold none."""
+    settings, overrides, _ = SETTINGS_NODES[node]
+    config = composed(*overrides)
+    for key in node.split("."):
+        config = config[key]
+    names = [field.name for field in dataclasses.fields(settings)]
+    assert set(values) <= set(names), f"{node} has no setting {set(values) - set(names)}"
+    return copy.deepcopy({name: config[name] for name in names}) | values
 
 
 @pytest.fixture

@@ -276,7 +276,11 @@ def test_a_shift_that_asks_for_more_than_a_layer_has_goes_to_the_others():
 
 @pytest.mark.parametrize(
     ("shifts", "message"),
-    [({"3": 1.0}, "not allocated: 3"), ({"2": float("nan")}, "finite"), ({"2": "up"}, "finite")],
+    [
+        ({"3": 1.0}, "not allocated: 3"),
+        ({"2": float("nan")}, "sparsity shifts.2 must be a number, got nan"),
+        ({"2": "up"}, "sparsity shifts.2 must be a number, got 'up'"),
+    ],
 )
 def test_a_bad_shift_is_refused(shifts, message):
     with pytest.raises(ValueError, match=message):

@@ -20,6 +20,7 @@ from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
 from search_spaces.mobilenet import MobileNetSpace
 from search_spaces.resnet import ResNetSpace
+from tests.conftest import conf_defaults
 from tests.test_objective import PARAMS, Killed, MemoryCheckpoints
 
 IN_SHAPE = (1, 12, 12)
@@ -139,7 +140,9 @@ def test_the_output_layer_keeps_its_class_outputs_whatever_its_name():
 
 
 def pipeline(tiny_splits, finetune_epochs: int = 2, cache: DenseCache | None = None):
-    settings = TrainSettings(epochs=1, finetune_epochs=finetune_epochs, batch_size=32)
+    settings = TrainSettings(
+        **conf_defaults("train", epochs=1, finetune_epochs=finetune_epochs, batch_size=32)
+    )
     return TrialPipeline(
         CNNSpace(), tiny_splits, ChannelPruning(), settings, torch.device("cpu"), OneShot(),
         dense_cache=DenseCache(0) if cache is None else cache,

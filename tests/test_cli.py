@@ -80,4 +80,4 @@ def test_hydra_full_error_shows_the_traceback_of_bad_input(tmp_path):
     )
     assert result.returncode != 0
     assert "Traceback" in result.stderr
-    assert "UsageError: study.n_trials must be at least 1, got 0" in result.stderr
+    assert "UsageError: study.n_trials must be a whole number >= 1, got 0" in result.stderr

@@ -20,6 +20,7 @@ from nas.trial.train import TrainSettings
 from tests.conftest import (
     assert_a_second_report_reuses_every_run,
     assert_one_line_error,
+    conf_defaults,
     forked_nas,
     report_rows,
 )
@@ -95,7 +96,7 @@ def test_cv_folds_must_be_zero_or_a_whole_number_at_least_two(value):
 def retrainer_on(splits: Splits) -> Retrainer:
     """A retrainer of `splits` whose pipeline cannot train (`Retrainer.run` is replaced)."""
     pipeline = TrialPipeline(
-        space=None, splits=splits, pruning=None, settings=TrainSettings(),
+        space=None, splits=splits, pruning=None, settings=TrainSettings(**conf_defaults("train")),
         device=torch.device("cpu"), dense_cache=DenseCache(3),
     )  # fmt: skip
     return Retrainer(pipeline, seed=7, settings_key="settings", split_seed=5)

@@ -34,6 +34,7 @@ from nas.data.splits import normalised as _normalised
 from nas.data.statistics import CIFAR10_MEAN, CIFAR10_STD
 from nas.data.torchvision_sets import _not_loaded
 from nas.trial.train import train_epoch
+from tests.conftest import conf_defaults
 
 
 def test_split_is_disjoint_complete_and_fixed_by_its_seed():
@@ -420,7 +421,7 @@ def test_a_failed_download_is_one_line_naming_data_download(tmp_path):
     [
         ({"name": "svhn"}, r"data.name must be one of mnist, fashion_mnist, cifar10, cifar100"),
         ({"download": "yes"}, r"data.download must be true or false, got 'yes'"),
-        ({"val_fraction": 0}, r"data.val_fraction must be in \(0, 1\), got 0"),
+        ({"val_fraction": 0}, r"data.val_fraction must be a number in \(0, 1\), got 0"),
         ({"augment": "mixup"}, r"data.augment must be null or one of crop_flip, got 'mixup'"),
         ({"root": None}, r"data.root: no folder given"),
     ],
@@ -703,7 +704,7 @@ def test_a_trial_trains_on_augmented_batches_only(tiny_splits, monkeypatch):
 
     monkeypatch.setattr(nas.data.splits, "augment_batch", recording)
     splits = replace(tiny_splits, augment="crop_flip")
-    settings = TrainSettings(epochs=1, finetune_epochs=1, batch_size=64)
+    settings = TrainSettings(**conf_defaults("train", epochs=1, finetune_epochs=1, batch_size=64))
     space = CNNSpace()
     params = {
         "arch.blocks": 1,

@@ -12,6 +12,7 @@ from nas.trial.distill import Distillation, distillation_of
 from nas.trial.pipeline import TrialPipeline
 from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
+from tests.conftest import conf_defaults
 from tests.test_objective import PARAMS, Killed, MemoryCheckpoints
 
 STUDENT = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
@@ -26,10 +27,10 @@ def test_the_loss_mixes_cross_entropy_and_the_softened_kl_by_weight():
     kl = (p_teacher * (p_teacher.log() - F.log_softmax(STUDENT / t, dim=1))).sum(1).mean()
     loss = Distillation(temperature=t, weight=0.25).loss(STUDENT, TEACHER, LABELS)
     assert loss.item() == pytest.approx((0.75 * hard + 0.25 * t * t * kl).item(), rel=1e-6)
-    assert Distillation(weight=0.0).loss(STUDENT, TEACHER, LABELS).item() == pytest.approx(
+    assert Distillation(t, weight=0.0).loss(STUDENT, TEACHER, LABELS).item() == pytest.approx(
         hard.item()
     )
-    assert Distillation(weight=1.0).loss(TEACHER, TEACHER, LABELS).item() == pytest.approx(0.0)
+    assert Distillation(t, weight=1.0).loss(TEACHER, TEACHER, LABELS).item() == pytest.approx(0.0)
 
 
 def test_the_loss_against_a_teacher_uses_its_outputs_and_leaves_it_untouched():
@@ -37,9 +38,10 @@ def test_the_loss_against_a_teacher_uses_its_outputs_and_leaves_it_untouched():
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     inputs = torch.randn(2, 3)
     student_logits = torch.zeros(2, 3, requires_grad=True)
-    loss = Distillation(weight=1.0).against(teacher)(inputs, student_logits, LABELS)
+    distillation = Distillation(temperature=4.0, weight=1.0)
+    loss = distillation.against(teacher)(inputs, student_logits, LABELS)
     loss.backward()
-    expected = Distillation(weight=1.0).loss(student_logits, teacher(inputs), LABELS)
+    expected = distillation.loss(student_logits, teacher(inputs), LABELS)
     assert loss.item() == pytest.approx(expected.item())
     assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
@@ -50,16 +52,20 @@ def test_the_config_turns_distillation_on_and_refuses_bad_values():
     assert distillation_of({"distill": True, "temperature": 2, "weight": 0.3}) == Distillation(
         2, 0.3
     )
-    with pytest.raises(ValueError, match="finetune.distill must be true or false"):
-        distillation_of({"distill": "yes"})
-    with pytest.raises(ValueError, match="finetune.weight must be in"):
-        distillation_of({"distill": True, "weight": 1.5})
-    with pytest.raises(ValueError, match="finetune.temperature must be positive"):
-        distillation_of({"distill": True, "temperature": 0})
+    with pytest.raises(ValueError, match="finetune.distill must be true or false, got 'yes'"):
+        distillation_of({"distill": "yes", "temperature": 4.0, "weight": 0.5})
+    with pytest.raises(ValueError, match=r"finetune.weight must be a number in \[0, 1\], got 1.5"):
+        distillation_of({"distill": True, "temperature": 4.0, "weight": 1.5})
+    with pytest.raises(ValueError, match="finetune.temperature must be a number > 0, got 0"):
+        distillation_of({"distill": True, "temperature": 0, "weight": 0.5})
+    with pytest.raises(ValueError, match="finetune.weight is not set"):
+        distillation_of({"distill": True, "temperature": 4.0})
 
 
 def pipe(tiny_splits, distill=None, finetune_epochs=1):
-    settings = TrainSettings(epochs=1, finetune_epochs=finetune_epochs, batch_size=32)
+    settings = TrainSettings(
+        **conf_defaults("train", epochs=1, finetune_epochs=finetune_epochs, batch_size=32)
+    )
     space = CNNSpace()
     return TrialPipeline(
         space, tiny_splits, MagnitudePruning(), settings, torch.device("cpu"), distill=distill
@@ -72,7 +78,9 @@ def test_fine_tuning_with_distillation_trains_differently_from_the_same_seed_wit
 ):
     candidate = CNNSpace().sample(FixedTrial(PARAMS))
     plain, plain_model = pipe(tiny_splits).run(candidate, seed=0)
-    taught, taught_model = pipe(tiny_splits, Distillation(weight=1.0)).run(candidate, seed=0)
+    taught, taught_model = pipe(
+        tiny_splits, Distillation(**conf_defaults("finetune", weight=1.0))
+    ).run(candidate, seed=0)
     assert taught.dense_accuracy == plain.dense_accuracy  # the same parent
     assert taught.nonzero_params == plain.nonzero_params
     pairs = zip(plain_model.parameters(), taught_model.parameters(), strict=True)

@@ -7,9 +7,11 @@ import torch
 from optuna.trial import FixedTrial
 
 from nas.prune.methods import MagnitudePruning
+from nas.search.settings import StudySettings
 from nas.trial.early_exit import EarlyExit
 from nas.trial.pipeline import TrialPipeline
 from search_spaces.cnn import CNNSpace
+from tests.conftest import conf_defaults
 from tests.test_objective import PARAMS, SETTINGS
 
 FINISHED = [(0.90, 1000, 5000)]
@@ -35,17 +37,18 @@ def test_the_pruned_rule_judges_the_accuracy_right_after_pruning():
 
 
 def test_never_and_an_empty_study_skip_nothing():
-    assert EarlyExit("never").judge(lambda: FINISHED) is None
-    assert EarlyExit("dense").judge(lambda: []) is None
+    assert EarlyExit("never", 0.02).judge(lambda: FINISHED) is None
+    assert EarlyExit("dense", 0.02).judge(lambda: []) is None
 
 
 @pytest.mark.parametrize(
     "rule, margin, message",
-    [("sometimes", 0.02, "early_exit.rule"), ("dense", 2.0, "early_exit.margin")],
-)
+    [("sometimes", 0.02, "study.early_exit must be one of never, dense, pruned"),
+     ("dense", 2.0, r"study.early_exit_margin must be a number in \[0, 1\]")],
+)  # fmt: skip
 def test_bad_settings_are_refused(rule, margin, message):
     with pytest.raises(ValueError, match=message):
-        EarlyExit(rule, margin)
+        StudySettings(**conf_defaults("study", early_exit=rule, early_exit_margin=margin))
 
 
 @pytest.mark.slow

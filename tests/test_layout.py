@@ -10,13 +10,14 @@ import pytest
 NAS = Path(__file__).resolve().parent.parent / "nas"
 
 # Each room of nas/ and the rooms it may import (besides itself).
-BASE = {"errors", "optuna_internals", "prune", "data", "space"}
+BASE = {"errors", "checks", "optuna_internals", "prune", "data", "space"}
 MAY_IMPORT = {
     "errors": set(),
+    "checks": {"errors"},
     "optuna_internals": set(),
-    "prune": set(),
-    "data": set(),
-    "space": {"errors", "prune"},
+    "prune": {"checks"},
+    "data": {"checks"},
+    "space": {"errors", "checks", "prune"},
     "trial": BASE,
     "record": BASE | {"trial"},
     "supernet": BASE | {"trial"},

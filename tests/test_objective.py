@@ -13,9 +13,9 @@ from nas.search.objective import trial_objective
 from nas.trial.pipeline import TrialPipeline
 from nas.trial.train import TrainSettings, accuracy
 from search_spaces.cnn import CNNSpace
-from tests.conftest import TRIAL_USER_ATTRS
+from tests.conftest import TRIAL_USER_ATTRS, conf_defaults
 
-SETTINGS = TrainSettings(epochs=1, finetune_epochs=1, batch_size=32)
+SETTINGS = TrainSettings(**conf_defaults("train", epochs=1, finetune_epochs=1, batch_size=32))
 PARAMS = {
     "arch.blocks": 2,
     "arch.block1.channels": 8,
@@ -114,7 +114,7 @@ class MemoryCheckpoints:
 @pytest.mark.slow
 @pytest.mark.parametrize("killed_after", [1, 2, 3])  # mid dense, at pruning, mid fine-tuning
 def test_a_run_resumed_from_a_checkpoint_ends_as_an_uninterrupted_run(tiny_splits, killed_after):
-    settings = TrainSettings(epochs=2, finetune_epochs=2, batch_size=32)
+    settings = TrainSettings(**conf_defaults("train", epochs=2, finetune_epochs=2, batch_size=32))
     pipe = TrialPipeline(CNNSpace(), tiny_splits, MagnitudePruning(), settings, torch.device("cpu"))
     candidate = CNNSpace().sample(FixedTrial(PARAMS))
     whole = MemoryCheckpoints()

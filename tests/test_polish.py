@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from nas.prune.methods import MagnitudePruning
 from nas.search.objective import trial_objective
 from nas.search.polish import Polish
-from nas.search.recorded import setting_changes
+from nas.search.recorded import recorded_config, setting_changes
 from nas.search.repeats import refuse_repeat
 from nas.studies.joint_search import run_search
 from nas.trial.early_exit import EarlyExit
@@ -119,6 +119,15 @@ def test_a_study_recorded_before_polishing_resumes_without_it_and_refuses_it():
     assert setting_changes(study, {"train_config": train}) == []
     train["polish"]["share"] = 0.1
     assert setting_changes(study, {"train_config": train}) == ["train.polish.share 0.0 -> 0.1"]
+
+
+def test_a_study_recorded_before_polishing_is_retrained_as_one_that_never_polishes():
+    study = optuna.create_study()
+    study.set_user_attr("train_config", {"epochs": 3, "finetune_epochs": 2})
+    recorded = recorded_config(study, "train")
+    assert recorded == {"epochs": 3, "finetune_epochs": 2, "polish": {"share": 0.0, "epochs": 5}}
+    assert Polish(**recorded["polish"]).share == 0.0
+    assert study.user_attrs["train_config"] == {"epochs": 3, "finetune_epochs": 2}  # a copy
 
 
 def test_early_exit_judges_a_drawn_candidate_but_never_a_polish(tiny_splits):

@@ -59,7 +59,7 @@ def test_siblings_clipped_to_the_cap_of_every_layer_equal_their_parent_and_are_n
     study = optuna.create_study(directions=DIRECTIONS)
     parent = draw_architecture_32(study, CAPPED, hidden=0.35, head=0.35, dense_cached=False)
     study.tell(parent, [0.9, 100, 1000])
-    Siblings(2).queue(study, study.trials[0], room=5)
+    Siblings(2, 0.5, "sparser", 0.02).queue(study, study.trials[0], room=5)
     assert not waiting(study), "a sibling with its parent's parameters was queued"
 
 
@@ -68,7 +68,9 @@ def test_a_sibling_equal_to_a_running_revisit_is_not_queued():
     parent = draw_architecture_32(study, GRID, hidden=0.6, head=0.2, dense_cached=False)
     study.tell(parent, [0.9, 100, 1000])
     draw_architecture_32(study, GRID, hidden=0.8, head=0.6, revisit_of=0)  # runs elsewhere
-    Siblings(2, factor=0.5).queue(study, study.trials[0], room=5)  # at 0.8/0.6 and 0.9/0.8
+    Siblings(2, 0.5, "sparser", 0.02).queue(
+        study, study.trials[0], room=5
+    )  # at 0.8/0.6 and 0.9/0.8
     queued = [trial.system_attrs["fixed_params"] for trial in waiting(study)]
     assert queued == [{"arch.width": 32, "sparsity.hidden": 0.9, "sparsity.head": 0.8}]
 

@@ -34,6 +34,7 @@ from tests.conftest import (
     CONF_DIR,
     assert_a_second_report_reuses_every_run,
     assert_one_line_error,
+    conf_defaults,
     forked_nas,
     report_rows,
 )
@@ -214,18 +215,18 @@ def test_training_settings_that_the_trials_epochs_contradict_are_refused():
         return optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)
 
     trials = [trial(5, False), trial(2, True), trial(3, False, skipped=True)]
-    check_epochs(trials, TrainSettings(epochs=3, finetune_epochs=2))
+    check_epochs(trials, TrainSettings(**conf_defaults("train", epochs=3, finetune_epochs=2)))
     with pytest.raises(UsageError, match=r"train.epochs=1 .* trained 5 epochs"):
-        check_epochs(trials, TrainSettings(epochs=1, finetune_epochs=1))
+        check_epochs(trials, TrainSettings(**conf_defaults("train", epochs=1, finetune_epochs=1)))
 
 
 def test_a_trial_sliced_from_a_supernet_is_checked_by_its_fine_tuning_epochs_alone():
     attrs = {"train_epochs": 2.25, "recalibration_epochs": 0.25}
     attrs |= {"dense_cached": False, "dense_sliced": True}
     trials = [optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)]
-    check_epochs(trials, TrainSettings(epochs=3, finetune_epochs=2))
+    check_epochs(trials, TrainSettings(**conf_defaults("train", epochs=3, finetune_epochs=2)))
     with pytest.raises(UsageError, match=r"train.finetune_epochs=1 .* trained 2.25 epochs"):
-        check_epochs(trials, TrainSettings(epochs=3, finetune_epochs=1))
+        check_epochs(trials, TrainSettings(**conf_defaults("train", epochs=3, finetune_epochs=1)))
 
 
 @pytest.mark.slow
@@ -233,11 +234,11 @@ def test_a_trial_queued_with_its_own_fine_tuning_epochs_is_checked_by_them():
     attrs = {"train_epochs": 5.25, "recalibration_epochs": 0.25, FINETUNE_EPOCHS.key: 5}
     attrs |= {"dense_cached": False, "dense_sliced": True}
     polish = optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)
-    check_epochs([polish], TrainSettings(epochs=3, finetune_epochs=1))
+    check_epochs([polish], TrainSettings(**conf_defaults("train", epochs=3, finetune_epochs=1)))
     del attrs[FINETUNE_EPOCHS.key]
     plain = optuna.create_trial(values=[0.5, 10, 10], user_attrs=attrs)
     with pytest.raises(UsageError, match=r"trained 5.25 epochs"):
-        check_epochs([plain], TrainSettings(epochs=3, finetune_epochs=1))
+        check_epochs([plain], TrainSettings(**conf_defaults("train", epochs=3, finetune_epochs=1)))
 
 
 def test_training_settings_the_study_records_win_over_the_command_line(searched):

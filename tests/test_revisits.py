@@ -7,7 +7,9 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.search.revisits import Revisits, architecture_params
+from nas.search.settings import StudySettings
 from nas.studies.joint_search import run_search
+from tests.conftest import conf_defaults
 from tests.front_trials import DIRECTIONS, finished, four_trials, waiting
 
 
@@ -46,10 +48,10 @@ def test_revisits_are_due_over_the_last_share_of_the_budget_only():
     assert not Revisits(0.0).due(left=0, total=100)
 
 
-def test_a_share_outside_zero_to_one_is_refused():
-    for share in (1, -0.1, True, "half"):
-        with pytest.raises(ValueError, match="study.revisit_share"):
-            Revisits(share)
+@pytest.mark.parametrize("share", [1, -0.1, True, "half"])
+def test_a_share_outside_zero_to_one_is_refused(share):
+    with pytest.raises(ValueError, match=r"study.revisit_share must be a number in \[0, 1\)"):
+        StudySettings(**conf_defaults("study", revisit_share=share))
 
 
 @pytest.mark.slow

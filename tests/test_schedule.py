@@ -11,6 +11,7 @@ from nas.prune.schedule import Gradual, Iterative, OneShot
 from nas.trial.pipeline import TrialPipeline
 from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
+from tests.conftest import conf_defaults
 from tests.test_objective import PARAMS, Killed, MemoryCheckpoints
 
 FINAL = {"a": 0.9, "b": 0.5}
@@ -82,7 +83,7 @@ def test_gradual_rejects_bad_settings(bad):
 
 
 def pipeline(tiny_splits, schedule) -> TrialPipeline:
-    settings = TrainSettings(epochs=1, finetune_epochs=3, batch_size=32)
+    settings = TrainSettings(**conf_defaults("train", epochs=1, finetune_epochs=3, batch_size=32))
     return TrialPipeline(
         CNNSpace(), tiny_splits, MagnitudePruning(), settings, torch.device("cpu"), schedule
     )
@@ -118,7 +119,9 @@ class MaskSnapshots(MemoryCheckpoints):
 
 
 def test_a_full_gradual_ramp_fine_tunes_at_the_sampled_ratios_even_in_one_step(tiny_splits):
-    one_step = TrainSettings(epochs=1, finetune_epochs=1, batch_size=len(tiny_splits.train_x))
+    one_step = TrainSettings(
+        **conf_defaults("train", epochs=1, finetune_epochs=1, batch_size=len(tiny_splits.train_x))
+    )
     schedule = Gradual(ramp=1.0)
     pipe = TrialPipeline(
         CNNSpace(), tiny_splits, MagnitudePruning(), one_step, torch.device("cpu"), schedule

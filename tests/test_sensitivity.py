@@ -22,7 +22,7 @@ from nas.trial.dense_cache import DenseCache
 from nas.trial.pipeline import TrialPipeline
 from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
-from tests.conftest import assert_one_line_error, forked_nas
+from tests.conftest import assert_one_line_error, conf_defaults, forked_nas
 
 SPACE = CNNSpace(blocks=(2, 2), channels=(8,), kernel_sizes=(3,), hidden=(16,))
 ARCH = {"channels": [8, 8], "kernel_size": 3, "hidden": 16}
@@ -55,9 +55,10 @@ class Recording(TrialPipeline):
 @pytest.fixture(scope="module")
 def measured(tiny_splits):
     """`measure` over GRID for ARCH (1 dense epoch, no fine-tuning), and the pipeline."""
+    settings = TrainSettings(**conf_defaults("train", epochs=1, finetune_epochs=0))
     pipeline = Recording(
-        SPACE, tiny_splits, MagnitudePruning(), TrainSettings(epochs=1, finetune_epochs=0),
-        torch.device("cpu"), dense_cache=DenseCache(1),
+        SPACE, tiny_splits, MagnitudePruning(), settings, torch.device("cpu"),
+        dense_cache=DenseCache(1),
     )  # fmt: skip
     object.__setattr__(pipeline, "runs", [])
     candidate, _ = reference_candidate(SPACE)
@@ -146,10 +147,8 @@ def test_layer_high_caps_what_an_allocation_rule_gives(tiny_splits):
     space = CNNSpace(blocks=(2, 2), channels=(8,), kernel_sizes=(3,), hidden=(16,), sparsity=grid)
     candidate, _ = reference_candidate(space)
     assert candidate.allocation.caps == {"head": 0.2}  # only the candidate's own layers
-    pipeline = TrialPipeline(
-        space, tiny_splits, MagnitudePruning(), TrainSettings(epochs=1, finetune_epochs=0),
-        torch.device("cpu"),
-    )  # fmt: skip
+    settings = TrainSettings(**conf_defaults("train", epochs=1, finetune_epochs=0))
+    pipeline = TrialPipeline(space, tiny_splits, MagnitudePruning(), settings, torch.device("cpu"))
     result, _ = pipeline.run(candidate, SEED)
     assert result.sparsity_target["head"] == 0.2
     assert abs(result.sparsity_achieved["head"] - 0.2) < 0.02
@@ -229,7 +228,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, command, override, fragments
             ["space.sparsity.layer_high={block9.conv:0.5}"],
             r"no layer block9.conv \(its layers: block1.conv, head\)",
         ),
-        ("search", ["space.sparsity.layer_high={head:1.0}"], r"layer_high .* got head=1.0"),
+        (
+            "search",
+            ["space.sparsity.layer_high={head:1.0}"],
+            r"space.sparsity.layer_high.head must be a number in \[0, 1\), got 1.0",
+        ),
         ("sensitivity", ["sensitivity.grid=[]"], r"sensitivity.grid .* got \[\]"),
         ("sensitivity", ["sensitivity.grid=[0.5,-0.1]"], "sensitivity.grid"),
         ("sensitivity", ["sensitivity.tolerance=-1"], "sensitivity.tolerance"),

@@ -7,7 +7,9 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
+from nas.search.settings import StudySettings
 from nas.search.siblings import Siblings, next_factor, scaled
+from tests.conftest import conf_defaults
 
 GRID = FloatDistribution(0.0, 0.95, step=0.05)
 
@@ -40,7 +42,7 @@ def test_a_trial_that_trained_densely_queues_its_architecture_sparser():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     trial = finished_trial(cached=False)
     study.add_trial(trial)
-    Siblings(2).queue(study, study.trials[0], room=5)
+    Siblings(2, 0.5, "sparser", 0.02).queue(study, study.trials[0], room=5)
     queued = [
         t.system_attrs["fixed_params"] for t in study.get_trials(states=(TrialState.WAITING,))
     ]
@@ -54,26 +56,29 @@ def test_cached_trials_and_a_count_of_zero_queue_nothing():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(finished_trial(cached=True))
     study.add_trial(finished_trial(cached=False))
-    Siblings(2).queue(study, study.trials[0], room=5)
-    Siblings(0).queue(study, study.trials[1], room=5)
+    Siblings(2, 0.5, "sparser", 0.02).queue(study, study.trials[0], room=5)
+    Siblings(0, 0.5, "sparser", 0.02).queue(study, study.trials[1], room=5)
     assert not study.get_trials(states=(TrialState.WAITING,))
 
 
-def test_bad_settings_are_refused():
-    with pytest.raises(ValueError, match="study.siblings"):
-        Siblings(-1)
-    with pytest.raises(ValueError, match="study.sibling_factor"):
-        Siblings(1, factor=1.5)
-    with pytest.raises(ValueError, match="study.sibling_rule"):
-        Siblings(1, rule="denser")
-    with pytest.raises(ValueError, match="study.sibling_tolerance"):
-        Siblings(1, rule="knee", tolerance=2)
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("siblings", -1),
+        ("sibling_factor", 1.5),
+        ("sibling_rule", "denser"),
+        ("sibling_tolerance", 2),
+    ],
+)
+def test_bad_settings_are_refused(key, value):
+    with pytest.raises(ValueError, match=f"study.{key} must be"):
+        StudySettings(**conf_defaults("study", **{key: value}))
 
 
 def test_no_more_siblings_are_queued_than_the_budget_has_room_for():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(finished_trial(cached=False))
-    Siblings(2).queue(study, study.trials[0], room=1)
+    Siblings(2, 0.5, "sparser", 0.02).queue(study, study.trials[0], room=1)
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
 
 
@@ -128,7 +133,7 @@ def test_the_knee_rule_queues_one_sibling_at_a_time_following_the_accuracy():
 def test_the_knee_rule_goes_denser_when_the_first_trial_broke():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(finished_trial(cached=False, accuracy=0.5, hidden=0.8, head=0.4))
-    Siblings(2, rule="knee").queue(study, study.trials[0], room=5)
+    Siblings(2, 0.5, "knee", 0.02).queue(study, study.trials[0], room=5)
     (sibling,) = queued(study)
     assert sibling.system_attrs["fixed_params"]["sparsity.hidden"] == pytest.approx(0.6)
     assert sibling.user_attrs["density_factor"] == 2.0
@@ -137,7 +142,7 @@ def test_the_knee_rule_goes_denser_when_the_first_trial_broke():
 def test_siblings_of_the_sparser_rule_queue_no_siblings_of_their_own():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(finished_trial(cached=False, sibling_of=0))  # trained again elsewhere
-    Siblings(2).queue(study, study.trials[0], room=5)
+    Siblings(2, 0.5, "sparser", 0.02).queue(study, study.trials[0], room=5)
     assert not queued(study)
 
 
@@ -145,7 +150,7 @@ def test_trials_already_waiting_count_against_the_room():
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(finished_trial(cached=False))
     study.enqueue_trial({"arch.width": 16, "sparsity.hidden": 0.5, "sparsity.head": 0.5})
-    Siblings(2).queue(study, study.trials[0], room=2)
+    Siblings(2, 0.5, "sparser", 0.02).queue(study, study.trials[0], room=2)
     waiting = queued(study)
     assert len(waiting) == 2  # the one already waiting and one sibling
     assert [t.user_attrs.get("density_factor") for t in waiting] == [None, 0.5]

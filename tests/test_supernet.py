@@ -13,6 +13,7 @@ from search_spaces.cnn import CNNSpace
 from search_spaces.mlp import MLPSpace
 from search_spaces.mobilenet import MobileNetSpace
 from search_spaces.resnet import ResNetSpace
+from tests.conftest import conf_defaults
 
 SPACES = {
     "cnn": CNNSpace(),
@@ -126,7 +127,9 @@ def sliced_trial(tiny_splits, finetune_epochs: int):
     from nas.trial.train import TrainSettings
 
     supernet = SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes)
-    settings = TrainSettings(epochs=3, finetune_epochs=finetune_epochs, batch_size=64)
+    settings = TrainSettings(
+        **conf_defaults("train", epochs=3, finetune_epochs=finetune_epochs, batch_size=64)
+    )
     pipeline = TrialPipeline(
         SMALL_CNN, tiny_splits, MagnitudePruning(), settings, torch.device("cpu"),
         dense_source=supernet.weights_for, recalibration_images=64,
@@ -201,12 +204,18 @@ def test_a_space_without_a_supernet_and_a_budget_too_small_are_one_line_errors()
         pass
 
     with pytest.raises(UsageError, match=r"NoSupernet has no supernet\(in_shape, n_classes\)"):
-        check_weight_sharing(NoSupernet(), SupernetSettings(), None)
-    every_step = SupernetSettings(epochs=6, subnets=4, largest_every=1)
+        check_weight_sharing(
+            NoSupernet(), SupernetSettings(**conf_defaults("train.supernet")), None
+        )
+    every_step = SupernetSettings(
+        **conf_defaults("train.supernet", epochs=6, subnets=4, largest_every=1)
+    )
     with pytest.raises(UsageError, match="study.max_epochs=24 leaves nothing .* 24 epochs"):
         check_weight_sharing(CNNSpace(), every_step, 24)
     check_weight_sharing(CNNSpace(), every_step, 25)
-    every_other_step = SupernetSettings(epochs=6, subnets=4, largest_every=2)
+    every_other_step = SupernetSettings(
+        **conf_defaults("train.supernet", epochs=6, subnets=4, largest_every=2)
+    )
     with pytest.raises(UsageError, match="study.max_epochs=21 leaves nothing .* 21 epochs"):
         check_weight_sharing(CNNSpace(), every_other_step, 21)
     check_weight_sharing(CNNSpace(), every_other_step, 22)
@@ -238,8 +247,8 @@ def trainer(study, tiny_splits, store=None, **settings):
         smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
     return SupernetTrainer(
         study, artifacts, lambda: SMALL_CNN.supernet(tiny_splits.in_shape, tiny_splits.n_classes),
-        tiny_splits, SupernetSettings(**settings), smallest, SMALL_CNN.sample, 64, 0,
-        heartbeat_interval=1, grace_period=2,
+        tiny_splits, SupernetSettings(**conf_defaults("train.supernet", **settings)), smallest,
+        SMALL_CNN.sample, 64, 0, heartbeat_interval=1, grace_period=2,
     )  # fmt: skip
 
 
@@ -314,7 +323,8 @@ def sandwich_run(tiny_splits, epoch: int = 1, **settings):
     supernet.forward, optimizer.step = recording, stepping
     smallest = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
     tally = sandwich_epoch(
-        supernet, optimizer, tiny_splits, SupernetSettings(**settings), smallest,
+        supernet, optimizer, tiny_splits,
+        SupernetSettings(**conf_defaults("train.supernet", **settings)), smallest,
         RandomArchitectures(SMALL_CNN.sample, 0), batch_size=48,
         generator=torch.Generator().manual_seed(0), epoch=epoch,
     )  # fmt: skip
@@ -384,13 +394,13 @@ def test_a_covering_sandwich_needs_room_for_the_covering_network():
     from nas.supernet.sandwich import SupernetSettings
 
     with pytest.raises(ValueError, match="covering needs train.supernet.subnets >= 3"):
-        SupernetSettings(subnets=2, covering=True)
+        SupernetSettings(**conf_defaults("train.supernet", subnets=2, covering=True))
     with pytest.raises(ValueError, match="covering must be true or false"):
-        SupernetSettings(covering="yes")
+        SupernetSettings(**conf_defaults("train.supernet", covering="yes"))
     with pytest.raises(ValueError, match="distill_warmup must be a whole number >= 0"):
-        SupernetSettings(distill_warmup=-1)
+        SupernetSettings(**conf_defaults("train.supernet", distill_warmup=-1))
     with pytest.raises(ValueError, match="largest_every must be a whole number >= 1"):
-        SupernetSettings(largest_every=0)
+        SupernetSettings(**conf_defaults("train.supernet", largest_every=0))
 
 
 def test_a_study_recorded_before_settings_were_added_resumes_only_with_their_defaults():
@@ -425,7 +435,10 @@ def test_a_sandwich_epoch_counts_the_passes_and_flops_of_the_networks_it_ran(tin
     assert tally.flops == flops
     # 5 steps of 48 images: the largest in steps 1, 3 and 5, two others in each
     assert tally.passes == pytest.approx(2 + 3 / 5)
-    assert SupernetSettings(subnets=3, largest_every=2).epoch_cost == 2.5
+    assert (
+        SupernetSettings(**conf_defaults("train.supernet", subnets=3, largest_every=2)).epoch_cost
+        == 2.5
+    )
 
 
 def test_a_study_of_the_same_seed_trains_the_same_supernet(tiny_splits, tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from nas.checks import BadSetting, Bound, above, at_least, checked
 from nas.data.splits import (
     Splits,
     carve,
@@ -18,6 +19,8 @@ from nas.data.splits import (
     split_tensors,
 )
 
+# What `data.channels` may be.
+CHANNELS = Bound("1 (grayscale) or 3 (RGB)", lambda channels: channels in (1, 3), whole=True)
 FOLDER_LAYOUT = "expected root/<class name>/<image files>"
 SPLIT_FOLDER_LAYOUT = (
     "expected root/train/<class name>/<image files>, optionally root/val/ and root/test/ alike"
@@ -25,10 +28,8 @@ SPLIT_FOLDER_LAYOUT = (
 
 
 def _check_image_settings(image_size: int, channels: int) -> None:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"data.image_size must be a whole number >= 1, got {image_size!r}")
-    if isinstance(channels, bool) or channels not in (1, 3):
-        raise ValueError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    checked("data.image_size", image_size, int, at_least(1))
+    checked("data.channels", channels, int, CHANNELS)
 
 
 def _image_dataset(folder: Path, image_size: int, channels: int, layout: str):
@@ -143,18 +144,13 @@ def _channel_stat(value, channels: int, name: str) -> list[float] | None:
     number per channel."""
     if value is None:
         return None
-    number = (int, float)
-    items = [value] if isinstance(value, number) and not isinstance(value, bool) else value
+    items = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
     try:
-        valid = (
-            not isinstance(items, (str, bytes))
-            and len(items) in (1, channels)
-            and all(isinstance(v, number) and not isinstance(v, bool) for v in items)
-        )
-    except TypeError:  # not a list
-        valid = False
-    values = [float(v) for v in items] if valid else []
-    if not values or (name == "std" and min(values) <= 0):
+        checked(f"data.{name}", items, tuple[float, ...], *([above(0)] if name == "std" else []))
+    except BadSetting:
+        items = []
+    values = [float(v) for v in items]
+    if len(values) not in (1, channels):
         positive = " positive" if name == "std" else ""
         raise ValueError(
             f"data.{name} must be null (computed from the training images) or {channels}"

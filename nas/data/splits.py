@@ -10,6 +10,8 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from nas.checks import checked, within
+
 # Training-batch augmentations `Splits.augment` can name (see `augment_batch`).
 AUGMENTATIONS = ("crop_flip",)
 CROP_PADDING = 4
@@ -85,8 +87,7 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator) -> tor
 def check_fractions(**fractions: float) -> None:
     """Each named fraction in (0, 1) and together below 1; ValueError naming `data.<name>`."""
     for name, fraction in fractions.items():
-        if not 0 < fraction < 1:
-            raise ValueError(f"data.{name} must be in (0, 1), got {fraction!r}")
+        checked(f"data.{name}", fraction, float, within(0, 1, "()"))
     if len(fractions) > 1 and sum(fractions.values()) >= 1:
         raise ValueError(
             f"{' + '.join(f'data.{name}' for name in fractions)} must be below 1, got "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from nas.checks import checked
 from nas.data.splits import Splits, carve, check_augment, check_fractions, normalised
 from nas.data.statistics import (
     CIFAR10_MEAN,
@@ -113,8 +114,7 @@ def load_torchvision(
         raise ValueError(
             f"data.name must be one of {', '.join(TORCHVISION_DATASETS)}, got {name!r}"
         )
-    if not isinstance(download, bool):
-        raise ValueError(f"data.download must be true or false, got {download!r}")
+    checked("data.download", download, bool)
     check_fractions(val_fraction=val_fraction)
     check_augment(augment)
     if root is None:

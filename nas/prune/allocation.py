@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from nas.checks import checked, within
 from nas.prune.methods import effective_weight
 
 METHODS = ("uniform", "uniform_plus", "global", "lamp", "erk", "random")
@@ -61,12 +62,7 @@ def _check(method: str, layers: Sequence[str], sparsity: float) -> None:
         raise ValueError(
             f"unknown sparsity allocation method {method!r}; choose one of {', '.join(METHODS)}"
         )
-    if (
-        isinstance(sparsity, bool)
-        or not isinstance(sparsity, (int, float))
-        or not 0.0 <= sparsity < 1.0
-    ):
-        raise ValueError(f"overall sparsity must be a number in [0, 1), got {sparsity!r}")
+    checked("overall sparsity", sparsity, float, within(0, 1, "[)"))
     if not layers:
         raise ValueError("sparsity allocation needs at least one layer, got none")
 
@@ -77,10 +73,7 @@ def _shift_factors(layers: Sequence[str], shifts: Mapping[str, float]) -> list[f
     unknown = sorted(set(shifts) - set(layers))
     if unknown:
         raise ValueError(f"sparsity shifts name layers not allocated: {', '.join(unknown)}")
-    for name, shift in shifts.items():
-        number = isinstance(shift, int | float) and not isinstance(shift, bool)
-        if not (number and math.isfinite(shift)):
-            raise ValueError(f"sparsity shift must be a finite number, got {name}={shift!r}")
+    checked("sparsity shifts", shifts, Mapping[str, float])
     return [2.0 ** shifts.get(name, 0.0) for name in layers]
 
 

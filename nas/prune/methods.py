@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from nas.checks import at_least, checked
 from nas.prune.schedule import OneShot, Schedule
 
 if TYPE_CHECKING:
@@ -138,9 +139,7 @@ class NMPruning(MagnitudePruning):
     to unstructured magnitude pruning at its ratio."""
 
     def __init__(self, m: int = 4) -> None:
-        if isinstance(m, bool) or not isinstance(m, int) or m < 2:
-            raise ValueError(f"prune.m must be a whole number >= 2, got {m!r}")
-        self.m = m
+        self.m = checked("prune.m", m, int, at_least(2))
 
     def mask(self, weight: torch.Tensor, ratio: float) -> torch.Tensor:
         n = min(self.m, max(1, round((1 - ratio) * self.m)))
@@ -271,11 +270,7 @@ class ChannelPruning(PruningMethod):
     """
 
     def __init__(self, min_channels: int = 4) -> None:
-        if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
-            raise ValueError(
-                f"prune.min_channels must be a whole number >= 1, got {min_channels!r}"
-            )
-        self.min_channels = min_channels
+        self.min_channels = checked("prune.min_channels", min_channels, int, at_least(1))
 
     def apply(
         self, model: nn.Module, ratios: Mapping[str, float], example: torch.Tensor | None = None

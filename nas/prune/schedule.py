@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Protocol
 
+from nas.checks import at_least, checked, within
+
 Ratios = Mapping[str, float]
 
 
@@ -20,12 +22,6 @@ class Schedule(Protocol):
 
     def ratios_at(self, step: int, total_steps: int, final: Ratios) -> Ratios | None:
         """The ratios to prune to before fine-tuning step `step`, or None."""
-
-
-def _whole_number(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"schedule.{name} must be a whole number >= {minimum}, got {value!r}")
-    return value
 
 
 class OneShot:
@@ -46,7 +42,7 @@ class Iterative:
     ratios themselves (the formula can miss them by a rounding error)."""
 
     def __init__(self, rounds: int = 3) -> None:
-        self.rounds = _whole_number("rounds", rounds, 1)
+        self.rounds = checked("schedule.rounds", rounds, int, at_least(1))
 
     def ratios_at(self, step: int, total_steps: int, final: Ratios) -> Ratios | None:
         """The ratios to prune to before `step`, or None."""
@@ -66,10 +62,8 @@ class Gradual:
     so fine-tuning always ends at the final ratios, even with `ramp` 1 or a few steps."""
 
     def __init__(self, ramp: float = 0.75, every: int = 10) -> None:
-        if isinstance(ramp, bool) or not isinstance(ramp, (int, float)) or not 0 < ramp <= 1:
-            raise ValueError(f"schedule.ramp must be in (0, 1], got {ramp!r}")
-        self.ramp = float(ramp)
-        self.every = _whole_number("every", every, 1)
+        self.ramp = float(checked("schedule.ramp", ramp, float, within(0, 1, "(]")))
+        self.every = checked("schedule.every", every, int, at_least(1))
 
     def _ramp_end(self, total_steps: int) -> int:
         """The step that prunes to the final ratios (T): the ramp's share of the

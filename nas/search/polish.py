@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
+from nas.checks import at_least, check_fields, setting, within
 from nas.record.attrs import FINETUNE_EPOCHS, POLISH_OF
 from nas.record.measures import metric, objective_names
 from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
@@ -28,22 +30,20 @@ def _polished(study: optuna.Study) -> set[int]:
     }
 
 
+@dataclass(frozen=True)
 class Polish(LastShare, FollowUp):
     """Over the last `share` of a study's budget (of `max_epochs` when set, else of
     `n_trials`), queue one trial at a time that repeats a front trial's parameters and
     fine-tunes `epochs` epochs (the trial's user attr `finetune_epochs`): the most
     accurate feasible front trial not polished yet, that is not a polish itself. Polishes
     carry the user attr `polish_of` (the front trial's number); `room_before` keeps
-    siblings out of the share. The defaults (never) are how a study whose recorded
-    training settings predate polishing ran."""
+    siblings out of the share. The config node `train.polish`, every value checked."""
 
-    setting = "train.polish.share"
+    share: float = setting(within(0, 1, "[)"))
+    epochs: int = setting(at_least(1))
 
-    def __init__(self, share: float = 0.0, epochs: int = 5) -> None:
-        super().__init__(share)
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"train.polish.epochs must be a whole number >= 1, got {epochs!r}")
-        self.epochs = epochs
+    def __post_init__(self) -> None:
+        check_fields(self, "train.polish")
 
     def room_before(self, left: float, total: float, cost: float) -> int | None:
         """How many trials of `cost` epochs each fit in `left` of a budget of `total`

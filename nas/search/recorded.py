@@ -41,9 +41,28 @@ def upgraded(config: Any) -> Any:
 
 def recorded_config(study: optuna.Study, group: str) -> Any | None:
     """The `group` config (`space`, `data`, `train`, `prune`, ...) that `study` records,
-    with current `_target_`s; None when the study records none."""
+    with current `_target_`s and the settings added since it was recorded at the values
+    that behave as before (`ADDED_SETTINGS`); None when the study records none."""
     key = f"{group}_config"
-    return upgraded(study.user_attrs[key]) if key in study.user_attrs else None
+    return as_recorded(study.user_attrs[key], group) if key in study.user_attrs else None
+
+
+def as_recorded(config: Any, group: str) -> Any:
+    """A copy of the `group` config a study records, with current `_target_`s and the
+    settings added since (`ADDED_SETTINGS`) that it lacks at the values that behave as
+    before, where it records the node they belong to."""
+    config = upgraded(config)
+    for setting, (owner, value) in ADDED_SETTINGS.items():
+        root, *owner_path = owner.split(".")
+        node = config if root == group else None
+        for part in owner_path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            *path, name = setting.removeprefix(f"{owner}.").split(".")
+            for part in path:
+                node = node.setdefault(part, {})
+            node.setdefault(name, value)
+    return config
 
 
 # The config groups that change a trial's numbers; a study records each as `<group>_config`,
@@ -101,12 +120,8 @@ def setting_changes(study: optuna.Study, settings: dict[str, Any]) -> list[str]:
         if attr not in study.user_attrs:
             continue
         prefix = attr.removesuffix("_config")
-        old = _leaves(upgraded(study.user_attrs[attr]), prefix)
+        old = _leaves(as_recorded(study.user_attrs[attr], prefix), prefix)
         new = _leaves(json.loads(json.dumps(value)), prefix)  # as the study stores it
-        old |= {
-            key: default for key, (group, default) in ADDED_SETTINGS.items()
-            if key not in old and any(recorded.startswith(f"{group}.") for recorded in old)
-        }  # fmt: skip
         for key in [*new, *(key for key in old if key not in new)]:
             before, after = old.get(key, _UNSET), new.get(key, _UNSET)
             if key not in FREE_SETTINGS and before != after:

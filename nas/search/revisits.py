@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -27,14 +28,14 @@ def architecture_key(params: Mapping[str, Any]) -> str:
     return repr(sorted(architecture_params(params).items()))
 
 
+@dataclass(frozen=True)
 class Revisits(LastShare, FollowUp):
     """Over the last `share` of a study's budget (of `max_epochs` when set, else of
     `n_trials`), queue one trial at a time of an architecture on the front whose dense
     weights are cached, with only its architecture parameters fixed: the sampler picks
     its sparsity. The architecture tried the fewest times goes first, the most accurate
-    among equals. Revisits carry the user attr `revisit_of` (the front trial's number)."""
-
-    setting = "study.revisit_share"
+    among equals. Revisits carry the user attr `revisit_of` (the front trial's number).
+    `StudySettings` checks the share (`study.revisit_share`)."""
 
     def queue_after(self, study: optuna.Study, trial: FrozenTrial, state: SearchState) -> None:
         """Queue the next revisit when it is due."""

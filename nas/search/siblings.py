@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import optuna
 from optuna.distributions import FloatDistribution
@@ -55,6 +56,7 @@ def sibling_room(study: optuna.Study, remaining: int) -> int:
     return remaining - len(architectures)
 
 
+@dataclass(frozen=True)
 class Siblings(FollowUp):
     """After a finished trial that trained its architecture densely (not from the cache),
     queue `count` more trials of the same architecture with the density (1 - ratio) of
@@ -65,25 +67,13 @@ class Siblings(FollowUp):
     this process's cache; another worker that picks one up trains the architecture again.
     A sibling whose parameters repeat an existing trial's (a sparsity already at its
     bound) is not queued. Siblings carry the user attrs `sibling_of` (the first trial's
-    number) and `density_factor`."""
+    number) and `density_factor`. `StudySettings` checks the settings (`study.siblings`,
+    `study.sibling_factor`, `study.sibling_rule`, `study.sibling_tolerance`)."""
 
-    def __init__(
-        self, count: int, factor: float = 0.5, rule: str = "sparser", tolerance: float = 0.02
-    ) -> None:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"study.siblings must be a whole number >= 0, got {count!r}")
-        if not 0 < factor < 1:
-            raise ValueError(f"study.sibling_factor must be in (0, 1), got {factor!r}")
-        if rule not in RULES:
-            raise ValueError(f"study.sibling_rule must be one of {', '.join(RULES)}, got {rule!r}")
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
-            raise ValueError(f"study.sibling_tolerance must be a number, got {tolerance!r}")
-        if not 0 <= tolerance <= 1:
-            raise ValueError(f"study.sibling_tolerance must be in [0, 1], got {tolerance!r}")
-        self.count = count
-        self.factor = factor
-        self.rule = rule
-        self.tolerance = tolerance
+    count: int
+    factor: float
+    rule: str
+    tolerance: float
 
     def queue_after(self, study: optuna.Study, trial: FrozenTrial, state: SearchState) -> None:
         """Queue the siblings due after `trial` (none after a polish), as many as the

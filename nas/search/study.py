@@ -20,6 +20,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from nas.checks import checked, from_node
 from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
 from nas.record.attrs import FAIL_REASON
@@ -265,18 +266,16 @@ class Search:
         """Check every value of `cfg` and load the data, before any storage is touched.
         The dense-weight cache holds `study.dense_cache` entries, or `dense_cache` if more;
         `note`, if given, annotates every finished trial (the dashboard's trial notes)."""
-        seed = cfg.seed
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise UsageError(f"seed must be a whole number, got {seed!r}")
+        seed = checked("seed", cfg.seed, int)
         try:
-            opts = StudySettings(
-                **{**OmegaConf.to_container(cfg.study), "name": str(cfg.study.name)}
-            )
+            study = {**OmegaConf.to_container(cfg.study), "name": str(cfg.study.name)}
+            opts = from_node(StudySettings, study, "study")
             train = OmegaConf.to_container(cfg.train)
-            supernet_cfg = train.pop("supernet", None)
-            polish = Polish(**train.pop("polish", {}))
-            settings = TrainSettings(**train)
-            supernet = None if supernet_cfg is None else SupernetSettings(**supernet_cfg)
+            settings = from_node(TrainSettings, train, "train", besides=("polish", "supernet"))
+            polish = from_node(Polish, train.get("polish", {}), "train.polish")
+            supernet = train.get("supernet")
+            if supernet is not None:
+                supernet = from_node(SupernetSettings, supernet, "train.supernet")
             device = resolve_device(str(cfg.device))
             early_exit = EarlyExit(opts.early_exit, opts.early_exit_margin)
             distill = distillation_of(OmegaConf.to_container(cfg.finetune))

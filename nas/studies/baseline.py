@@ -15,6 +15,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.checks import checked, within
 from nas.errors import UsageError
 from nas.prune.allocation import METHODS
 from nas.record.attrs import TRAIN_EPOCHS
@@ -148,13 +149,13 @@ def run_baseline(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Stu
             f"unknown baseline method={method!r}; choose one of {', '.join(BASELINES)}"
         )
     method_cfg = cfg.baseline
-    low, high = method_cfg.sparsity.low, method_cfg.sparsity.high
+    low = checked("baseline.sparsity.low", method_cfg.sparsity.low, float)
+    high = checked("baseline.sparsity.high", method_cfg.sparsity.high, float)
     if not 0 <= low < high < 1:
         raise UsageError(
             f"baseline.sparsity must satisfy 0 <= low < high < 1, got low={low} high={high}"
         )
-    if not 0 < method_cfg.dense_share < 1:
-        raise UsageError(f"baseline.dense_share must be in (0, 1), got {method_cfg.dense_share}")
+    checked("baseline.dense_share", method_cfg.dense_share, float, within(0, 1, "()"))
     allocation = TWO_STAGE_ALLOCATION if method == "two_stage" else method
     search = searched(baseline_config(cfg, allocation, high), launch_dir)
     study = search.open(f"{search.opts.name}-{method}")

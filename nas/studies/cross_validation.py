@@ -20,15 +20,17 @@ from dataclasses import dataclass
 
 import optuna
 
+from nas.checks import Bound, checked
 from nas.errors import UsageError
 from nas.studies.retrain import Retrainer, Variation, front_trials
+
+# What `cv_folds` may be: 0 (off), or at least 2 folds.
+FOLDS = Bound("0 (off) or a whole number >= 2", lambda value: value == 0 or value >= 2, whole=True)
 
 
 def fold_count(value) -> int:
     """`cv_folds` checked: 0 (no cross-validation) or a whole number >= 2."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value == 1:
-        raise UsageError(f"cv_folds must be 0 (off) or a whole number >= 2, got {value!r}")
-    return value
+    return checked("cv_folds", value, int, FOLDS)
 
 
 def outside_verdict(recorded: float, folds: Sequence[float]) -> str:

@@ -45,6 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from nas.checks import at_least, checked
 from nas.data.splits import fold_splits
 from nas.errors import UsageError
 from nas.prune.methods import ChannelPruning
@@ -89,9 +90,7 @@ SPREAD_COLUMNS = tuple(f"{prefix}_{stat}" for prefix in ("test", "val") for stat
 
 def retrain_count(value) -> int:
     """`retrain_seeds` checked: a whole number >= 0 (0: no retraining)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UsageError(f"retrain_seeds must be a whole number >= 0, got {value!r}")
-    return value
+    return checked("retrain_seeds", value, int, at_least(0))
 
 
 def retrain_seeds(study_seed: int, count: int) -> list[int]:

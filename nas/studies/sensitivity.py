@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial
 from torch import nn
 from tqdm import tqdm
 
+from nas.checks import at_least, checked, within
 from nas.errors import UsageError
 from nas.prune.allocation import METHODS, allocate
 from nas.report.charts.files import write_chart
@@ -48,12 +49,10 @@ class Point:
 
 def checked_grid(grid: Any) -> list[float]:
     """`sensitivity.grid` sorted, each value a number in [0, 1); UsageError otherwise."""
-    values = list(grid) if isinstance(grid, Sequence) and not isinstance(grid, str) else None
-    if not values or any(
-        isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1 for v in values
-    ):
-        raise UsageError(f"sensitivity.grid must be a list of sparsities in [0, 1), got {grid!r}")
-    return sorted({float(v) for v in values})
+    checked("sensitivity.grid", grid, tuple[float, ...], within(0, 1, "[)"))
+    if not grid:
+        raise UsageError(f"sensitivity.grid must hold at least one sparsity, got {grid!r}")
+    return sorted({float(v) for v in grid})
 
 
 def measure(
@@ -244,11 +243,8 @@ def run_sensitivity(
     or the space's largest). Returns the points."""
     options = cfg.sensitivity
     grid = checked_grid(options.grid)
-    tolerance, epochs = options.tolerance, options.finetune_epochs
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or tolerance < 0:
-        raise UsageError(f"sensitivity.tolerance must be a number >= 0, got {tolerance!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise UsageError(f"sensitivity.finetune_epochs must be a whole number >= 0, got {epochs!r}")
+    tolerance = checked("sensitivity.tolerance", options.tolerance, float, at_least(0))
+    epochs = checked("sensitivity.finetune_epochs", options.finetune_epochs, int, at_least(0))
     search = Search.from_config(cfg, launch_dir, dense_cache=1)
     pipeline = search.pipeline
     pipeline = replace(pipeline, settings=replace(pipeline.settings, finetune_epochs=epochs))

@@ -14,6 +14,7 @@ import optuna
 import torch
 import torch.nn.functional as F
 
+from nas.checks import BadSetting, above, at_least, check_fields, setting
 from nas.data import Splits
 from nas.prune.counting import dense_flops
 from nas.space import Candidate
@@ -39,42 +40,23 @@ class SupernetSettings:
     without its hidden layer), so that tensors only they hold whole (a shallow network's
     hidden layer) train at full size every few steps; it changes nothing where the
     supernet has one covering network. A trial re-estimates BatchNorm statistics on
-    `bn_images` training images.
+    `bn_images` training images. The config node `train.supernet` (conf/train/supernet.yaml
+    holds the defaults), every value checked.
     """
 
-    epochs: int = 6
-    subnets: int = 4
-    lr: float = 2e-3
-    distill: bool = True
-    distill_warmup: int = 1
-    covering: bool = False
-    largest_every: int = 2
-    bn_images: int = 512
+    epochs: int = setting(at_least(1))
+    subnets: int = setting(at_least(2))  # the largest and the smallest
+    lr: float = setting(above(0))
+    distill: bool
+    distill_warmup: int = setting(at_least(0))
+    largest_every: int = setting(at_least(1))
+    covering: bool
+    bn_images: int = setting(at_least(1))
 
     def __post_init__(self) -> None:
-        for name, least in (
-            ("epochs", 1), ("subnets", 1), ("bn_images", 1), ("distill_warmup", 0),
-            ("largest_every", 1),
-        ):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(
-                    f"train.supernet.{name} must be a whole number >= {least}, got {value!r}"
-                )
-        if self.subnets < 2:
-            raise ValueError(
-                f"train.supernet.subnets must be at least 2 (largest and smallest), "
-                f"got {self.subnets!r}"
-            )
-        if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or self.lr <= 0:
-            raise ValueError(f"train.supernet.lr must be positive, got {self.lr!r}")
-        for name in ("distill", "covering"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(
-                    f"train.supernet.{name} must be true or false, got {getattr(self, name)!r}"
-                )
+        check_fields(self, "train.supernet")
         if self.covering and self.subnets < 3:
-            raise ValueError(
+            raise BadSetting(
                 f"train.supernet.covering needs train.supernet.subnets >= 3 (largest, "
                 f"smallest and the covering one), got {self.subnets!r}"
             )

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from nas.checks import at_least, checked
+
 
 def arch_seed(seed: int, arch: Mapping[str, Any]) -> int:
     """The weight seed of architecture `arch` in a search seeded by `seed`: the same for
@@ -40,9 +42,7 @@ class DenseCache:
     """
 
     def __init__(self, size: int) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"dense cache size must be a whole number >= 0, got {size!r}")
-        self.size = size
+        self.size = checked("dense cache size", size, int, at_least(0))
         self._states: OrderedDict[tuple[str, int], DenseState] = OrderedDict()
 
     @staticmethod

@@ -3,12 +3,14 @@ its dense parent's softened outputs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from nas.checks import above, check_fields, checked, from_node, setting, within
 
 # (inputs, the student's logits, labels) -> loss
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -23,20 +25,15 @@ def cross_entropy(inputs: torch.Tensor, logits: torch.Tensor, labels: torch.Tens
 class Distillation:
     """Hinton et al.'s loss: (1 - `weight`) x cross-entropy with the labels plus `weight` x
     T² x KL(teacher || student), both softened by temperature T (`temperature`); the T²
-    keeps the soft term's gradients on the scale of the hard one's."""
+    keeps the soft term's gradients on the scale of the hard one's. The config group
+    `finetune` but its switch `distill` (conf/config.yaml holds the defaults), every value
+    checked."""
 
-    temperature: float = 4.0
-    weight: float = 0.5
+    temperature: float = setting(above(0))
+    weight: float = setting(within(0, 1))
 
     def __post_init__(self) -> None:
-        for name in ("temperature", "weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"finetune.{name} must be a number, got {value!r}")
-        if not self.temperature > 0:
-            raise ValueError(f"finetune.temperature must be positive, got {self.temperature!r}")
-        if not 0 <= self.weight <= 1:
-            raise ValueError(f"finetune.weight must be in [0, 1], got {self.weight!r}")
+        check_fields(self, "finetune")
 
     def loss(
         self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor
@@ -64,10 +61,7 @@ class Distillation:
         return loss
 
 
-def distillation_of(finetune: dict) -> Distillation | None:
+def distillation_of(finetune: Mapping) -> Distillation | None:
     """The `finetune` config as a Distillation, or None when `distill` is off."""
-    options = dict(finetune)
-    distill = options.pop("distill", False)
-    if not isinstance(distill, bool):
-        raise ValueError(f"finetune.distill must be true or false, got {distill!r}")
-    return Distillation(**options) if distill else None
+    distill = checked("finetune.distill", finetune.get("distill"), bool)
+    return from_node(Distillation, finetune, "finetune", besides=("distill",)) if distill else None

@@ -19,20 +19,11 @@ class EarlyExit:
     fine-tuning rarely ends above it) or its accuracy right after pruning (rule
     `pruned`: bolder, since fine-tuning often recovers more than the margin). Its nonzero
     parameters and FLOPs are known exactly once it is pruned. Rule `never` never skips.
+    `StudySettings` checks the settings (`study.early_exit`, `study.early_exit_margin`).
     """
 
-    rule: str = "never"
-    margin: float = 0.02
-
-    def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise ValueError(
-                f"early_exit.rule must be one of {', '.join(RULES)}, got {self.rule!r}"
-            )
-        if isinstance(self.margin, bool) or not isinstance(self.margin, int | float):
-            raise ValueError(f"early_exit.margin must be a number, got {self.margin!r}")
-        if not 0 <= self.margin <= 1:
-            raise ValueError(f"early_exit.margin must be in [0, 1], got {self.margin!r}")
+    rule: str
+    margin: float
 
     def judge(
         self, finished_values: Callable[[], Sequence[tuple[float, int, int]]]
@@ -53,4 +44,4 @@ class EarlyExit:
         return skip
 
 
-NO_EARLY_EXIT = EarlyExit()
+NO_EARLY_EXIT = EarlyExit("never", 0.0)

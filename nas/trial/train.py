@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from nas.checks import above, at_least, check_fields, setting
 from nas.trial.distill import LossFn, cross_entropy
 from nas.trial.metrics import logits_of, top1_accuracy
 
@@ -22,36 +23,20 @@ class TrainSettings:
     pruning masks held. Adam with learning rate `lr` (the fine-tuning rate is `lr` times
     `finetune_lr_scale`), mini-batches of `batch_size`. With `mixed_precision`, training
     on a CUDA GPU that supports bfloat16 runs under bfloat16 autocast; evaluation always
-    runs in float32.
+    runs in float32. The config group `train` (conf/train/ holds the defaults) but its
+    nodes `polish` and `supernet`, every value checked.
     """
 
-    epochs: int = 3
-    finetune_epochs: int = 2
-    batch_size: int = 64
-    lr: float = 2e-3
-    finetune_lr_scale: float = 0.5
-    weight_decay: float = 0.0
-    mixed_precision: bool = True
+    epochs: int = setting(at_least(1))
+    finetune_epochs: int = setting(at_least(0))
+    batch_size: int = setting(at_least(1))
+    lr: float = setting(above(0))
+    finetune_lr_scale: float = setting(at_least(0))
+    weight_decay: float = setting(at_least(0))
+    mixed_precision: bool
 
     def __post_init__(self) -> None:
-        if not isinstance(self.mixed_precision, bool):
-            raise ValueError(
-                f"train.mixed_precision must be true or false, got {self.mixed_precision!r}"
-            )
-        for setting in fields(self):
-            if setting.name == "mixed_precision":
-                continue
-            value = getattr(self, setting.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"train.{setting.name} must be a number, got {value!r}")
-        if self.epochs < 1:
-            raise ValueError(f"train.epochs must be at least 1, got {self.epochs!r}")
-        if self.finetune_epochs < 0:
-            raise ValueError(f"train.finetune_epochs must be >= 0, got {self.finetune_epochs!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"train.batch_size must be at least 1, got {self.batch_size!r}")
-        if not self.lr > 0:
-            raise ValueError(f"train.lr must be positive, got {self.lr!r}")
+        check_fields(self, "train")
 
 
 def autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype | None:
