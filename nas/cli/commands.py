@@ -91,8 +91,8 @@ def report(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     from nas.studies.cross_validation import Folds, fold_count
     from nas.studies.retrain import Retrainer, Seeds, retrain_count, revalidate_front
 
-    count = retrain_count(cfg.get("retrain_seeds", 0))
-    folds = fold_count(cfg.get("cv_folds", 0))
+    count = retrain_count(cfg.retrain_seeds)
+    folds = fold_count(cfg.cv_folds)
     study = StudyAt(cfg, launch_dir).study()
     variations = []
     if count or folds:  # every value checked before any output

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from nas.checks import checked
+from nas.checks import checked, one_of
 from nas.data.splits import Splits, carve, check_augment, check_fractions, normalised
 from nas.data.statistics import (
     CIFAR10_MEAN,
@@ -109,11 +109,7 @@ def load_torchvision(
     normalised with the dataset's standard per-channel mean / std (the constants above).
     `augment` names the augmentation of training batches (`crop_flip` for CIFAR).
     """
-    spec = TORCHVISION_DATASETS.get(name) if isinstance(name, str) else None
-    if spec is None:
-        raise ValueError(
-            f"data.name must be one of {', '.join(TORCHVISION_DATASETS)}, got {name!r}"
-        )
+    spec = TORCHVISION_DATASETS[checked("data.name", name, str, one_of(*TORCHVISION_DATASETS))]
     checked("data.download", download, bool)
     check_fractions(val_fraction=val_fraction)
     check_augment(augment)
