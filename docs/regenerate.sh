@@ -22,15 +22,18 @@ fi
 
 nas() { python -m nas "$@"; }
 section() { printf '\n## %s\n$ %s\n' "$1" "$2" >>"$out"; }
-# run TITLE FOLDER COMMAND...: run COMMAND in FOLDER, timing it, its output into $out
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# run TITLE FOLDER COMMAND...: run COMMAND in FOLDER, timing it, its output into $out, with
+# the machine's load averages (1, 5, 15 minutes) before and after it: other jobs slow it
 run() {
-  local title="$1" folder="$2"
+  local title="$1" folder="$2" before
   shift 2
   mkdir -p "$folder"
   section "$title" "$*"
+  before="$(loadavg)"
   (cd "$folder" && /usr/bin/time -f "wall %e s, peak memory %M KB" "$@") >>"$out" 2>"$folder/stderr" \
     || { cat "$folder/stderr" >&2; exit 1; }
-  grep -E "^wall " "$folder/stderr" >>"$out"
+  echo "$(grep -E "^wall " "$folder/stderr"), load average $before before, $(loadavg) after" >>"$out"
 }
 
 {
