@@ -97,6 +97,7 @@ COMMANDS = {
     "export": "write a trial's pruned network (trial=N or best) to files",
     "baseline": "prune one architecture by a heuristic (method=lamp, ...) or run two_stage",
     "sensitivity": "prune each layer alone at a grid of sparsities; plot accuracy, write caps",
+    "space-info": "print what a space searches (groups, widths, frozen layers), training nothing",
 }
 
 
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             from nas.cli import commands  # torch and optuna load only when a command runs
 
             run_dir = Path(HydraConfig.get().runtime.output_dir)
-            getattr(commands, command)(cfg, launch_dir=Path.cwd(), run_dir=run_dir)
+            run = getattr(commands, command.replace("-", "_"))
+            run(cfg, launch_dir=Path.cwd(), run_dir=run_dir)
         except NasError as error:
             if full_error:
                 raise

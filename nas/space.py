@@ -220,6 +220,15 @@ def positive_choices(name: str, choices: Sequence[int]) -> list[int]:
     return [int(c) for c in choices]
 
 
+def bind_to_data(space: SearchSpace, in_shape: tuple[int, ...], n_classes: int) -> None:
+    """Tell a space that finds its layers on the data (one derived from a network, with a
+    `bind(in_shape, n_classes)` method) the data's input shape and class count; ValueError
+    when they do not fit it. Spaces written for the project need nothing."""
+    bind = getattr(space, "bind", None)
+    if callable(bind):
+        bind(tuple(in_shape), n_classes)
+
+
 class SearchSpace(Protocol):
     """A search space: `sample` names every trial parameter, `build` makes the network."""
 

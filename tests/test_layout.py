@@ -20,6 +20,7 @@ MAY_IMPORT = {
     "space": {"errors", "checks", "prune"},
     "trial": BASE,
     "record": BASE | {"trial"},
+    "derive": BASE | {"trial", "supernet"},
     "supernet": BASE | {"trial"},
     "search": BASE | {"trial", "record", "supernet"},
     "report": BASE | {"trial", "record"},

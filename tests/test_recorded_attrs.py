@@ -51,8 +51,10 @@ def user_attr_keys_named(path: Path) -> list[str]:
         elif isinstance(node, ast.Compare) and any(_is_user_attrs(c) for c in node.comparators):
             keys = [node.left]
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr in KEYED_CALLS and node.args and (
-                node.func.attr == "set_user_attr" or _is_user_attrs(node.func.value)
+            if (
+                node.func.attr in KEYED_CALLS
+                and node.args
+                and (node.func.attr == "set_user_attr" or _is_user_attrs(node.func.value))
             ):
                 keys = [node.args[0]]
             for keyword in node.keywords:

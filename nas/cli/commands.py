@@ -27,6 +27,7 @@ from nas.search.storage import (
     storage_error,
     storage_location,
 )
+from nas.space import bind_to_data
 from nas.studies.joint_search import run_search
 
 
@@ -161,6 +162,7 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     attrs = study.user_attrs
     space = instantiate(OmegaConf.create(recorded_config(study, "space")))
     in_shape, n_classes = tuple(attrs["in_shape"]), attrs["n_classes"]
+    bind_to_data(space, in_shape, n_classes)
     candidate = candidate_of(space, trial.params, trial.number)
     model = space.build(candidate, in_shape, n_classes)
     removed_channels = REMOVED_CHANNELS.of(trial)
@@ -202,3 +204,35 @@ def sensitivity(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     trial = pick_trial(study, cfg.sensitivity.trial, float(cfg.export.best_within))
     source = f"trial {trial.number} of study {study.study_name!r}"
     run_sensitivity(with_trial(cfg, study, trial), launch_dir, run_dir, source)
+
+
+def space_info(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Print what the space searches, on the configured data, without training: for a
+    space derived from a network its groups, their layers and widths, and every frozen
+    layer with its reason; for any space the parameters one candidate draws."""
+    from nas.search.configured import configured
+
+    require_space(cfg)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = configured(cfg.space, "space")
+    splits = configured(cfg.data, "data")
+    try:
+        bind_to_data(space, splits.in_shape, splits.n_classes)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    for line in getattr(space, "summary", lambda: [])():
+        print(line)
+    trial = optuna.create_study().ask()
+    candidate = space.sample(trial)
+    print(f"trial parameters ({len(trial.distributions)}), one candidate drawn:")
+    for name, distribution in trial.distributions.items():
+        print(f"  {name}: {_choices(distribution)}")
+    print(f"e.g. {space.describe(candidate)}")
+
+
+def _choices(distribution: optuna.distributions.BaseDistribution) -> str:
+    """What a trial parameter may take, in a few words."""
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return ", ".join(map(str, distribution.choices))
+    step = getattr(distribution, "step", None)
+    return f"{distribution.low} to {distribution.high}" + (f" step {step}" if step else "")

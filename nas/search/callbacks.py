@@ -69,9 +69,7 @@ class TrialBudget:
         """Whether the finished trials leave the budget unspent: fewer than `n_trials` of
         them, having trained (with the study's supernet) fewer than `max_epochs` epochs."""
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        epochs = supernet_epochs(study) + sum(
-            TRAIN_EPOCHS.of(trial) for trial in finished
-        )
+        epochs = supernet_epochs(study) + sum(TRAIN_EPOCHS.of(trial) for trial in finished)
         return len(finished) < self.n_trials and (
             self.max_epochs is None or epochs < self.max_epochs
         )
@@ -220,9 +218,7 @@ class SearchProgress:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.waiting_for = 0
         if trial.state == TrialState.FAIL:
-            log.warning(
-                "trial %d failed: %s", trial.number, FAIL_REASON.of(trial) or "?"
-            )
+            log.warning("trial %d failed: %s", trial.number, FAIL_REASON.of(trial) or "?")
             return
         if trial.state == TrialState.PRUNED:
             log.info("trial %d not run: %s", trial.number, _not_run(trial))

@@ -13,10 +13,22 @@ def configured(node: DictConfig, what: str, **kwargs):
     """The object `node` (the config group `what`) describes, built by
     `hydra.utils.instantiate` with `kwargs`; a missing `_target_` or a bad value is a
     one-line UsageError."""
-    if node.get("_target_") is None:
-        raise UsageError(f"{what}._target_ is not set: pass {what}._target_=module.Class")
+    unset = _unset_target(node, what)
+    if unset:
+        raise UsageError(f"{unset}._target_ is not set: pass {unset}._target_=module.Class")
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
         cause = str(error.__cause__ or error).strip().splitlines()[0]
         raise UsageError(f"{what}: {cause}") from error
+
+
+def _unset_target(node: DictConfig, path: str) -> str | None:
+    """The path of `node`, or of the first config node within it, whose `_target_` is
+    null (a space's `model`, say); None when every one is set."""
+    if node.get("_target_", "") is None:
+        return path
+    for key, child in node.items():
+        if isinstance(child, DictConfig) and (found := _unset_target(child, f"{path}.{key}")):
+            return found
+    return None

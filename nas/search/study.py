@@ -51,7 +51,7 @@ from nas.search.storage import (
 )
 from nas.search.supernet import SupernetTrainer
 from nas.search.trial_hooks import TrialHooks, TrialNote
-from nas.space import SearchSpace
+from nas.space import SearchSpace, bind_to_data
 from nas.supernet.sandwich import SupernetSettings
 from nas.trial.dense_cache import DenseCache
 from nas.trial.distill import distillation_of
@@ -298,9 +298,19 @@ class Search:
         if supernet is not None:
             check_weight_sharing(space, supernet, opts.max_epochs)
         splits = configured(cfg.data, "data")
+        try:
+            bind_to_data(space, splits.in_shape, splits.n_classes)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
+        trained = getattr(space, "dense_source", None)  # a space of a trained network's
+        if trained is not None and supernet is not None:  # slices
+            raise UsageError(
+                "train=supernet trains the space's supernet from scratch; a space starting "
+                "from trained weights slices each candidate out of them: use train=default"
+            )
         pipeline = TrialPipeline(
             space, splits_to(splits, device), pruning, settings, device, schedule,
-            DenseCache(max(opts.dense_cache, dense_cache)), distill, objectives,
+            DenseCache(max(opts.dense_cache, dense_cache)), distill, objectives, trained,
         )  # fmt: skip
         return cls(
             cfg, opts, seed, url, store_dir, pipeline, early_exit, siblings, revisits, polish,
@@ -320,9 +330,7 @@ class Search:
             trial_settings(self.cfg),
         )
         describe_study(study, self.cfg, self.pipeline.splits)
-        study.sampler = configured(
-            self.cfg.sampler, "sampler", seed=self.seed + len(study.trials)
-        )
+        study.sampler = configured(self.cfg.sampler, "sampler", seed=self.seed + len(study.trials))
         return study
 
     def optimize(
