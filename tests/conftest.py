@@ -5,6 +5,9 @@ import csv
 import dataclasses
 import functools
 import json
+import os
+import platform
+import re
 import signal
 import subprocess
 import sys
@@ -209,3 +212,28 @@ def assert_a_second_report_reuses_every_run(
         p.parent for p in (launch / "outputs" / "runs").glob(f"*/{stem}.csv") if p.parent != first
     ]
     assert read_csv(second / f"{stem}_summary.csv") == summary
+
+
+def this_machine() -> str:
+    """This machine as docs/regenerate.sh writes it into docs/figures.txt: CPU model,
+    cores and torch version."""
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    models = re.findall(r"^model name\s*:\s*(.+)$", text, re.M)
+    model = " ".join(models[0].split()) if models else platform.processor()
+    return f"{model} ({os.cpu_count()} cores), {torch_version()}"
+
+
+def torch_version() -> str:
+    import torch
+
+    return f"torch {torch.__version__}"
+
+
+def skip_unless_recorded_here(recorded: str) -> None:
+    """Skip a test that compares floating-point results with figures recorded on machine
+    `recorded` when this is another machine: another CPU can round differently, and a
+    search then takes other paths."""
+    here = this_machine()
+    if here != recorded:
+        pytest.skip(f"figures recorded on {recorded}; this machine is {here}")

@@ -85,6 +85,19 @@ def test_what_cannot_be_followed_is_frozen_with_its_reason_and_nothing_left_is_r
     assert "grouped is a grouped convolution that is not depthwise" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"widths": (0.5, 1.5)}, r"space.widths must be .*in \(0, 1\]"),
+        ({"widths": ()}, "at least one share"),
+        ({"multiple": 0}, "space.multiple must be a whole number >= 1"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_key(options, message):
+    with pytest.raises(ValueError, match=message):
+        nas.ModelSpace(UserNet(), **options)
+
+
 def test_a_model_with_another_class_count_is_refused_in_one_line():
     space = nas.ModelSpace(UserNet(num_classes=10))
     with pytest.raises(

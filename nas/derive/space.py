@@ -12,6 +12,7 @@ import optuna
 import torch
 from torch import nn
 
+from nas.checks import at_least, checked, within
 from nas.derive.groups import WIDTH_LAYERS, ChannelGroup, Frozen, channel_groups
 from nas.derive.reorder import reorder_by_importance
 from nas.prune.methods import evaluating, remove_outputs_fn
@@ -58,10 +59,12 @@ class ModelSpace:
                 f"space.model must build a torch.nn.Module: set space.model._target_ to an "
                 f"importable callable that returns one, got {model!r}"
             )
-        if not widths or any(not 0 < float(w) <= 1 for w in widths):
-            raise ValueError(f"space.widths must be shares in (0, 1], got {list(widths)!r}")
-        if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-            raise ValueError(f"space.multiple must be a whole number >= 1, got {multiple!r}")
+        checked("space.widths", tuple(widths), tuple[float, ...], within(0, 1, "(]"))
+        if not widths:
+            raise ValueError("space.widths must list at least one share of the channels")
+        checked("space.multiple", multiple, int, at_least(1))
+        checked("space.adapt_input", adapt_input, bool)
+        checked("space.weights", weights, str | None)
         if weights is not None:
             load_weights(model, weights)
         self.model = model
