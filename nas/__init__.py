@@ -5,16 +5,20 @@ Search spaces build on `nas.space` (`Candidate`, `SparsityGrid`); one trial's pi
 `nas.ModelSpace.from_model(model, example_input)` is the space of your own network.
 """
 
-__all__ = ["ModelSpace", "load_model"]
+__all__ = ["ModelSpace", "load_model", "load_predictor"]
 
 
 def __getattr__(name: str):
-    # `nas.load_model` and `nas.ModelSpace` import torch on first use only: `python -m nas
-    # --help` stays fast.
+    # `nas.load_model`, `nas.load_predictor` and `nas.ModelSpace` import torch on first use
+    # only: `python -m nas --help` stays fast.
     if name == "load_model":
         from nas.report.export import load_model
 
         return load_model
+    if name == "load_predictor":
+        from nas.report.predictor import load_predictor
+
+        return load_predictor
     if name == "ModelSpace":
         from nas.derive import ModelSpace
 

@@ -97,6 +97,7 @@ COMMANDS = {
     "export": "write a trial's pruned network (trial=N or best) to files",
     "baseline": "prune one architecture by a heuristic (method=lamp, ...) or run two_stage",
     "sensitivity": "prune each layer alone at a grid of sparsities; plot accuracy, write caps",
+    "predict": "label a folder of images with an exported network (predict.model, predict.images)",
     "space-info": "print what a space searches (groups, widths, frozen layers), training nothing",
 }
 

@@ -31,7 +31,7 @@ from nas.data import (
 )
 from nas.data.splits import carve
 from nas.data.splits import normalised as _normalised
-from nas.data.statistics import CIFAR10_MEAN, CIFAR10_STD
+from nas.data.statistics import CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD
 from nas.data.torchvision_sets import _not_loaded
 from nas.trial.train import train_epoch
 from tests.conftest import conf_defaults
@@ -63,6 +63,13 @@ def test_bad_fractions_are_rejected(val, test):
 
 
 @pytest.mark.slow
+def test_the_embedded_digits_say_how_a_raw_digit_becomes_an_input():
+    prep = load_mnist5k(0.15, 0.15, 0).preprocessing
+    assert (prep.channels, prep.image_size) == (1, (28, 28))
+    assert prep.class_names == tuple("0123456789")
+    assert prep.mean == (MNIST_MEAN,) and prep.std == (MNIST_STD,)
+
+
 def test_mnist5k_is_the_embedded_digits_split_three_ways():
     splits = load_mnist5k(val_fraction=0.15, test_fraction=0.15, split_seed=0)
     assert (len(splits.train_x), len(splits.val_x), len(splits.test_x)) == (3500, 750, 750)
@@ -310,6 +317,9 @@ def check_torchvision_splits(splits, name, written, n_classes, in_shape):
     test_images, test_labels = written["test"]
     assert splits.in_shape == in_shape
     assert splits.n_classes == n_classes
+    prep = splits.preprocessing  # what an export needs to label a raw image
+    assert (prep.channels, prep.image_size) == (in_shape[0], in_shape[1:])
+    assert len(prep.class_names) == n_classes
     assert splits.train_x.dtype == torch.float32 and splits.train_y.dtype == torch.int64
     n_val = round(len(train_images) * 0.25)
     assert (len(splits.train_x), len(splits.val_x)) == (len(train_images) - n_val, n_val)

@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.cli.config_dir import available_spaces
 from nas.errors import UsageError
 from nas.prune.methods import ChannelPruning
-from nas.record.attrs import ARCH, REMOVED_CHANNELS, SPACE, TEST_ACCURACY
+from nas.record.attrs import ARCH, PREPROCESSING, REMOVED_CHANNELS, SPACE, TEST_ACCURACY
 from nas.record.candidate import candidate_of
 from nas.record.measures import metric, objective_names
 from nas.report.dashboard import save_study_plots, serve
@@ -175,7 +175,7 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     model.eval()
     out = export_stem(cfg.out, launch_dir, f"{study.study_name}-trial{trial.number}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    files = export_model(model, in_shape, out)
+    files = export_model(model, in_shape, out, PREPROCESSING.of(study))
     dense = space.build(candidate, in_shape, n_classes).eval()
     print(
         f"trial {trial.number} of study {study.study_name!r}: {ARCH.of(trial)}, "
@@ -184,6 +184,10 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     )
     for path, size in files.sizes():
         print(f"  {path}  {size:,} bytes")
+    if PREPROCESSING.of(study) is None:
+        print("  no preprocessing: the study's data were generated, not read from image files")
+    else:
+        print(f"  preprocessing and class names beside them: {out}.preprocessing.json")
     latency = compare_latency(dense, files.program, in_shape)
     print(f"CPU latency, dense network vs exported program: {latency}")
 
@@ -236,3 +240,44 @@ def _choices(distribution: optuna.distributions.BaseDistribution) -> str:
         return ", ".join(map(str, distribution.choices))
     step = getattr(distribution, "step", None)
     return f"{distribution.low} to {distribution.high}" + (f" step {step}" if step else "")
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def predict(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Label every image under folder `predict.images` with the exported network
+    `predict.model`: print a line per image (path, class, probability) and write them to
+    predictions.csv in the run folder."""
+    import csv
+
+    from nas.report.predictor import load_predictor
+
+    model, images = cfg.predict.model, cfg.predict.images
+    if model is None or images is None:
+        raise UsageError("predict needs predict.model=EXPORTED_FILE and predict.images=FOLDER")
+    folder = launch_dir / str(images)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UsageError(
+            f"predict.images: no image files ({', '.join(IMAGE_SUFFIXES)}) under '{folder}'"
+        )
+    try:
+        predictor = load_predictor(launch_dir / str(model))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"predict.model: {str(error).splitlines()[0]}") from error
+    run_dir.mkdir(parents=True, exist_ok=True)
+    table = run_dir / "predictions.csv"
+    with table.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["image", "class", "probability"])
+        for path in files:
+            try:
+                label, probability = predictor(path)
+            except OSError as error:
+                raise UsageError(
+                    f"predict.images: cannot read '{path}' ({type(error).__name__})"
+                ) from error
+            writer.writerow([path.relative_to(folder), label, f"{probability:.4f}"])
+            print(f"{path.relative_to(folder)}\t{label}\t{probability:.4f}")
+    print(f"predictions written to {table}")

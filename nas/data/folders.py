@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from nas.checks import BadSetting, Bound, above, at_least, checked
+from nas.data.preprocessing import Preprocessing
 from nas.data.splits import (
     Splits,
     carve,
@@ -76,20 +77,27 @@ def _read_images(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _normalised_splits(
-    splits: Splits, mean: Sequence[float] | None = None, std: Sequence[float] | None = None
+    splits: Splits,
+    dataset,
+    image_size: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> Splits:
     """`splits` with every image normalised per channel by `mean` / `std`; either one left
     None is the training split's own statistic (a constant channel's std counts as 1e-6,
-    so the channel becomes 0)."""
+    so the channel becomes 0). Its `preprocessing` says so, with the size of the images
+    and the class names of `dataset` (an `_image_dataset`)."""
     if mean is None:
         mean = splits.train_x.mean(dim=(0, 2, 3)).tolist()
     if std is None:
         std = splits.train_x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+    channels = splits.train_x.shape[1]
     return replace(
         splits,
         train_x=normalised(splits.train_x, mean, std),
         val_x=normalised(splits.val_x, mean, std),
         test_x=normalised(splits.test_x, mean, std),
+        preprocessing=Preprocessing.of(channels, image_size, mean, std, dataset.classes),
     )
 
 
@@ -136,7 +144,7 @@ def load_image_folder(
             f"data.root: {len(labels)} images are too few to split with "
             f"data.val_fraction={val_fraction!r} and data.test_fraction={test_fraction!r}"
         )
-    return replace(_normalised_splits(splits), n_classes=len(dataset.classes))
+    return replace(_normalised_splits(splits, dataset, image_size), n_classes=len(dataset.classes))
 
 
 def _channel_stat(value, channels: int, name: str) -> list[float] | None:
@@ -263,4 +271,4 @@ def load_imagefolder(
         n_classes=len(train_set.classes),
         augment=augment,
     )
-    return _normalised_splits(splits, mean, std)
+    return _normalised_splits(splits, train_set, image_size, mean, std)

@@ -6,11 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from nas.checks import checked, within
+
+if TYPE_CHECKING:
+    from nas.data.preprocessing import Preprocessing
 
 # Training-batch augmentations `Splits.augment` can name (see `augment_batch`).
 AUGMENTATIONS = ("crop_flip",)
@@ -41,6 +45,8 @@ class Splits:
     test_y: torch.Tensor
     n_classes: int
     augment: str | None = None
+    preprocessing: Preprocessing | None = None  # how a raw image becomes an input; None:
+    #   the images were not read from files (generated)
 
     def __post_init__(self) -> None:
         check_augment(self.augment)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from nas.checks import checked, one_of
+from nas.data.preprocessing import Preprocessing
 from nas.data.splits import Splits, carve, check_augment, check_fractions, normalised
 from nas.data.statistics import (
     CIFAR10_MEAN,
@@ -80,8 +81,8 @@ def _not_loaded(dataset_class: type, root: Path, download: bool, error: Exceptio
 
 def _torchvision_split(
     dataset_class: type, root: Path, train: bool, download: bool
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Raw uint8 pixels (N, C, H, W), int64 labels and the class count of one torchvision
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Raw uint8 pixels (N, C, H, W), int64 labels and the class names of one torchvision
     split, read by torchvision's own readers."""
     try:
         dataset = dataset_class(str(root), train=train, download=download)
@@ -90,7 +91,7 @@ def _torchvision_split(
     pixels = torch.as_tensor(dataset.data)  # MNIST: N, H, W (torch); CIFAR: N, H, W, C (numpy)
     pixels = pixels[:, None] if pixels.ndim == 3 else pixels.permute(0, 3, 1, 2)
     labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
-    return pixels.contiguous(), labels, len(dataset.classes)
+    return pixels.contiguous(), labels, list(dataset.classes)
 
 
 def load_torchvision(
@@ -119,7 +120,7 @@ def load_torchvision(
 
     dataset_class = getattr(torchvision.datasets, spec.dataset)
     folder = Path(root).expanduser()
-    pixels, labels, n_classes = _torchvision_split(dataset_class, folder, True, download)
+    pixels, labels, classes = _torchvision_split(dataset_class, folder, True, download)
     test_pixels, test_labels, _ = _torchvision_split(dataset_class, folder, False, False)
     train, val = carve(len(pixels), (val_fraction,), split_seed)
     if len(train) == 0 or len(val) == 0:
@@ -135,6 +136,9 @@ def load_torchvision(
         val_y=labels[val],
         test_x=normalised(test_pixels, spec.mean, spec.std),
         test_y=test_labels,
-        n_classes=n_classes,
+        n_classes=len(classes),
         augment=augment,
+        preprocessing=Preprocessing.of(
+            pixels.shape[1], tuple(pixels.shape[2:]), spec.mean, spec.std, classes
+        ),
     )

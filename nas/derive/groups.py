@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas.prune.methods import evaluating, output_layer
+from nas.prune.methods import calls, evaluating, output_layer
 
 WIDTH_LAYERS = (nn.Conv2d, nn.Linear)
 # Modules whose channels the graph slices exactly.
@@ -111,16 +111,8 @@ def _frozen_because(group, graph, paths: dict, protected: nn.Module, calls: Coun
 def _call_counts(model: nn.Module, example: torch.Tensor) -> Counter:
     """How many times each leaf module with parameters runs on `example`, by path, in
     the order they first run."""
-    counts: Counter = Counter()
-    hooks = [
-        module.register_forward_hook(lambda m, i, o, path=path: counts.update([path]))
-        for path, module in model.named_modules()
-        if not list(module.children()) and list(module.parameters(recurse=False))
-    ]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return counts
+
+    def leaf_with_parameters(module: nn.Module) -> bool:
+        return not list(module.children()) and bool(list(module.parameters(recurse=False)))
+
+    return Counter(calls(model, example, leaf_with_parameters))

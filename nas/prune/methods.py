@@ -201,14 +201,14 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         model.train(training)
 
 
-def output_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
-    """The last conv or linear layer to run when `model` computes `example`: the one
-    whose outputs are the network's (the classes), whatever its name."""
-    ran: list[nn.Module] = []
+def calls(model: nn.Module, example: torch.Tensor, which: Callable[[nn.Module], bool]) -> list[str]:
+    """The module paths of `model`'s modules for which `which` holds, once per call, in the
+    order they run when `model` computes `example`."""
+    ran: list[str] = []
     hooks = [
-        module.register_forward_hook(lambda module, inputs, output: ran.append(module))
-        for module in model.modules()
-        if isinstance(module, WEIGHTED_LAYERS)
+        module.register_forward_hook(lambda *_, path=path: ran.append(path))
+        for path, module in model.named_modules()
+        if which(module)
     ]
     try:
         with torch.no_grad():
@@ -216,7 +216,14 @@ def output_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
     finally:
         for hook in hooks:
             hook.remove()
-    return ran[-1]
+    return ran
+
+
+def output_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The last conv or linear layer to run when `model` computes `example`: the one
+    whose outputs are the network's (the classes), whatever its name."""
+    last = calls(model, example, lambda module: isinstance(module, WEIGHTED_LAYERS))[-1]
+    return model.get_submodule(last)
 
 
 def remove_outputs_fn(layer: nn.Module) -> Callable:

@@ -96,3 +96,4 @@ TRIAL_ATTRS: tuple[Attr, ...] = tuple(
 # What a study records of itself (beside its settings, `nas.search.recorded`).
 SPACE: Attr[str] = Attr("space")  # the `_target_` of the space it searches
 SUPERNET: Attr[dict] = Attr("supernet", {})  # its supernet: epochs trained, cost, checkpoint
+PREPROCESSING: Attr[dict] = Attr("preprocessing")  # how its data's images became inputs

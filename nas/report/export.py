@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import logging
 import pickle
 import warnings
@@ -77,6 +78,8 @@ SUFFIXES = {
     "program": ".pt2",
     "torchscript": ".ts",
 }
+# Beside the files: how a raw image becomes an input, and the class names.
+PREPROCESSING_SUFFIX = ".preprocessing.json"
 # Constructor arguments that say where a layer's tensors live, not what the layer is.
 _PLACEMENT_ARGS = {"device", "dtype"}
 # Example inputs have 2 samples: torch.export specialises a batch dimension of size 1.
@@ -106,9 +109,17 @@ class ExportedFiles:
         ]
 
 
-def export_model(model: nn.Module, in_shape: tuple[int, ...], out: str | Path) -> ExportedFiles:
+def export_model(
+    model: nn.Module,
+    in_shape: tuple[int, ...],
+    out: str | Path,
+    preprocessing: Mapping[str, Any] | None = None,
+) -> ExportedFiles:
     """Write `model` (in eval mode) as `<out>.state_dict.pt`, `<out>.sparse.pt` and
     `<out>.pt2` (or `<out>.ts`, see the module docstring); `out` is a path without suffix.
+    `preprocessing` (`Preprocessing.as_dict()` of the data it learnt), when given, goes
+    into both .pt files and beside them as `<out>.preprocessing.json`, for
+    `nas.load_predictor`.
 
     Each file is loaded back with `load_model` and must give outputs equal to `model`'s on
     a random input of shape `(2, *in_shape)`, else RuntimeError. ValueError for a model in
@@ -152,6 +163,11 @@ def export_model(model: nn.Module, in_shape: tuple[int, ...], out: str | Path) -
     stale.unlink(missing_ok=True)  # an earlier export's program must not pass for this one
 
     header = {"version": FORMAT_VERSION, "in_shape": in_shape, "architecture": architecture}
+    sidecar = out.with_name(out.name + PREPROCESSING_SUFFIX)
+    sidecar.unlink(missing_ok=True)  # an earlier export's must not pass for this one's
+    if preprocessing is not None:
+        header["preprocessing"] = dict(preprocessing)
+        sidecar.write_text(json.dumps(dict(preprocessing), indent=1) + "\n")
     if architecture is None:
         header["program"] = program.name
     state_dict = {key: t.detach() for key, t in model.state_dict().items()}

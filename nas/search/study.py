@@ -23,7 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from nas.checks import checked, from_node
 from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
-from nas.record.attrs import FAIL_REASON
+from nas.record.attrs import FAIL_REASON, PREPROCESSING
 from nas.search.callbacks import (
     FailureStreak,
     QueueFollowUps,
@@ -220,13 +220,17 @@ def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None
     """Record in `study` what `export` needs to rebuild and check its models (the space
     and data configs, input shape and class count) and what `report retrain_seeds=N`
     needs to train them again (the train, finetune, prune and schedule configs and the
-    seed; a resume must keep these, see `trial_settings`), once, when the study is new."""
+    seed; a resume must keep these, see `trial_settings`), once, when the study is new;
+    and how its images became inputs, with the class names, for an export to label new
+    images (data read from image files only)."""
     attrs = {
         "space_config": OmegaConf.to_container(cfg.space, resolve=True),
         "in_shape": list(splits.in_shape),
         "n_classes": splits.n_classes,
         **trial_settings(cfg),
     }
+    if splits.preprocessing is not None:
+        attrs[PREPROCESSING.key] = splits.preprocessing.as_dict()
     for key, value in attrs.items():
         if key not in study.user_attrs:
             study.set_user_attr(key, value)
