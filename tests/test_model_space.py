@@ -168,6 +168,13 @@ def test_a_class_in_the_users_folder_is_searched_from_one_override(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Pareto front of study 'model-smoke'" in done.stdout
     assert "UserNet" in done.stdout
+    caps = "space.sparsity.layer_high={stem:0.9}"
+    capped = run_nas("search", *model, "+debug=smoke", "study.name=capped", caps, cwd=tmp_path)
+    assert capped.returncode == 0, capped.stderr
+    unknown = run_nas(
+        "search", *model, "+debug=smoke", "space.sparsity.layer_high={nothere:0.9}", cwd=tmp_path
+    )
+    assert unknown.returncode == 2 and "has no layer nothere" in unknown.stderr
 
 
 @pytest.mark.slow

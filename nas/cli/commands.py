@@ -19,6 +19,7 @@ from nas.record.candidate import candidate_of
 from nas.record.measures import metric, objective_names
 from nas.report.dashboard import save_study_plots, serve
 from nas.report.front import report_front
+from nas.search.configured import bound
 from nas.search.recorded import recorded_config
 from nas.search.storage import (
     STORAGE_ERRORS,
@@ -27,7 +28,6 @@ from nas.search.storage import (
     storage_error,
     storage_location,
 )
-from nas.space import bind_to_data
 from nas.studies.joint_search import run_search
 
 
@@ -162,7 +162,7 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     attrs = study.user_attrs
     space = instantiate(OmegaConf.create(recorded_config(study, "space")))
     in_shape, n_classes = tuple(attrs["in_shape"]), attrs["n_classes"]
-    bind_to_data(space, in_shape, n_classes)
+    bound(space, in_shape, n_classes)
     candidate = candidate_of(space, trial.params, trial.number)
     model = space.build(candidate, in_shape, n_classes)
     removed_channels = REMOVED_CHANNELS.of(trial)
@@ -214,16 +214,11 @@ def space_info(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     """Print what the space searches, on the configured data, without training: for a
     space derived from a network its groups, their layers and widths, and every frozen
     layer with its reason; for any space the parameters one candidate draws."""
-    from nas.search.configured import configured
+    from nas.search.configured import configured_space
 
     require_space(cfg)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = configured(cfg.space, "space")
-    splits = configured(cfg.data, "data")
-    try:
-        bind_to_data(space, splits.in_shape, splits.n_classes)
-    except ValueError as error:
-        raise UsageError(str(error)) from error
+    space = configured_space(cfg)
     for line in getattr(space, "summary", lambda: [])():
         print(line)
     trial = optuna.create_study().ask()

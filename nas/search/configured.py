@@ -7,6 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from nas.errors import UsageError
+from nas.space import SearchSpace, bind_to_data
 
 
 def configured(node: DictConfig, what: str, **kwargs):
@@ -32,3 +33,23 @@ def _unset_target(node: DictConfig, path: str) -> str | None:
         if isinstance(child, DictConfig) and (found := _unset_target(child, f"{path}.{key}")):
             return found
     return None
+
+
+def bound(space: SearchSpace, in_shape: tuple[int, ...], n_classes: int) -> SearchSpace:
+    """`space` told the data's input shape and class count (`bind_to_data`), a space
+    that does not fit them a one-line UsageError; returns `space`."""
+    try:
+        bind_to_data(space, in_shape, n_classes)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    return space
+
+
+def configured_space(cfg: DictConfig) -> SearchSpace:
+    """The space `cfg.space` describes, bound to the data `cfg.data` describes (loaded
+    only for a space that finds its layers on the data)."""
+    space = configured(cfg.space, "space")
+    if callable(getattr(space, "bind", None)):
+        splits = configured(cfg.data, "data")
+        bound(space, splits.in_shape, splits.n_classes)
+    return space

@@ -33,7 +33,7 @@ from nas.search.callbacks import (
     refuse,
 )
 from nas.search.candidates import PipelineCandidates
-from nas.search.configured import configured
+from nas.search.configured import bound, configured
 from nas.search.objective import trial_objective
 from nas.search.polish import Polish
 from nas.search.recorded import trial_settings
@@ -51,7 +51,7 @@ from nas.search.storage import (
 )
 from nas.search.supernet import SupernetTrainer
 from nas.search.trial_hooks import TrialHooks, TrialNote
-from nas.space import SearchSpace, bind_to_data
+from nas.space import SearchSpace
 from nas.supernet.sandwich import SupernetSettings
 from nas.trial.dense_cache import DenseCache
 from nas.trial.distill import distillation_of
@@ -302,10 +302,7 @@ class Search:
         if supernet is not None:
             check_weight_sharing(space, supernet, opts.max_epochs)
         splits = configured(cfg.data, "data")
-        try:
-            bind_to_data(space, splits.in_shape, splits.n_classes)
-        except ValueError as error:
-            raise UsageError(str(error)) from error
+        bound(space, splits.in_shape, splits.n_classes)
         trained = getattr(space, "dense_source", None)  # a space of a trained network's
         if trained is not None and supernet is not None:  # slices
             raise UsageError(

@@ -27,7 +27,7 @@ from nas.errors import UsageError
 from nas.prune.allocation import METHODS, allocate
 from nas.report.charts.files import write_chart
 from nas.report.sensitivity_chart import by_layer, percent, sensitivity_chart
-from nas.search.configured import configured
+from nas.search.configured import configured_space
 from nas.search.recorded import recorded_config
 from nas.search.reference import ReferenceTrial, reference_candidate
 from nas.search.study import Search
@@ -178,7 +178,7 @@ def check_layer_names(cfg: DictConfig) -> None:
     given = {key: OmegaConf.select(cfg, key) for key in keys}
     if not any(given.values()):
         return
-    known = space_layers(configured(cfg.space, "space"))  # checks the caps' values first
+    known = space_layers(configured_space(cfg))  # checks the caps' values first
     for key, layers in given.items():
         unknown = sorted(set(layers) - known) if isinstance(layers, Mapping) else []
         if unknown:
