@@ -51,6 +51,7 @@ from nas.report.front_quality import (  # noqa: E402
     non_dominated,
     normalised_objectives,
 )
+from nas.search.configured import bound  # noqa: E402
 from nas.search.reference import reference_candidate  # noqa: E402
 from nas.studies.baseline import BASELINES, run_baseline  # noqa: E402
 from nas.studies.joint_search import run_search  # noqa: E402
@@ -116,6 +117,9 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
     "search_shift_sensitivity": [SHIFTS, SENSITIVITY_SHIFTS],  # its first trial's shifts
     "search_per_layer": PER_LAYER,
+    # the model mode on the cnn space's largest network (a space derived from it: a width
+    # per group of coupled channels, LAMP as for cnn), against `search` on +space=cnn
+    "search_model": ["+space=model", "space.model._target_=model_networks.cnn_largest"],
 }
 METHODS = [*SEARCHES, *BASELINES]
 
@@ -193,8 +197,10 @@ def run(entry: str, seed: int, args: argparse.Namespace, out: Path) -> optuna.St
     """Run (or resume) a `--methods` entry for `seed` with the shared budget; returns its
     study."""
     method, name = resolve(entry, seed, args)
+    own = SEARCHES.get(method, [])
+    space = next((o for o in own if o.startswith("+space=")), f"+space={args.space}")
     overrides = [
-        f"+space={args.space}",
+        space,
         f"seed={seed}",
         f"study.storage=sqlite:///{storage_file(out, seed)}",
         f"study.max_epochs={args.epochs}",
@@ -203,7 +209,7 @@ def run(entry: str, seed: int, args: argparse.Namespace, out: Path) -> optuna.St
         *args.overrides,
     ]
     if method in SEARCHES:
-        overrides += [f"study.name={name}", *SEARCHES[method]]
+        overrides += [f"study.name={name}", *(o for o in own if o != space)]
         command = run_search
     else:
         overrides += [f"study.name={name.removesuffix('-' + method)}", f"method={method}"]
@@ -218,13 +224,11 @@ def reference_size(study: optuna.Study) -> tuple[int, int]:
     space_config = dict(study.user_attrs["space_config"])
     space_config["sparsity"] = {}
     space = instantiate(space_config)
+    in_shape, n_classes = tuple(study.user_attrs["in_shape"]), study.user_attrs["n_classes"]
+    bound(space, in_shape, n_classes)  # a space derived from a network finds its layers
     candidate, _ = reference_candidate(space)
-    model = space.build(
-        candidate, tuple(study.user_attrs["in_shape"]), study.user_attrs["n_classes"]
-    )
-    return counting.dense_params(model), counting.dense_flops(
-        model, tuple(study.user_attrs["in_shape"])
-    )
+    model = space.build(candidate, in_shape, n_classes)
+    return counting.dense_params(model), counting.dense_flops(model, in_shape)
 
 
 def measure(
