@@ -120,6 +120,13 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     # the model mode on the cnn space's largest network (a space derived from it: a width
     # per group of coupled channels, LAMP as for cnn), against `search` on +space=cnn
     "search_model": ["+space=model", "space.model._target_=model_networks.cnn_largest"],
+    # the same, every candidate sliced out of that network trained beforehand (the user's
+    # situation): `python benchmarks/model_networks.py outputs/bench/trained_cnn_largest.pt`
+    "search_model_trained": [
+        "+space=model",
+        "space.model._target_=model_networks.cnn_largest",
+        "space.weights=outputs/bench/trained_cnn_largest.pt",
+    ],
 }
 METHODS = [*SEARCHES, *BASELINES]
 
