@@ -220,13 +220,18 @@ def positive_choices(name: str, choices: Sequence[int]) -> list[int]:
     return [int(c) for c in choices]
 
 
+def finds_layers_on_data(space: SearchSpace) -> bool:
+    """Whether `space` needs the data's input shape and class count before it can sample
+    (one derived from a network, with a `bind(in_shape, n_classes)` method). Spaces
+    written for the project do not."""
+    return callable(getattr(space, "bind", None))
+
+
 def bind_to_data(space: SearchSpace, in_shape: tuple[int, ...], n_classes: int) -> None:
-    """Tell a space that finds its layers on the data (one derived from a network, with a
-    `bind(in_shape, n_classes)` method) the data's input shape and class count; ValueError
-    when they do not fit it. Spaces written for the project need nothing."""
-    bind = getattr(space, "bind", None)
-    if callable(bind):
-        bind(tuple(in_shape), n_classes)
+    """Tell a space that `finds_layers_on_data` the data's input shape and class count;
+    ValueError when they do not fit it. Other spaces need nothing."""
+    if finds_layers_on_data(space):
+        space.bind(tuple(in_shape), n_classes)
 
 
 class SearchSpace(Protocol):

@@ -237,14 +237,13 @@ def _choices(distribution: optuna.distributions.BaseDistribution) -> str:
     return f"{distribution.low} to {distribution.high}" + (f" step {step}" if step else "")
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
 def predict(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     """Label every image under folder `predict.images` with the exported network
     `predict.model`: print a line per image (path, class, probability) and write them to
     predictions.csv in the run folder."""
     import csv
+
+    from torchvision.datasets.folder import IMG_EXTENSIONS
 
     from nas.report.predictor import load_predictor
 
@@ -252,10 +251,11 @@ def predict(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     if model is None or images is None:
         raise UsageError("predict needs predict.model=EXPORTED_FILE and predict.images=FOLDER")
     folder = launch_dir / str(images)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    # the files `data=folder` reads as images
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS)
     if not files:
         raise UsageError(
-            f"predict.images: no image files ({', '.join(IMAGE_SUFFIXES)}) under '{folder}'"
+            f"predict.images: no image files ({', '.join(IMG_EXTENSIONS)}) under '{folder}'"
         )
     try:
         predictor = load_predictor(launch_dir / str(model))

@@ -62,8 +62,9 @@ class Preprocessing:
 
         if isinstance(image, str | Path):
             with Image.open(image) as opened:
-                image = opened.convert("L" if self.channels == 1 else "RGB")
-        else:
-            image = image.convert("L" if self.channels == 1 else "RGB")
+                return self.prepare(opened)
+        image = image.convert("RGB")  # as torchvision's ImageFolder opens every image
+        if self.channels == 1:
+            image = image.convert("L")
         pixels = pil_to_tensor(resize(image, list(self.image_size)))[None]
         return normalised(pixels, self.mean, self.std)

@@ -57,8 +57,8 @@ def channel_groups(
     with evaluating(model):
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
         protected = output_layer(model, example)
-        calls = _call_counts(model, example)
-    order = {path: index for index, path in enumerate(calls)}
+        counts = _call_counts(model, example)
+    order = {path: index for index, path in enumerate(counts)}
     groups, frozen = [], []
     for group in graph.get_all_groups(root_module_types=list(WIDTH_LAYERS)):
         producers = tuple(
@@ -74,7 +74,7 @@ def channel_groups(
         )
         if not producers:
             continue
-        reason = _frozen_because(group, graph, paths, protected, calls)
+        reason = _frozen_because(group, graph, paths, protected, counts)
         if reason:
             frozen.append(Frozen(producers, reason))
         else:
@@ -84,15 +84,15 @@ def channel_groups(
     return groups, frozen
 
 
-def _frozen_because(group, graph, paths: dict, protected: nn.Module, calls: Counter) -> str | None:
+def _frozen_because(group, graph, paths: dict, protected: nn.Module, counts: Counter) -> str | None:
     """Why `group` (torch-pruning's, of dependency `graph`) may not be cut, or None."""
     for dep, _ in group:
         module = dep.target.module
         name = paths.get(module, type(module).__name__)
         if module is protected and graph.is_out_channel_pruning_fn(dep.handler):
             return f"{name} computes the network's outputs (the classes)"
-        if isinstance(module, nn.Module) and calls.get(name, 1) > 1:
-            return f"{name} is called {calls[name]} times in one forward pass (reused or tied)"
+        if isinstance(module, nn.Module) and counts.get(name, 1) > 1:
+            return f"{name} is called {counts[name]} times in one forward pass (reused or tied)"
         if (
             isinstance(module, nn.Conv2d)
             and module.groups > 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache, partial
 
 import optuna
@@ -158,8 +158,7 @@ class ModelSpace:
     def trained_weights(self, candidate: Candidate) -> dict[str, torch.Tensor]:
         """A state_dict for `build(candidate)`: the first channels of each group of the
         trained model, whose channels `bind` put in order of importance."""
-        arch = json.dumps(dict(candidate.arch), sort_keys=True)
-        network = _cut_model(self.model, self.in_shape, arch)
+        network = self._shared_cut(candidate.arch)
         return {name: tensor.detach().clone() for name, tensor in network.state_dict().items()}
 
     def supernet(self, in_shape: tuple[int, ...], n_classes: int) -> Supernet:
@@ -197,13 +196,16 @@ class ModelSpace:
         if self.in_shape is None:
             raise RuntimeError("ModelSpace.bind(in_shape, n_classes) must run first")
 
-    def _cut(self, arch: dict[str, int]) -> nn.Module:
+    def _cut(self, arch: Mapping[str, int]) -> nn.Module:
         """A copy of the model with the trailing channels of each group beyond its width
         in `arch` removed, with their BatchNorms and the next layers' inputs."""
+        return copy.deepcopy(self._shared_cut(arch))
+
+    def _shared_cut(self, arch: Mapping[str, int]) -> nn.Module:
+        """The cut model of `_cut`, shared with later calls for the same `arch`: read it,
+        never change it."""
         self._check_bound()
-        return copy.deepcopy(
-            _cut_model(self.model, self.in_shape, json.dumps(arch, sort_keys=True))
-        )
+        return _cut_model(self.model, self.in_shape, json.dumps(dict(arch), sort_keys=True))
 
 
 def load_weights(model: nn.Module, path: str) -> None:
@@ -238,7 +240,7 @@ def adapt_first_conv(model: nn.Module, channels: int) -> None:
     setattr(model.get_submodule(parent) if parent else model, name, conv)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)  # a trial's slice and build, a supernet's largest and smallest
 def _cut_model(model: nn.Module, in_shape: tuple[int, ...], arch_json: str) -> nn.Module:
     """`model` with each group cut to the width `arch_json` gives it (kept for reuse)."""
     import torch_pruning as tp

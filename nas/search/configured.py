@@ -7,7 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from nas.errors import UsageError
-from nas.space import SearchSpace, bind_to_data
+from nas.space import SearchSpace, bind_to_data, finds_layers_on_data
 
 
 def configured(node: DictConfig, what: str, **kwargs):
@@ -49,7 +49,7 @@ def configured_space(cfg: DictConfig) -> SearchSpace:
     """The space `cfg.space` describes, bound to the data `cfg.data` describes (loaded
     only for a space that finds its layers on the data)."""
     space = configured(cfg.space, "space")
-    if callable(getattr(space, "bind", None)):
+    if finds_layers_on_data(space):
         splits = configured(cfg.data, "data")
         bound(space, splits.in_shape, splits.n_classes)
     return space
