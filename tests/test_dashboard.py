@@ -39,14 +39,13 @@ def get_json(url: str, deadline: float) -> dict:
             time.sleep(0.3)
 
 
-@pytest.mark.slow
-def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_path):
-    searched = forked_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=tmp_path)
-    assert searched.returncode == 0, searched.stderr
+def served_study(cwd, study_name: str, *overrides: str) -> dict:
+    """Start `nas dashboard OVERRIDES` in `cwd`, read the detail of study `study_name`
+    from its API, stop it with Ctrl-C (which must end it cleanly) and return the detail."""
     port = free_port()
     server = subprocess.Popen(
-        nas_command("dashboard", "+debug=smoke", f"dashboard.port={port}"),
-        cwd=tmp_path,
+        nas_command("dashboard", *overrides, f"dashboard.port={port}"),
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -54,7 +53,7 @@ def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_pat
     try:
         deadline = time.monotonic() + 90
         studies = get_json(f"http://127.0.0.1:{port}/api/studies", deadline)["study_summaries"]
-        (study,) = [s for s in studies if s["study_name"] == "cnn-smoke"]
+        (study,) = [s for s in studies if s["study_name"] == study_name]
         detail = get_json(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}", deadline)
     finally:
         server.send_signal(signal.SIGINT)
@@ -66,6 +65,14 @@ def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_pat
             pytest.fail(f"the dashboard did not stop on Ctrl-C:\n{stdout}\n{stderr}")
     assert f"http://127.0.0.1:{port}/dashboard/" in stdout
     assert server.returncode == 0, stderr
+    return detail
+
+
+@pytest.mark.slow
+def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_path):
+    searched = forked_nas("search", "+space=cnn", "+debug=smoke", "study.n_trials=3", cwd=tmp_path)
+    assert searched.returncode == 0, searched.stderr
+    detail = served_study(tmp_path, "cnn-smoke", "+debug=smoke")
 
     assert detail["objective_names"] == ["accuracy", "nonzero_params", "flops"]
     trials = [t for t in detail["trials"] if t["state"] == "Complete"]
