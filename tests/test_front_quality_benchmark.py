@@ -180,3 +180,65 @@ def test_a_known_study_that_is_not_there_ends_the_benchmark_in_one_line(bench, t
     study_of(None, (0.9, 10, 1.0), storage=f"sqlite:///{bench.storage_file(tmp_path, 30)}")
     with pytest.raises(SystemExit, match="no study 'h120-s30-two_stage'"):
         bench.known_points(["two_stage@h120"], args, tmp_path, [(1000, 1000)])
+
+
+def test_the_paired_table_states_first_minus_other_per_seed_mean_se_and_seeds_ahead(bench):
+    """Hypervolumes set by hand, 0.55 the best front's: every number of the table worked
+    out apart (differences, their mean, standard error, the seeds the first is ahead on,
+    and the ratio of mean regrets)."""
+
+    def rows(*hypervolumes: float):
+        return [bench.Measured(hv, 0, 0, 60, 0, 1, None, 0.55 - hv) for hv in hypervolumes]
+
+    first, other, third = rows(0.50, 0.40, 0.30), rows(0.45, 0.42, 0.20), rows(0.52, 0.30, 0.31)
+    pairs = bench.pairs_of({"first": first, "other": other, "third": third})
+    assert list(pairs) == ["other", "third"]
+    assert pairs["other"][0] is first and pairs["other"][1] is other
+    assert pairs["third"][0] is first and pairs["third"][1] is third
+    # other: +0.05, -0.02, +0.10: mean 0.0433, sd 0.0603, SE 0.0348, ahead on 2 of 3
+    # third: -0.02, +0.10, -0.01: mean 0.0233, sd 0.0666, SE 0.0384, ahead on 1 of 3
+    # mean regrets: first's 0.15, other's 0.1933 (1.29x), third's 0.1733 (1.16x)
+    assert bench.paired(pairs, "first", [30, 31, 32]).splitlines() == [
+        "| seed | first − other | first − third |",
+        "| --- | --- | --- |",
+        "| 30 | +0.0500 | -0.0200 |",
+        "| 31 | -0.0200 | +0.1000 |",
+        "| 32 | +0.1000 | -0.0100 |",
+        "| mean | +0.0433 ± 0.0348 SE, 2/3 | +0.0233 ± 0.0384 SE, 1/3 |",
+        "| mean regret over first's | 1.29x | 1.16x |",
+    ]
+
+
+def test_pairs_at_equal_flops_give_each_seed_its_own_cut_and_sign(bench):
+    """Two seeds, the first method the costlier in one and the cheaper in the other: each
+    seed is cut at its cheaper study's FLOPs. Every study keeps one trial, of 100 of the
+    reference's 1000 params and FLOPs: hypervolume = accuracy x 0.9 x 0.9."""
+    first = [
+        study_of(None, (0.9, 100, 100.0), (0.95, 500, 100.0)),  # 200 FLOPs: cut at 150
+        study_of(None, (0.6, 100, 50.0)),  # 50 FLOPs
+    ]
+    other = [
+        study_of(None, (0.7, 100, 150.0)),  # 150 FLOPs
+        study_of(None, (0.7, 100, 50.0), (0.99, 100, 50.0)),  # 100 FLOPs: cut at 50
+    ]
+    studies = {"first": first, "other": other}
+    references = [(1000, 1000)] * 2
+    measured = {
+        method: [bench.measure(study, (1000, 1000)) for study in rows]
+        for method, rows in studies.items()
+    }
+    pairs = bench.pairs_at_equal_flops(studies, measured, references, best=1.0)
+    cut_first, cut_other = pairs["other"]
+    assert [row.trials for row in cut_first] == [1, 1]
+    assert [row.trials for row in cut_other] == [1, 1]
+    assert [row.train_flops for row in cut_first] == [100.0, 50.0]
+    assert [row.train_flops for row in cut_other] == [150.0, 50.0]
+    assert [row.hypervolume for row in cut_first] == pytest.approx([0.729, 0.486])
+    assert [row.hypervolume for row in cut_other] == pytest.approx([0.567, 0.567])
+    # +0.162 and -0.081: mean 0.0405, SE 0.1215, ahead on 1 of 2; regrets 0.3925 and 0.433
+    assert bench.paired(pairs, "first", [30, 31]).splitlines()[2:] == [
+        "| 30 | +0.1620 |",
+        "| 31 | -0.0810 |",
+        "| mean | +0.0405 ± 0.1215 SE, 1/2 |",
+        "| mean regret over first's | 1.10x |",
+    ]
