@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 import nas
+from nas.derive.depth import BlockRun
 from nas.derive.space import adapt_first_conv
+from nas.search.reference import ReferenceTrial
 from nas.space import Candidate
 from tests.conftest import conf_defaults, run_nas
 
@@ -115,31 +117,23 @@ def test_a_first_conv_for_rgb_takes_one_channel_with_its_kernels_summed():
 
 
 def slices_match(space: nas.ModelSpace, in_shape, n_classes, seed: int) -> None:
-    """The standalone network of the smallest, the largest and random candidates, loaded
-    with the supernet's weights for it, computes the supernet's logits."""
+    """The standalone network of the smallest, the largest and random candidates (depths
+    and widths), loaded with the supernet's weights for it, computes the supernet's
+    logits."""
     supernet = space.supernet(in_shape, n_classes).eval()
-    groups = space.groups
-    configs = [
-        {g.name: space.choices(g)[0] for g in groups},
-        {g.name: g.channels for g in groups},
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    candidates = [
+        space.sample(ReferenceTrial(smallest=True)),
+        space.sample(ReferenceTrial()),
+        *(space.sample(study.ask()) for _ in range(3)),
     ]
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(2):
-        configs.append(
-            {
-                g.name: space.choices(g)[
-                    torch.randint(len(space.choices(g)), (1,), generator=generator).item()
-                ]
-                for g in groups
-            }
-        )
-    x = torch.randn(3, *in_shape, generator=generator)
-    for arch in configs:
-        candidate = Candidate(arch)
+    x = torch.randn(3, *in_shape, generator=torch.Generator().manual_seed(seed))
+    for candidate in candidates:
         network = space.build(candidate, in_shape, n_classes)
         network.load_state_dict(supernet.weights_for(candidate))
         with torch.no_grad():
-            assert torch.allclose(network.eval()(x), supernet(x, candidate), atol=1e-5), arch
+            expected = supernet(x, candidate)
+            assert torch.allclose(network.eval()(x), expected, atol=1e-5), candidate.arch
 
 
 def test_a_sliced_candidate_computes_the_supernets_logits_residual_cat_depthwise():
@@ -153,7 +147,97 @@ def test_a_sliced_torchvision_candidate_computes_the_supernets_logits(name):
 
     model = getattr(torchvision.models, name)(weights=None, num_classes=10)
     space = nas.ModelSpace.from_model(model, torch.zeros(2, 3, 16, 16))
+    assert space.runs  # the smallest candidate leaves residual blocks out
     slices_match(space, (3, 16, 16), 10, seed=1)
+
+
+class Residual(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.bn = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn(self.conv(x)))
+
+
+class Stages(nn.Module):
+    """Two runs of residual blocks in one Sequential, a plain block between them."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), Residual(8), Residual(8),
+            nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()),  # same shape, no skip
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), Residual(16),
+        )  # fmt: skip
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean((2, 3)))
+
+
+def test_runs_of_residual_blocks_get_a_depth_and_plain_blocks_do_not():
+    space = nas.ModelSpace.from_model(Stages(), torch.zeros(2, *IN_SHAPE))
+    assert space.runs == [
+        BlockRun("features.1", ("features.1", "features.2")),
+        BlockRun("features.5", ("features.5",)),
+    ]
+    assert (
+        "  arch.features.1.depth: 0/1/2 of the residual blocks features.1, features.2"
+        in space.summary()
+    )
+    trial = ReferenceTrial({"arch.features.1.depth": 1, "arch.features.5.depth": 0})
+    candidate = space.sample(trial)
+    assert "features.2.conv" not in candidate.layers and "features.1.conv" in candidate.layers
+    assert "features.5.conv" not in candidate.layers
+    assert space.describe(candidate) == "Stages depths 1/2 0/1"
+    assert nas.ModelSpace.from_model(Stages(), torch.zeros(2, *IN_SHAPE), depth=False).runs == []
+    slices_match(space, IN_SHAPE, 4, seed=2)
+
+
+@pytest.mark.slow
+def test_resnet_stages_keep_their_first_blocks():
+    import torchvision
+
+    resnet = torchvision.models.resnet18(weights=None, num_classes=10)
+    space = nas.ModelSpace.from_model(resnet, torch.zeros(2, 3, 16, 16))
+    assert space.runs == [
+        BlockRun("layer1", ("layer1.0", "layer1.1")),  # layer2.0 onwards change the shape
+        BlockRun("layer2", ("layer2.1",)),
+        BlockRun("layer3", ("layer3.1",)),
+        BlockRun("layer4", ("layer4.1",)),
+    ]
+    candidate = space.sample(ReferenceTrial({"arch.layer1.depth": 0}))
+    assert "layer1.0.conv1" not in candidate.layers and "layer2.1.conv1" in candidate.layers
+    assert space.describe(candidate) == "ResNet depths 0/2"
+
+
+@pytest.mark.slow
+def test_a_trained_candidate_without_a_runs_blocks_is_the_model_without_them():
+    import copy
+
+    import torchvision
+
+    torch.manual_seed(0)
+    original = torchvision.models.resnet18(weights=None, num_classes=10).eval()
+    with torch.no_grad():
+        for module in original.modules():
+            if isinstance(module, nn.BatchNorm2d):  # statistics and scales that differ
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+    space = nas.ModelSpace.from_model(copy.deepcopy(original), torch.zeros(2, 3, 16, 16))
+    full = {g.name: g.channels for g in space.groups}
+    candidate = Candidate({**full, "layer1.depth": 0, "layer3.depth": 0})
+    network = space.build(candidate, (3, 16, 16), 10)
+    network.load_state_dict(space.dense_source(candidate))
+    expected = copy.deepcopy(original)  # computed apart: the blocks replaced by nothing
+    expected.layer1 = nn.Sequential()
+    expected.layer3 = nn.Sequential(expected.layer3[0])
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(network.eval()(x), expected(x), atol=1e-4)
 
 
 @pytest.mark.slow

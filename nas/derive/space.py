@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache, partial
 
 import optuna
@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from nas.checks import at_least, checked, within
+from nas.derive.depth import BlockRun, block_runs, drop_blocks, left_out
 from nas.derive.groups import WIDTH_LAYERS, ChannelGroup, Frozen, channel_groups
 from nas.derive.reorder import reorder_by_importance
 from nas.prune.methods import evaluating, remove_outputs_fn
@@ -27,9 +28,12 @@ class ModelSpace:
     One width parameter per group of coupled output channels (`nas.derive.groups`):
     `arch.<first layer>.width`, a share of the group's channels from `widths`, rounded to a
     multiple of `multiple` (at least `multiple`, at most all of them); a candidate keeps
-    the first channels of each group. One sparsity per Conv2d and Linear layer, sampled as
-    `sparsity` says (a `SparsityGrid` or its config). The model's inputs and its outputs
-    (the classes) are never cut; frozen groups keep their width, each with its reason.
+    the first channels of each group. With `depth`, one `arch.<run>.depth` per run of
+    residual blocks of an `nn.Sequential` (`nas.derive.depth`): how many of its first
+    blocks a candidate keeps, 0 to all. One sparsity per Conv2d and Linear layer it keeps,
+    sampled as `sparsity` says (a `SparsityGrid` or its config). The model's inputs and its
+    outputs (the classes) are never cut; frozen groups keep their width, each with its
+    reason.
 
     The groups are found with an input of the data's shape: `bind(in_shape, n_classes)`
     (the search calls it), or `from_model(model, example_input)`. With `weights` (a
@@ -53,6 +57,7 @@ class ModelSpace:
         sparsity: dict | SparsityGrid | None = None,
         adapt_input: bool = True,
         weights: str | None = None,
+        depth: bool = True,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(
@@ -64,6 +69,7 @@ class ModelSpace:
             raise ValueError("space.widths must list at least one share of the channels")
         checked("space.multiple", multiple, int, at_least(1))
         checked("space.adapt_input", adapt_input, bool)
+        checked("space.depth", depth, bool)
         checked("space.weights", weights, str | None)
         if weights is not None:
             load_weights(model, weights)
@@ -72,10 +78,12 @@ class ModelSpace:
         self.widths = sorted({float(w) for w in widths})
         self.multiple = multiple
         self.adapt_input = adapt_input
+        self.depth = depth
         self.sparsity = SparsityGrid.of(sparsity)
         self.in_shape: tuple[int, ...] | None = None
         self.groups: list[ChannelGroup] = []
         self.frozen: list[Frozen] = []
+        self.runs: list[BlockRun] = []
 
     @classmethod
     def from_model(
@@ -110,10 +118,11 @@ class ModelSpace:
                 f"set its number of classes (e.g. +space.model.num_classes={n_classes})"
             )
         self.groups, self.frozen = channel_groups(self.model, example)
+        self.runs = block_runs(self.model, example) if self.depth else []
         if self.trained:
             reorder_by_importance(self.model, self.groups, example)
         self.in_shape = tuple(in_shape)
-        if not any(len(self.choices(group)) > 1 for group in self.groups):
+        if not self.runs and not any(len(self.choices(group)) > 1 for group in self.groups):
             raise ValueError(
                 "space.model has nothing that can be cut (every group of channels is frozen): "
                 + "; ".join(f"{', '.join(f.layers)}: {f.reason}" for f in self.frozen)
@@ -130,14 +139,23 @@ class ModelSpace:
         return [p for p, m in self.model.named_modules() if isinstance(m, WIDTH_LAYERS)]
 
     def sample(self, trial: optuna.Trial) -> Candidate:
-        """A width for each group that has more than one, then the sparsities."""
+        """A depth for each run of residual blocks, a width for each group left with more
+        than one, then the sparsities of the layers left."""
         self._check_bound()
-        arch = {
+        depths = {
+            _depth_key(run): trial.suggest_categorical(
+                f"arch.{_depth_key(run)}", list(range(len(run.blocks) + 1))
+            )
+            for run in self.runs
+        }
+        kept = self._kept(depths)
+        widths = {
             group.name: trial.suggest_categorical(f"arch.{group.name}.width", choices)
             for group in self.groups
-            if len(choices := self.choices(group)) > 1
+            if len(choices := self.choices(group)) > 1 and any(map(kept, group.layers))
         }
-        return self.sparsity.candidate(trial, arch, self.layers)
+        layers = [layer for layer in self.layers if kept(layer)]
+        return self.sparsity.candidate(trial, {**depths, **widths}, layers)
 
     def build(self, candidate: Candidate, in_shape: tuple[int, ...], n_classes: int) -> nn.Module:
         """The model with each group cut to its width, its layers freshly initialised."""
@@ -167,15 +185,21 @@ class ModelSpace:
         return Supernet(partial(self.build, in_shape=in_shape, n_classes=n_classes), [largest])
 
     def describe(self, candidate: Candidate) -> str:
-        """e.g. `ResNet widths 32/64 64/128 ...` for the groups cut below full width."""
+        """e.g. `ResNet depths 1/2 widths 32/64 64/128 ...` for the runs of blocks cut
+        short and the groups cut below full width."""
+        short = [
+            f"{d}/{len(run.blocks)}"
+            for run in self.runs
+            if (d := candidate.arch.get(_depth_key(run), len(run.blocks))) < len(run.blocks)
+        ]
         cut = [
             f"{w}/{g.channels}"
             for g in self.groups
             if (w := candidate.arch.get(g.name, g.channels)) < g.channels
         ]
-        return f"{type(self.model).__name__} " + (
-            f"widths {' '.join(cut)}" if cut else "full width"
-        )
+        named = (("depths", short), ("widths", cut))
+        parts = [f"{what} {' '.join(values)}" for what, values in named if values]
+        return f"{type(self.model).__name__} " + (" ".join(parts) or "full size")
 
     def summary(self) -> list[str]:
         """What the space searches, line by line: each group with its layers and widths,
@@ -187,6 +211,10 @@ class ModelSpace:
             widths = "/".join(map(str, self.choices(group)))
             lines.append(f"  arch.{group.name}.width: {widths} of {group.channels} "
                          f"(layers {', '.join(group.layers)})")  # fmt: skip
+        for run in self.runs:
+            depths = "/".join(map(str, range(len(run.blocks) + 1)))
+            lines.append(f"  arch.{_depth_key(run)}: {depths} of the residual blocks "
+                         f"{', '.join(run.blocks)}")  # fmt: skip
         lines.append(f"frozen ({len(self.frozen)}):")
         lines += [f"  {', '.join(f.layers)}: {f.reason}" for f in self.frozen]
         lines.append(f"sparsity ({self.sparsity.allocation}) for {len(self.layers)} layers")
@@ -205,7 +233,29 @@ class ModelSpace:
         """The cut model of `_cut`, shared with later calls for the same `arch`: read it,
         never change it."""
         self._check_bound()
-        return _cut_model(self.model, self.in_shape, json.dumps(dict(arch), sort_keys=True))
+        kept = self._kept(arch)
+        cuts = {
+            next(layer for layer in group.layers if kept(layer)): arch[group.name]
+            for group in self.groups
+            if group.name in arch and any(map(kept, group.layers))
+        }
+        plan = {"drop": sorted(self._dropped(arch)), "cut": cuts}
+        return _cut_model(self.model, self.in_shape, json.dumps(plan, sort_keys=True))
+
+    def _dropped(self, arch: Mapping[str, int]) -> set[str]:
+        """The blocks the depths of `arch` leave out."""
+        depths = {run.name: arch[_depth_key(run)] for run in self.runs if _depth_key(run) in arch}
+        return left_out(self.runs, depths)
+
+    def _kept(self, arch: Mapping[str, int]) -> Callable[[str], bool]:
+        """Whether a module path is kept by the depths of `arch` (a predicate)."""
+        dropped = self._dropped(arch)
+        return lambda path: not any(path == b or path.startswith(b + ".") for b in dropped)
+
+
+def _depth_key(run: BlockRun) -> str:
+    """The key of `run`'s depth in a candidate's architecture (`arch.<key>` in a trial)."""
+    return f"{run.name}.depth"
 
 
 def load_weights(model: nn.Module, path: str) -> None:
@@ -241,14 +291,17 @@ def adapt_first_conv(model: nn.Module, channels: int) -> None:
 
 
 @lru_cache(maxsize=8)  # a trial's slice and build, a supernet's largest and smallest
-def _cut_model(model: nn.Module, in_shape: tuple[int, ...], arch_json: str) -> nn.Module:
-    """`model` with each group cut to the width `arch_json` gives it (kept for reuse)."""
+def _cut_model(model: nn.Module, in_shape: tuple[int, ...], plan_json: str) -> nn.Module:
+    """`model` with the blocks `plan_json` drops left out, then the group of each layer it
+    cuts cut to its width (kept for reuse)."""
     import torch_pruning as tp
 
+    plan = json.loads(plan_json)
     network = copy.deepcopy(model)
+    drop_blocks(network, set(plan["drop"]))
     example = torch.zeros(2, *in_shape, device="cpu")
     with evaluating(network), torch.device("cpu"):  # the template's device, even in a skeleton
-        for name, width in json.loads(arch_json).items():
+        for name, width in plan["cut"].items():
             layer = network.get_submodule(name)
             channels = layer.weight.shape[0]
             if width < channels:
