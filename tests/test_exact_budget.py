@@ -64,8 +64,8 @@ def test_a_polish_costing_exactly_what_is_left_is_queued_and_charged(tiny_splits
     budget = TrialBudget(n_trials=100, max_epochs=MAX_EPOCHS)
     assert budget.left(study) == (POLISH, MAX_EPOCHS)
     queue_polishes(study, pipeline, budget)
-    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
-    assert waiting.user_attrs == {"polish_of": 1, "finetune_epochs": 2}
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [trial.user_attrs for trial in waiting] == [{"polish_of": 1, "finetune_epochs": 2}]
     polish = study.ask()  # the queued polish, charged as a search charges it before its run
     candidate = CNNSpace().sample(polish)
     budget.charge(polish, for_trial(pipeline, polish).planned_epochs(candidate, 0))
