@@ -3,6 +3,8 @@ it, and the slice computes exactly what the supernet computes for that architect
 
 from __future__ import annotations
 
+import logging
+
 import optuna
 import pytest
 import torch
@@ -13,7 +15,7 @@ from search_spaces.cnn import CNNSpace
 from search_spaces.mlp import MLPSpace
 from search_spaces.mobilenet import MobileNetSpace
 from search_spaces.resnet import ResNetSpace
-from tests.conftest import conf_defaults
+from tests.conftest import DAMAGES, conf_defaults, damage
 
 SPACES = {
     "cnn": CNNSpace(),
@@ -186,9 +188,11 @@ def test_batchnorm_recalibration_gives_the_statistics_of_the_images():
 
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1, bias=False), torch.nn.BatchNorm2d(2))
     x = torch.randn(40, 1, 3, 3) * 3 + 1
-    recalibrate_batchnorm(model, x, batch_size=8)
+    x[32:] += 5  # the last, smaller batch (16, 16, 8) differs: each image counts alike
+    recalibrate_batchnorm(model, x, batch_size=16)
     features = model[0](x).detach()
     torch.testing.assert_close(model[1].running_mean, features.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(model[1].running_var, features.var(dim=(0, 2, 3)))
     assert model[1].momentum == 0.1 and not model.training
 
 
@@ -269,17 +273,16 @@ def test_changing_the_supernet_settings_of_a_study_is_refused(compose_config):
         _check_same_settings(study, settings(3))
 
 
-def test_a_supernet_saved_by_another_version_of_the_space_is_refused(tiny_splits, monkeypatch):
+def test_a_supernet_saved_by_another_version_of_the_space_is_refused(tiny_splits):
     from nas.errors import UsageError
 
     study = optuna.create_study(study_name="old")
     loader = trainer(study, tiny_splits)
     state = loader.make().state_dict()
-    monkeypatch.setattr(loader, "_state", lambda epoch: {"supernet": dict(state)})
-    assert loader._load(1).state_dict().keys() == state.keys()
+    assert loader._built(dict(state)).state_dict().keys() == state.keys()
     state["head:weight"] = state.pop("depth1:after_hidden:head:weight")  # the former name
     with pytest.raises(UsageError, match=r"'old' holds a supernet .*head:weight.* another"):
-        loader._load(1)
+        loader._built(state)
 
 
 def test_one_worker_claims_the_training_until_its_heartbeat_goes_stale(tiny_splits, monkeypatch):
@@ -479,3 +482,57 @@ def test_a_supernet_whose_checkpoint_file_is_gone_is_a_one_line_error(tiny_split
     elsewhere = trainer(study, tiny_splits, tmp_path / "elsewhere", epochs=1, subnets=3)
     with pytest.raises(UsageError, match=r"'moved' .* its artifact store has no supernet-"):
         elsewhere.ready()
+
+
+def supernet_file(study, store, epoch: int):
+    """Where `store` keeps the newest supernet state `study` saved after `epoch`."""
+    metas = optuna.artifacts.get_all_artifact_meta(study)
+    return (
+        store / [m for m in metas if m.filename == f"supernet-epoch{epoch:03d}.pt"][-1].artifact_id
+    )
+
+
+def assert_same_weights(supernet: Supernet, state: dict) -> None:
+    assert supernet.state_dict().keys() == state.keys()
+    for name, tensor in supernet.state_dict().items():
+        torch.testing.assert_close(tensor, state[name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_an_unreadable_supernet_state_is_deleted_and_training_resumes_after_the_last_readable(
+    tiny_splits, tmp_path, caplog, how
+):
+    import nas.search.supernet as shared
+
+    study, store = optuna.create_study(study_name="s"), tmp_path / "store"
+    trained = trainer(study, tiny_splits, store, epochs=2, subnets=3).ready().state_dict()
+    broken = supernet_file(study, store, 2)
+    damage(broken, how)
+    study.set_user_attr(shared.HEARTBEAT, 0.0)  # its trainer is long gone
+    with caplog.at_level(logging.INFO, logger="nas"):
+        again = trainer(study, tiny_splits, store, epochs=2, subnets=3).ready()
+    (unreadable,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert unreadable.startswith("supernet-epoch002.pt of study 's' cannot be read (")
+    assert unreadable.endswith("): deleted it; trying the state after epoch 1")
+    trained_again = [m for m in caplog.messages if m.startswith("supernet epoch ")]
+    assert len(trained_again) == 1 and trained_again[0].startswith("supernet epoch 2 of 2:")
+    assert not broken.exists() and supernet_file(study, store, 2).exists()
+    assert shared.record_of(study)["epochs_done"] == 2
+    assert_same_weights(again, trained)  # on the CPU, as if nothing had been lost
+
+
+def test_a_supernet_with_no_readable_state_is_trained_again_from_scratch(
+    tiny_splits, tmp_path, caplog
+):
+    import nas.search.supernet as shared
+
+    study, store = optuna.create_study(study_name="s"), tmp_path / "store"
+    trained = trainer(study, tiny_splits, store, epochs=1, subnets=3).ready().state_dict()
+    damage(supernet_file(study, store, 1), "random bytes")
+    study.set_user_attr(shared.HEARTBEAT, 0.0)  # its trainer is long gone
+    with caplog.at_level(logging.WARNING, logger="nas"):
+        again = trainer(study, tiny_splits, store, epochs=1, subnets=3).ready()
+    (unreadable,) = [record.getMessage() for record in caplog.records]
+    assert unreadable.startswith("supernet-epoch001.pt of study 's' cannot be read (")
+    assert unreadable.endswith("): deleted it; training it again from scratch")
+    assert_same_weights(again, trained)

@@ -167,18 +167,40 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
-    """Re-estimate every BatchNorm layer's running statistics as the plain average over
-    the images `x` (in batches of `batch_size`), as Once-for-All does for a network sliced
-    out of a supernet: the statistics the shared weights were trained with belong to
-    mixtures of networks. Leaves `model` in eval mode."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [norm.momentum for norm in norms]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative moving average: every batch counts alike
+    """Re-estimate every BatchNorm layer's running statistics from the images `x` (in
+    batches of `batch_size`), as Once-for-All does for a network sliced out of a
+    supernet: the statistics the shared weights were trained with belong to mixtures of
+    networks. Each layer's running mean and (unbiased) variance are those of all its
+    inputs over `x`, every image counting alike; each batch is normalised with its own
+    statistics on the way, as in training. Leaves `model` in eval mode."""
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    sums: dict[nn.Module, list] = {norm: [0, 0.0, 0.0] for norm in norms}
+
+    def accumulate(norm: nn.Module, inputs: tuple[torch.Tensor]) -> None:
+        values = inputs[0].transpose(0, 1).flatten(1).double()  # channels first
+        total = sums[norm]
+        total[0] += values.shape[1]
+        total[1] = total[1] + values.sum(1)
+        total[2] = total[2] + values.square().sum(1)
+
+    hooks = [norm.register_forward_pre_hook(accumulate) for norm in norms]
     model.train()
-    for start in range(0, len(x), batch_size):
-        model(x[start : start + batch_size])
-    for norm, momentum in zip(norms, momenta, strict=True):
-        norm.momentum = momentum
+    try:
+        for start in range(0, len(x), batch_size):
+            model(x[start : start + batch_size])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for norm, (count, total, squares) in sums.items():
+        if count < 2:
+            continue
+        mean = total / count
+        variance = (squares / count - mean.square()) * count / (count - 1)
+        norm.running_mean.copy_(mean)
+        norm.running_var.copy_(variance.clamp_min(0))
+        norm.num_batches_tracked.zero_()
     model.eval()
