@@ -118,3 +118,19 @@ def test_what_a_search_tells_its_follow_ups_is_exact_at_the_boundaries(tiny_spli
     assert state.before_reserve == 1
     assert state.affords(PARAMS, finetune_epochs=6)
     assert not state.affords(PARAMS, finetune_epochs=7)
+
+
+def test_epochs_that_are_not_binary_fractions_still_fill_the_budget_exactly():
+    """Decimal epochs carry float noise (2.1 / 1.05 is 1.9999999999999996, 0.1 * 3 is
+    0.30000000000000004): a trial that fills the budget exactly still fits."""
+    polish = Polish(0.1, POLISH_EPOCHS)  # the last 6 of 60 epochs
+    assert polish.room_before(left=8.1, total=60, cost=1.05) == 2
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    for _ in range(3):
+        trial = study.ask()
+        trial.set_user_attr("train_epochs", 0.1)
+        study.tell(trial, [0.5, 1, 1])
+    budget = TrialBudget(n_trials=100, max_epochs=1)
+    with pytest.raises(optuna.TrialPruned):  # a millionth of an epoch more is past it
+        budget.charge(study.ask(), 0.7 + 1e-6)
+    budget.charge(study.ask(), 0.7)  # 0.3 spent + 0.7 is the budget, not past it

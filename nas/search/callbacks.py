@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from nas.record.attrs import FAIL_REASON, NOT_RUN, REPEATS, SUPERNET, TRAIN_EPOCHS
 from nas.record.measures import metric, objective_names
+from nas.search.epoch_sums import epoch_sum, fits
 from nas.search.follow_up import Candidates, FollowUp, SearchState
 from nas.trial.objectives import DEFAULT
 
@@ -58,18 +59,21 @@ class TrialBudget:
         """Training epochs of the study's supernet, of the finished trials and of the
         running ones (those numbered before `before`, when given) that have said how many
         they train."""
-        return supernet_epochs(study) + sum(
-            TRAIN_EPOCHS.of(trial)
-            for trial in study.get_trials(deepcopy=False)
-            if trial.state == TrialState.COMPLETE
-            or (trial.state == TrialState.RUNNING and (before is None or trial.number < before))
+        return epoch_sum(
+            [supernet_epochs(study)]
+            + [
+                TRAIN_EPOCHS.of(trial)
+                for trial in study.get_trials(deepcopy=False)
+                if trial.state == TrialState.COMPLETE
+                or (trial.state == TrialState.RUNNING and (before is None or trial.number < before))
+            ]
         )
 
     def short(self, study: optuna.Study) -> bool:
         """Whether the finished trials leave the budget unspent: fewer than `n_trials` of
         them, having trained (with the study's supernet) fewer than `max_epochs` epochs."""
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        epochs = supernet_epochs(study) + sum(TRAIN_EPOCHS.of(trial) for trial in finished)
+        epochs = epoch_sum([supernet_epochs(study)] + [TRAIN_EPOCHS.of(t) for t in finished])
         return len(finished) < self.n_trials and (
             self.max_epochs is None or epochs < self.max_epochs
         )
@@ -99,7 +103,7 @@ class TrialBudget:
         `optuna.TrialPruned` instead when they would take the study past `max_epochs`."""
         if self.max_epochs is not None:
             spent = self.epochs_spent(trial.study, before=trial.number)
-            if spent + epochs > self.max_epochs:
+            if not fits(spent + epochs, self.max_epochs):
                 refuse(
                     trial,
                     f"its {epochs:g} training epochs would take the study past study.max_epochs="

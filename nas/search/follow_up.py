@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.search.epoch_sums import fits
 from nas.search.repeats import enqueue_new
 
 
@@ -69,7 +70,7 @@ class SearchState:
         """Whether what is left of the budget pays for a trial of `params` fine-tuning
         `finetune_epochs` epochs (always, without an epoch limit)."""
         return not self.by_epochs or (
-            self.candidates.planned_epochs(params, finetune_epochs) <= self.left
+            fits(self.candidates.planned_epochs(params, finetune_epochs), self.left)
         )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nas.search.epoch_sums import fits
+
 
 @dataclass(frozen=True)
 class LastShare:
@@ -15,4 +17,4 @@ class LastShare:
 
     def due(self, left: float, total: float) -> bool:
         """Whether it is due with `left` of a budget of `total` (epochs or trials)."""
-        return self.share > 0 and left <= self.share * total
+        return self.share > 0 and fits(left, self.share * total)

@@ -5,7 +5,6 @@ reach, and the front's most accurate points hold most of its hypervolume."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from optuna.trial import FrozenTrial
 from nas.checks import at_least, check_fields, setting, within
 from nas.record.attrs import FINETUNE_EPOCHS, POLISH_OF
 from nas.record.measures import metric, objective_names
+from nas.search.epoch_sums import times_within
 from nas.search.follow_up import FollowUp, QueuedTrial, SearchState, enqueue
 from nas.search.last_share import LastShare
 from nas.search.repeats import TAKEN
@@ -51,7 +51,7 @@ class Polish(LastShare, FollowUp):
         no reserve)."""
         if self.share == 0 or cost <= 0:
             return None
-        return max(math.floor((left - self.share * total) / cost), 0)
+        return times_within(left - self.share * total, cost)
 
     def queue_after(self, study: optuna.Study, trial: FrozenTrial, state: SearchState) -> None:
         """Queue the next polish when it is due, if what is left of the budget pays for it."""
