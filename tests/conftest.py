@@ -129,16 +129,20 @@ def run_nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
     )
 
 
-def forked_nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def forked_nas(
+    *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Like `run_nas`, but the process is forked from a server that has imported the
     command's modules already (tests/nas_forks.py): seconds faster, for tests that are
-    not about the start of the command, nor set environment variables for it."""
+    not about the start of the command. `env` adds variables to its environment, for
+    what reads them after the start (not PYTHONPATH)."""
     server = fork_server()
     with tempfile.TemporaryDirectory() as output:
         stdout, stderr = Path(output, "stdout"), Path(output, "stderr")
         run = {
             "args": args,
             "cwd": str(cwd),
+            "env": env or {},
             "timeout": timeout,
             "stdout": str(stdout),
             "stderr": str(stderr),

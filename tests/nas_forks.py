@@ -1,11 +1,13 @@
 """`python -m nas` without its seconds of imports: a server for `tests.conftest.forked_nas`.
 
-It imports the command's modules once, then for each JSON line on stdin (args, cwd,
-timeout, stdout, stderr) forks a child that is `python -m nas ARGS` run in `cwd`, its
-output written to the files `stdout` and `stderr` (its own fds 1 and 2), killed by SIGALRM
-after `timeout` seconds: the same code, exit status, tracebacks, warnings, logging and
-atexit functions as a new interpreter; only its modules come already imported, and are
-not torn down at its exit. Answers each line with the child's exit status.
+It imports the command's modules once, then for each JSON line on stdin (args, cwd, env,
+timeout, stdout, stderr) forks a child that is `python -m nas ARGS` run in `cwd` with the
+variables `env` added to its environment, its output written to the files `stdout` and
+`stderr` (its own fds 1 and 2), killed by SIGALRM after `timeout` seconds: the same code,
+exit status, tracebacks, warnings, logging and atexit functions as a new interpreter; only
+its modules come already imported, and are not torn down at its exit (so variables read
+at start-up, such as PYTHONPATH, are not seen). Answers each line with the child's exit
+status. It also imports the test hook `signal_hook`, which `env` can switch on.
 """
 
 import atexit
@@ -20,6 +22,7 @@ import threading
 # The slow part of a start: the commands, the modules they import late, and what torch and
 # optuna import at a run's first training step, export or database.
 import alembic.context  # noqa: F401
+import signal_hook  # noqa: F401  (the test hook tests/signal_hook.py, beside this script)
 import sqlalchemy.dialects.sqlite  # noqa: F401
 import sqlalchemy.orm  # noqa: F401
 import torch._dynamo  # noqa: F401
@@ -39,6 +42,7 @@ for line in sys.stdin:
     child = os.fork()
     if child == 0:
         os.chdir(run["cwd"])
+        os.environ.update(run["env"])
         for fd, name in ((1, "stdout"), (2, "stderr")):
             os.dup2(os.open(run[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
         sys.path[0] = run["cwd"]  # as `python -m` puts it
