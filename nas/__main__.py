@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nas.cli.config_dir import CONF_DIR, available_spaces
 from nas.errors import NasError, UsageError
+from nas.search.interrupts import INTERRUPTS
 from nas.search.secrets import move_password_to_env
 
 USAGE = "usage: python -m nas <command> [hydra overrides]   (or: nas <command> ...)"
@@ -109,8 +110,21 @@ def fail(message: str, exit_code: int = 2) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m nas` and the `nas` script; returns the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of `python -m nas` and the `nas` script; returns the exit code. Ctrl-C
+    or SIGTERM ends any command with one line and 128 + the signal number (see
+    `nas.search.interrupts`)."""
+    try:
+        with INTERRUPTS.catching():
+            return run_command(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt as interrupt:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        signum = getattr(interrupt, "signum", signal.SIGINT)
+        return fail(f"interrupted by {signal.Signals(signum).name}", 128 + signum)
+
+
+def run_command(args: list[str]) -> int:
+    """Run the command `args` names with its overrides; returns the exit code."""
     if not args or args[0] in ("-h", "--help"):
         print(main_help())
         return 0 if args else 2
@@ -137,10 +151,6 @@ def main(argv: list[str] | None = None) -> int:
             if full_error:
                 raise
             sys.exit(fail(str(error), error.exit_code))
-        except KeyboardInterrupt:
-            if full_error:
-                raise
-            sys.exit(fail("interrupted", 128 + signal.SIGINT))
 
     OmegaConf.register_new_resolver("pid", os.getpid, replace=True)  # used by hydra.run.dir
     sys.argv = [f"nas {command}", *overrides]

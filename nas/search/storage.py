@@ -1,5 +1,6 @@
-"""Where a study lives: the storage URL, its password, the RDB storage with heartbeats,
-the artifact folder, and opening a study only if it is one this search can continue."""
+"""Where a study lives: the storage URL, its password, the RDB storage with heartbeats
+(signals held during its calls), the artifact folder, and opening a study only if it is
+one this search can continue."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, StorageInternalError
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -24,10 +26,10 @@ from sqlalchemy.exc import (
 )
 
 from nas.errors import UsageError, failure_reason, root_cause
+from nas.optuna_internals import held_storage
 from nas.record.attrs import SPACE
-
-# What opening a storage raises for a bad URL, an unreachable server, a file that is not
 from nas.record.measures import objective_names
+from nas.search.interrupts import INTERRUPTS
 from nas.search.recorded import setting_changes
 from nas.search.secrets import hide_secret, with_password, without_password
 from nas.trial.objectives import Objectives
@@ -103,17 +105,19 @@ def open_storage(
     heartbeat_interval: int,
     grace_period: int,
     on_stale_trial: Callable[[optuna.Study, FrozenTrial], None],
-) -> optuna.storages.RDBStorage:
+) -> BaseStorage:
     """An RDB storage whose running trials beat every `heartbeat_interval` seconds; a trial
-    silent for `grace_period` seconds is failed and handed to `on_stale_trial`."""
+    silent for `grace_period` seconds is failed and handed to `on_stale_trial`. A signal
+    arriving while it opens or inside any of its calls takes effect once that call is
+    over (see `nas.search.interrupts`): a call cut short would leave a transaction open."""
     backend = make_url(url).get_backend_name()
     # SQLite: several local workers wait for each other's writes instead of failing.
     engine_kwargs = (
         {"connect_args": {"timeout": 60}} if backend == "sqlite" else {"pool_pre_ping": True}
     )
 
-    def connect() -> optuna.storages.RDBStorage:
-        with warnings.catch_warnings():
+    def connect() -> BaseStorage:
+        with INTERRUPTS.holding(), warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             storage = optuna.storages.RDBStorage(
                 url,
@@ -122,9 +126,9 @@ def open_storage(
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=on_stale_trial,
             )
-        if sqlite_file(url):  # a file that local workers share
-            _begin_immediately(storage.engine)
-        return storage
+            if sqlite_file(url):  # a file that local workers share
+                _begin_immediately(storage.engine)
+        return held_storage(storage, INTERRUPTS.holding)
 
     for _ in range(TABLE_CREATION_ATTEMPTS - 1):
         try:
@@ -159,7 +163,7 @@ def _begin_immediately(engine: Engine) -> None:
 
 
 def open_study(
-    storage: optuna.storages.RDBStorage,
+    storage: BaseStorage,
     name: str,
     space: str,
     objectives: Objectives,

@@ -4,12 +4,11 @@ and other workers, and say how it ended. Printing and drawing the front is the c
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from nas.search.callbacks import (
 )
 from nas.search.candidates import PipelineCandidates
 from nas.search.configured import bound, configured
+from nas.search.interrupts import INTERRUPTS
 from nas.search.objective import trial_objective
 from nas.search.polish import Polish
 from nas.search.recorded import trial_settings
@@ -67,26 +67,6 @@ log = logging.getLogger(__name__)
 REPEATED_DRAWS = 100
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that both stop a trial the same way."""
-
-    signum = signal.SIGTERM
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises `Terminated` instead of killing the process."""
-
-    def handler(signum, frame):
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def finished_trials(study: optuna.Study) -> int:
     """Number of trials of `study` that completed."""
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -97,14 +77,17 @@ def guarded(
     budget: TrialBudget,
     retry: RetryTrial,
 ) -> Callable[[optuna.Trial], tuple]:
-    """`objective`, run only if `budget` admits the trial. An exception fails the trial
-    with `fail_reason` stored; Ctrl-C fails it and queues its parameters again."""
+    """`objective`, run only if `budget` admits the trial, and the one place of a trial
+    where a signal takes effect at once (see `nas.search.interrupts`). An exception fails
+    the trial with `fail_reason` stored; Ctrl-C or SIGTERM fails it and queues its
+    parameters again."""
 
     def run(trial: optuna.Trial) -> tuple:
         if not budget.admits(trial):
             refuse(trial, "the other workers' trials fill study.n_trials or study.max_epochs")
         try:
-            return objective(trial)
+            with INTERRUPTS.taking():
+                return objective(trial)
         except KeyboardInterrupt:
             FAIL_REASON.set(trial, "interrupted")
             retry(trial.study, trial.study.get_trials(deepcopy=False)[trial.number])
@@ -135,8 +118,8 @@ def _open(
 
 def fail_stale_trials(study: optuna.Study) -> None:
     """Fail the running trials of `study` whose heartbeat went stale; the storage's
-    callback queues them again."""
-    with warnings.catch_warnings():
+    callback queues them again (a signal waits until both are done)."""
+    with INTERRUPTS.holding(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
 
@@ -149,11 +132,15 @@ def _optimize(
 ) -> int | None:
     """Run trials until a callback stops the study, as long as `more()` says there is a
     trial to start (it may wait for one); returns the number of the signal (SIGINT,
-    SIGTERM) that interrupted it, or None."""
+    SIGTERM) that interrupted it, or None. Optuna's steps around each trial (asking,
+    telling, callbacks) run with signals held: one arriving there stops the study before
+    its next trial."""
+    callbacks = [*callbacks, INTERRUPTS.stop_study]
     try:
-        with logging_redirect_tqdm(), sigterm_as_interrupt():
+        with logging_redirect_tqdm(), INTERRUPTS.catching():
             while more():
-                study.optimize(objective, catch=(Exception,), callbacks=callbacks)
+                with INTERRUPTS.holding():
+                    study.optimize(objective, catch=(Exception,), callbacks=callbacks)
     except KeyboardInterrupt as interrupt:
         return getattr(interrupt, "signum", signal.SIGINT)
     return None
@@ -419,9 +406,9 @@ class Search:
         finished = finished_trials(study)
         if outcome.interrupted_by is not None:
             raise SearchInterrupted(
-                f"interrupted by {signal.Signals(outcome.interrupted_by).name}: the running "
-                f"trial is marked failed and queued again; {finished} trials finished. Run the "
-                f"same command to continue.",
+                f"interrupted by {signal.Signals(outcome.interrupted_by).name}: a trial cut "
+                f"short is marked failed and queued again; {finished} trials finished. Run "
+                f"the same command to continue.",
                 outcome.interrupted_by,
             )
         if outcome.stopped:

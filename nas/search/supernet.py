@@ -34,6 +34,7 @@ from nas.data import Splits
 from nas.errors import UsageError
 from nas.optuna_internals import storage_of
 from nas.record.attrs import SUPERNET
+from nas.search.interrupts import INTERRUPTS
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
 from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
@@ -105,7 +106,12 @@ class SupernetTrainer:
 
     def _claim(self) -> bool:
         """Whether this worker won the next claim: the first one, or the one after a
-        trainer whose heartbeat is older than the grace period."""
+        trainer whose heartbeat is older than the grace period. A signal waits until the
+        claim is recorded: a claim study without its count would block every later run."""
+        with INTERRUPTS.holding():
+            return self._try_claim()
+
+    def _try_claim(self) -> bool:
         attrs = self.study.user_attrs
         claims = attrs.get(CLAIMS, 0)
         if claims and time.time() - attrs.get(HEARTBEAT, 0.0) < self.grace_period:
