@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import platform
+import random
 import re
 import signal
 import subprocess
@@ -188,6 +189,20 @@ def cli_study(tmp_path_factory) -> Path:
         study_name="empty", storage=storage, directions=["maximize", "minimize", "minimize"]
     )
     return folder
+
+
+# Ways a saved file gets broken: cut short (a disk that filled up, a copy that died) or
+# overwritten with other bytes.
+DAMAGES = ("cut short", "random bytes")
+
+
+def damage(path: Path, how: str) -> None:
+    """Break the file at `path` in one of the `DAMAGES`, keeping its name."""
+    data = path.read_bytes()
+    if how == "cut short":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.write_bytes(random.Random(0).randbytes(len(data)))
 
 
 def read_csv(path: Path) -> list[dict]:

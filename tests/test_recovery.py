@@ -13,7 +13,7 @@ import pytest
 from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
 
-from tests.conftest import forked_nas, nas_command
+from tests.conftest import damage, forked_nas, nas_command
 
 pytestmark = [
     pytest.mark.slow,
@@ -128,6 +128,30 @@ def test_kill_9_mid_trial_then_the_same_command_resumes_the_trial_from_its_check
     epoch = retry.user_attrs["resumed_from_epoch"]
     assert f"trial 1 resumes trial 0 from its epoch {epoch} checkpoint" in again.stdout
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 1
+
+
+def test_checkpoints_that_cannot_be_read_are_reported_deleted_and_the_retry_starts_over(tmp_path):
+    process, trial = start_and_wait_for_checkpoints(tmp_path, count=3)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=DEADLINE)
+    metas = get_all_artifact_meta(trial.trial, storage=trial.storage)
+    files = [tmp_path / "outputs" / "smoke-artifacts" / meta.artifact_id for meta in metas]
+    for file in files:
+        damage(file, "cut short")
+    wait_until(trial.is_stale, "stale heartbeat of trial 0")
+
+    again = forked_nas(*LONG_TRIAL, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    trials = load(tmp_path).trials  # trial 0, killed; trial 1, its retry, from scratch
+    assert len(trials) == 2, [t.user_attrs.get("fail_reason") for t in trials]
+    retry = trials[1]
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs["resumed_from_epoch"] == 0
+    reports = [line for line in again.stdout.splitlines() if "cannot read" in line]
+    assert len(reports) == len(files)  # one line each, the newest first
+    assert f"trial 1 cannot read checkpoint-epoch{len(files):03d}.pt of trial 0 (" in reports[0]
+    assert reports[-1].endswith("): deleted it; starting it again from scratch")
+    assert "trial 1 failed" not in again.stdout
+    assert not any(file.exists() for file in files)
 
 
 def test_ctrl_c_marks_the_trial_failed_prints_the_front_and_exits_130(tmp_path):

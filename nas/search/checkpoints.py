@@ -1,6 +1,7 @@
 """Mid-trial checkpoints kept in an Optuna artifact store, attached to the trial, so that
 a retried trial (same parameters, new number) resumes from the last epoch its
-predecessor saved."""
+predecessor saved; and reading a checkpoint back from the store (`load_checkpoint`), from
+which a checkpoint that cannot be read is deleted."""
 
 from __future__ import annotations
 
@@ -11,12 +12,35 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
+from optuna.artifacts import ArtifactMeta, download_artifact, get_all_artifact_meta, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
+
+from nas.errors import failure_reason
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = re.compile(r"checkpoint-epoch(\d+)\.pt")
+
+
+class UnreadableCheckpoint(Exception):
+    """A checkpoint torch cannot load (cut short, overwritten): `str()` says why."""
+
+
+def load_checkpoint(
+    store: optuna.artifacts.FileSystemArtifactStore, meta: ArtifactMeta, device: str | torch.device
+) -> dict:
+    """The checkpoint artifact `meta` of `store`, loaded onto `device` with
+    `weights_only=True`. ArtifactNotFound when the store lacks the file; a file torch
+    cannot load is deleted from the store, so that no later run tries it again, and
+    raises UnreadableCheckpoint."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / meta.filename
+        download_artifact(artifact_store=store, file_path=str(path), artifact_id=meta.artifact_id)
+        try:
+            return torch.load(path, map_location=device, weights_only=True)
+        except Exception as error:  # torch raises EOFError, OSError, RuntimeError, ...
+            store.remove(meta.artifact_id)
+            raise UnreadableCheckpoint(failure_reason(error)) from error
 
 
 def retry_history(trial: optuna.Trial) -> list[int]:
@@ -30,7 +54,8 @@ class ArtifactCheckpoints:
 
     `save` uploads `checkpoint-epochNNN.pt` as an artifact of `trial`. `latest` looks at
     the trials this one retries (Optuna's `retry_history` system attr), newest first, and
-    loads the highest-epoch checkpoint it finds there with `weights_only=True`.
+    loads the highest-epoch checkpoint it can read there with `weights_only=True`; one it
+    cannot read is reported in one line and deleted (see `load_checkpoint`).
     """
 
     def __init__(self, store: optuna.artifacts.FileSystemArtifactStore, trial: optuna.Trial):
@@ -47,42 +72,44 @@ class ArtifactCheckpoints:
 
     def latest(self) -> dict | None:
         history = retry_history(self.trial)
-        if not history:
-            return None
         by_number = {t.number: t for t in self.trial.study.get_trials(deepcopy=False)}
-        for number in reversed(history):
-            state = self._newest_of(by_number[number])
-            if state is not None:
-                log.info(
-                    "trial %d resumes trial %d from its epoch %d checkpoint",
-                    self.trial.number,
+        saved = [  # the newest trial first, each from its highest epoch down
+            (number, meta)
+            for number in reversed(history)
+            for meta in self._saved(by_number[number])
+        ]
+        for index, (number, meta) in enumerate(saved):
+            try:
+                state = load_checkpoint(self.store, meta, "cpu")
+            except ArtifactNotFound:
+                log.warning(
+                    "checkpoint %s of trial %d is missing from the artifact store",
+                    meta.filename,
                     number,
-                    state["epoch"],
                 )
-                return state
+                continue
+            except UnreadableCheckpoint as error:
+                log.warning(
+                    "trial %d cannot read %s of trial %d (%s): deleted it; %s",
+                    self.trial.number, meta.filename, number, error,
+                    "trying the one before it" if index + 1 < len(saved)
+                    else "starting it again from scratch",
+                )  # fmt: skip
+                continue
+            log.info(
+                "trial %d resumes trial %d from its epoch %d checkpoint",
+                self.trial.number,
+                number,
+                state["epoch"],
+            )
+            return state
         return None
 
-    def _newest_of(self, trial: optuna.trial.FrozenTrial) -> dict | None:
-        """The highest-epoch checkpoint of `trial` still in the store, or None."""
-        storage = self.trial.storage
+    def _saved(self, trial: optuna.trial.FrozenTrial) -> list[ArtifactMeta]:
+        """The checkpoints `trial` recorded, from the highest epoch down."""
         saved = [
             (int(match.group(1)), meta)
-            for meta in get_all_artifact_meta(trial, storage=storage)
+            for meta in get_all_artifact_meta(trial, storage=self.trial.storage)
             if (match := CHECKPOINT_NAME.fullmatch(meta.filename))
         ]
-        for _, meta in sorted(saved, key=lambda pair: pair[0], reverse=True):
-            with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / meta.filename
-                try:
-                    download_artifact(
-                        artifact_store=self.store, file_path=str(path), artifact_id=meta.artifact_id
-                    )
-                except ArtifactNotFound:
-                    log.warning(
-                        "checkpoint %s of trial %d is missing from the artifact store",
-                        meta.filename,
-                        trial.number,
-                    )
-                    continue
-                return torch.load(path, map_location="cpu", weights_only=True)
-        return None
+        return [meta for _, meta in sorted(saved, key=lambda pair: pair[0], reverse=True)]

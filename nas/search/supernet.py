@@ -11,7 +11,9 @@ in every storage). The winner records `supernet_claims` = n + 1 and renews
 other worker waits, polling at that interval, until the epochs are done; when the
 heartbeat is older than `study.grace_period` (the trainer died), they race for claim
 n + 1 the same way, and the winner resumes after the last saved epoch. The claim studies
-are deleted once the supernet is trained.
+are deleted once the supernet is trained. A saved state that cannot be read (cut short,
+overwritten) is reported and deleted, and the record set back to the last epoch whose
+state can be read, so that training resumes after it (from scratch if none can).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
+from optuna.artifacts import get_all_artifact_meta, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 from tqdm import tqdm
 
@@ -34,6 +36,7 @@ from nas.data import Splits
 from nas.errors import UsageError
 from nas.optuna_internals import storage_of
 from nas.record.attrs import SUPERNET
+from nas.search.checkpoints import UnreadableCheckpoint, load_checkpoint
 from nas.search.interrupts import INTERRUPTS
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
@@ -96,7 +99,9 @@ class SupernetTrainer:
         announced = False
         while True:
             if record_of(self.study).get("epochs_done", 0) >= self.settings.epochs:
-                return self._load(self.settings.epochs)
+                done, state = self._last_readable(self.settings.epochs)
+                if done == self.settings.epochs:
+                    return self._built(state["supernet"])
             if self._claim():
                 return self._train(record_of(self.study).get("epochs_done", 0))
             if not announced:
@@ -150,13 +155,13 @@ class SupernetTrainer:
         beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
         beat.start()  # first: building and loading must not look like a dead trainer
         try:
-            supernet = self._load(done) if done else self._initial()
+            done, state = self._last_readable(done)
+            supernet = self._built(state["supernet"]) if state else self._initial()
             optimizer = torch.optim.Adam(supernet.parameters(), lr=self.settings.lr)
-            if done:
-                optimizer.load_state_dict(self._state(done)["optimizer"])
-            record = record_of(self.study)
-            spent = record.get("train_epochs", 0) if done else 0
-            flops = record.get("train_flops", 0) if done else 0
+            if state:
+                optimizer.load_state_dict(state["optimizer"])
+            record = record_of(self.study)  # what training cost so far, lost epochs too
+            spent, flops = record.get("train_epochs", 0), record.get("train_flops", 0)
             for epoch in tqdm(
                 range(done + 1, self.settings.epochs + 1), desc="supernet", unit="epoch",
                 initial=done, total=self.settings.epochs, leave=False,
@@ -205,7 +210,8 @@ class SupernetTrainer:
             )
 
     def _state(self, epoch: int) -> dict:
-        """The saved state after `epoch`."""
+        """The saved state after `epoch`; UnreadableCheckpoint (the file deleted) when it
+        cannot be read."""
         name = checkpoint_name(epoch)
         metas = [m for m in get_all_artifact_meta(self.study) if m.filename == name]
         missing = UsageError(
@@ -214,23 +220,37 @@ class SupernetTrainer:
         )
         if not metas:
             raise missing
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / name
-            try:
-                download_artifact(
-                    artifact_store=self.store,
-                    file_path=str(path),
-                    artifact_id=metas[-1].artifact_id,
-                )
-            except ArtifactNotFound:  # recorded, but the file is not in this store
-                raise missing from None
-            return torch.load(path, map_location=self.splits.train_x.device, weights_only=True)
+        try:
+            return load_checkpoint(self.store, metas[-1], self.splits.train_x.device)
+        except ArtifactNotFound:  # recorded, but the file is not in this store
+            raise missing from None
 
-    def _load(self, epoch: int) -> Supernet:
-        """The supernet saved after `epoch`; a UsageError when its tensors are not the
-        space's (saved by another version of the space)."""
+    def _last_readable(self, epoch: int) -> tuple[int, dict | None]:
+        """The last epoch up to `epoch` whose saved state can be read, with that state;
+        (0, None) when none can. Each state that cannot be read is reported in one line
+        and deleted, and the record set back to the epoch found, to train on from there."""
+        for done in range(epoch, 0, -1):
+            try:
+                state = self._state(done)
+            except UnreadableCheckpoint as error:
+                log.warning(
+                    "%s of study %r cannot be read (%s): deleted it; %s",
+                    checkpoint_name(done), self.study.study_name, error,
+                    f"trying the state after epoch {done - 1}" if done > 1
+                    else "training it again from scratch",
+                )  # fmt: skip
+                continue
+            if done < epoch:
+                self._write(epochs_done=done)
+            return done, state
+        if epoch:
+            self._write(epochs_done=0)
+        return 0, None
+
+    def _built(self, state: dict) -> Supernet:
+        """The supernet with the weights of `state`; a UsageError when its tensors are not
+        the space's (saved by another version of the space)."""
         supernet = self.make().to(self.splits.train_x.device)
-        state = self._state(epoch)["supernet"]
         differing = sorted(supernet.state_dict().keys() ^ state.keys())
         if differing:
             raise UsageError(
