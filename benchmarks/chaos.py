@@ -10,8 +10,10 @@ script starts on 127.0.0.1 (as `.ci/postgres.sh` does) and removes at the end, o
   restarts it at once: the first `--trainer-kills` kills hit the worker training the
   supernet while it trains (found by its `supernet epoch` log lines, once the study records
   a finished epoch, a new one after each trainer kill, and the supernet is not done), the
-  others a random live worker at a random moment (`--gap` seconds apart, uniformly).
-  `--seed` makes those draws reproducible; which code a kill interrupts depends on the
+  others a random live worker at a random moment: 0 to `--jitter` seconds after the
+  study holds a number of COMPLETE trials drawn from 1 to 90 % of `--trials`, so that the
+  kills spread over the search whatever the machine's speed. `--seed` makes those draws
+  reproducible; which code a kill interrupts depends on the
   machine's timing. Two undisturbed single-worker runs are the references: the same
   command with the same search seed (which samples other trials after the first few: a
   study's sampler is seeded with the seed plus the trials it holds when a worker opens
@@ -460,31 +462,33 @@ def states(trials: Sequence[FrozenTrial]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class PlannedKill:
-    """A kill: of the supernet's trainer while it trains (`trainer`), or of a random live
-    worker `delay` seconds after the previous kill."""
+    """A kill: of the supernet's trainer `delay` seconds after it is found training
+    (`trainer`), or of a random live worker `delay` seconds after the study holds `after`
+    COMPLETE trials."""
 
     trainer: bool
     delay: float
+    after: int = 0
 
 
 def kill_plan(
-    seed: int, kills: int, trainer_kills: int, gap: tuple[float, float]
+    seed: int, kills: int, trainer_kills: int, n_trials: int, jitter: float
 ) -> list[PlannedKill]:
-    """The kills, drawn from `seed`: `trainer_kills` of the trainer (after a delay of 0 to
-    1 s once it is found training), then random ones `gap` seconds apart (uniform)."""
+    """The kills, drawn from `seed`: `trainer_kills` of the trainer (0 to 1 s after it is
+    found training), then the others at COMPLETE counts drawn uniformly from 1 to 90 % of
+    `n_trials` (in order; a count may repeat), each 0 to `jitter` s after the count is
+    reached: spread over the search whatever the machine's speed."""
     rng = random.Random(seed)
-    return [
-        PlannedKill(True, rng.uniform(0.0, 1.0))
-        if index < trainer_kills
-        else PlannedKill(False, rng.uniform(*gap))
-        for index in range(kills)
-    ]
+    plan = [PlannedKill(True, rng.uniform(0.0, 1.0)) for _ in range(min(trainer_kills, kills))]
+    counts = sorted(rng.randint(1, max(1, n_trials * 9 // 10)) for _ in range(kills - len(plan)))
+    return plan + [PlannedKill(False, rng.uniform(0.0, jitter), count) for count in counts]
 
 
 @dataclass
 class Kill:
     """A kill as it landed: when (seconds after the start), which worker slot and run,
-    where that worker was, the supernet's finished epochs and the RUNNING trials then."""
+    where that worker was, the supernet's finished epochs, the RUNNING trials and the
+    number of COMPLETE ones then."""
 
     at: float
     slot: int
@@ -492,17 +496,20 @@ class Kill:
     phase: str
     epochs_done: int
     running: list[int]
+    complete: int
 
 
-def study_state(url: str, name: str) -> tuple[dict, list[int]]:
-    """The study's supernet record and its RUNNING trial numbers ({}, [] before it exists
-    or when the storage is busy)."""
+def study_state(url: str, name: str) -> tuple[dict, list[int], int]:
+    """The study's supernet record, its RUNNING trial numbers and how many trials are
+    COMPLETE ({}, [], 0 before it exists or when the storage is busy)."""
     try:
         study = optuna.load_study(study_name=name, storage=url)
-        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        return dict(SUPERNET.of(study)), [trial.number for trial in running]
+        trials = study.get_trials(deepcopy=False)
     except Exception:  # not created yet, or locked: the next poll sees it
-        return {}, []
+        return {}, [], 0
+    running = [trial.number for trial in trials if trial.state == TrialState.RUNNING]
+    complete = sum(trial.state == TrialState.COMPLETE for trial in trials)
+    return dict(SUPERNET.of(study)), running, complete
 
 
 def phase_of(worker: Worker, record: dict, epochs: int) -> str:
@@ -540,17 +547,17 @@ def run_chaos(
     did not end in time and the wall seconds."""
     workers = [Worker(slot, command, folder, env) for slot in range(args.chaos_workers)]
     rng = random.Random(args.seed + 1)  # the random workers; the plan has its own draws
-    plan = kill_plan(args.seed, args.kills, args.trainer_kills, tuple(args.gap))
+    plan = kill_plan(args.seed, args.kills, args.trainer_kills, args.trials, args.jitter)
     start = time.monotonic()
     for worker in workers:
         worker.start()
     kills: list[Kill] = []
-    last_kill, trainer_epochs = start, 0
+    trainer_epochs = 0
     for planned in plan:
         if planned.trainer:
             target = None
             while any(w.alive for w in workers):
-                record, _ = study_state(url, name)
+                record, _, _ = study_state(url, name)
                 done = record.get("epochs_done", 0)
                 if done >= args.supernet_epochs:
                     break  # trained already: this kill is not the trainer's
@@ -564,21 +571,23 @@ def run_chaos(
                 continue
             time.sleep(planned.delay)
         else:
-            time.sleep(max(0.0, last_kill + planned.delay - time.monotonic()))
+            while any(w.alive for w in workers) and study_state(url, name)[2] < planned.after:
+                time.sleep(0.2)
+            time.sleep(planned.delay)
             alive = [w for w in workers if w.alive]
             if not alive:
                 break
             target = rng.choice(alive)
-        record, running = study_state(url, name)
+        record, running, complete = study_state(url, name)
         if not target.alive:
             continue
         phase = phase_of(target, record, args.supernet_epochs)
         target.kill()
-        last_kill = time.monotonic()
+        at = round(time.monotonic() - start, 1)
         done = record.get("epochs_done", 0)
         if planned.trainer:
             trainer_epochs = done
-        kill = Kill(round(last_kill - start, 1), target.slot, target.runs, phase, done, running)
+        kill = Kill(at, target.slot, target.runs, phase, done, running, complete)
         kills.append(kill)
         print(f"  kill {len(kills)}: {asdict(kill)}", flush=True)
         target.start()
@@ -820,14 +829,15 @@ def kill_report(results: dict[str, dict], args: argparse.Namespace) -> str:
     lines += [
         "",
         "| backend | kill | at s | slot/run | where the worker was | supernet epochs done | "
-        "RUNNING trials just before |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "COMPLETE trials | RUNNING trials just before |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for backend, result in results.items():
         for index, kill in enumerate(result["chaos"]["kills"], 1):
             lines.append(
                 f"| {backend} | {index} | {kill['at']:.1f} | {kill['slot']}/{kill['run']} | "
-                f"{kill['phase']} | {kill['epochs_done']} | {kill['running'] or '-'} |"
+                f"{kill['phase']} | {kill['epochs_done']} | {kill['complete']} | "
+                f"{kill['running'] or '-'} |"
             )
     lines += ["", "| backend | check | result |", "| --- | --- | --- |"]
     for backend, result in results.items():
@@ -1014,8 +1024,9 @@ def main() -> None:
     kill.add_argument(
         "--trainer-kills", type=int, default=2, help="of them, kills of the supernet's trainer"
     )
-    kill.add_argument("--gap", type=float, nargs=2, default=[4.0, 12.0],
-                      help="s between random kills, uniform")  # fmt: skip
+    kill.add_argument(
+        "--jitter", type=float, default=2.0, help="s after its trial count a kill waits, at most"
+    )
     kill.add_argument("--chaos-workers", type=int, default=3)
     kill.add_argument("--supernet-epochs", type=int, default=10)
     kill.add_argument("--samples", type=int, default=1200, help="synthetic images")
@@ -1023,9 +1034,9 @@ def main() -> None:
     kill.add_argument("--max-retry", type=int, default=3, help="the study's (study.max_retry)")
     scale = parser.add_argument_group("scale")
     scale.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--trials", type=int, help="n_trials (kill: 60, scale: 48)")
+    parser.add_argument("--trials", type=int, help="n_trials (kill: 80, scale: 48)")
     args = parser.parse_args()
-    args.trials = args.trials or (60 if args.mode == "kill" else 48)
+    args.trials = args.trials or (80 if args.mode == "kill" else 48)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
     out = args.out.resolve() / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -114,11 +114,13 @@ def test_the_supernet_check_allows_the_rounding_of_each_resume_and_nothing_more(
 
 
 def test_the_kill_plan_is_drawn_from_the_seed(chaos):
-    plan = chaos.kill_plan(seed=3, kills=10, trainer_kills=2, gap=(4.0, 12.0))
-    assert plan == chaos.kill_plan(seed=3, kills=10, trainer_kills=2, gap=(4.0, 12.0))
-    assert plan != chaos.kill_plan(seed=4, kills=10, trainer_kills=2, gap=(4.0, 12.0))
+    plan = chaos.kill_plan(seed=3, kills=10, trainer_kills=2, n_trials=80, jitter=2.0)
+    assert plan == chaos.kill_plan(seed=3, kills=10, trainer_kills=2, n_trials=80, jitter=2.0)
+    assert plan != chaos.kill_plan(seed=4, kills=10, trainer_kills=2, n_trials=80, jitter=2.0)
     assert [kill.trainer for kill in plan] == [True, True] + [False] * 8
-    assert all(4.0 <= kill.delay <= 12.0 for kill in plan[2:])
+    counts = [kill.after for kill in plan[2:]]
+    assert counts == sorted(counts) and 1 <= counts[0] and counts[-1] <= 72  # 90 % of 80
+    assert all(0.0 <= kill.delay <= 2.0 for kill in plan)
 
 
 def test_storage_calls_are_sorted_by_what_they_do_for_a_search(timer):
