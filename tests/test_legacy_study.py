@@ -1,6 +1,8 @@
 """A study written before nas/ was grouped into subpackages (tests/data/legacy_study: a
 2-trial smoke search of `cnn` with schedule=gradual, made by commit 2817b18) still
-reports, exports, retrains and resumes: its recorded `_target_`s name moved modules."""
+reports, exports, retrains and resumes: its recorded `_target_`s name moved modules. Its
+schedule cannot act within its fine-tuning, which a search now refuses: the resumed copy
+records one that can."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from optuna.trial import TrialState
 from nas.prune.methods import MagnitudePruning
 from nas.prune.schedule import Gradual
 from nas.search.recorded import current_target, recorded_config
-from tests.conftest import forked_nas
+from tests.conftest import assert_one_line_error, forked_nas
 
 LEGACY = Path(__file__).resolve().parent / "data" / "legacy_study"
 
@@ -57,10 +59,12 @@ def test_a_legacy_study_reports_retrains_exports_and_resumes(legacy, tmp_path):
     assert exported.returncode == 0, exported.stderr
     assert (tmp_path / "ship" / "t0.pt2").stat().st_size > 0
 
-    resumed = forked_nas(
-        "search", "+space=cnn", "+debug=smoke", "schedule=gradual", *overrides,
-        "study.n_trials=3", cwd=tmp_path,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
+    search = ("search", "+space=cnn", "+debug=smoke", "schedule=gradual", *overrides)
+    refused = forked_nas(*search, "study.n_trials=3", cwd=tmp_path)
+    # its ramp (every 10 of its 4 fine-tuning steps) cut all of the ratios at its step 3
+    assert_one_line_error(refused, "schedule.every=10 puts the ramp's first pruning at step 3")
     study = optuna.load_study(study_name="legacy", storage=f"sqlite:///{folder}/nas.db")
+    study.set_user_attr("schedule_config", {**study.user_attrs["schedule_config"], "every": 1})
+    resumed = forked_nas(*search, "schedule.every=1", "study.n_trials=3", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3

@@ -26,7 +26,7 @@ SMALL = ("+space=cnn", "+debug=smoke", "study.n_trials=5", "study.dense_cache=4"
 MODES = {
     "default": (),
     "channel": ("prune=channel",),
-    "gradual": ("schedule=gradual", "train.finetune_epochs=2"),
+    "gradual": ("schedule=gradual", "train.finetune_epochs=2", "schedule.every=3"),
     "distill": ("finetune.distill=true",),
     "supernet": ("train=supernet", "train.supernet.epochs=1", "train.epochs=1"),
     "nm": ("prune=nm",),

@@ -6,12 +6,14 @@ import pytest
 import torch
 from optuna.trial import FixedTrial
 
+from nas.errors import UsageError
 from nas.prune.methods import MagnitudePruning, weights_to_remove
 from nas.prune.schedule import Gradual, Iterative, OneShot
+from nas.studies.joint_search import searched
 from nas.trial.pipeline import TrialPipeline
 from nas.trial.train import TrainSettings
 from search_spaces.cnn import CNNSpace
-from tests.conftest import conf_defaults
+from tests.conftest import assert_one_line_error, conf_defaults, forked_nas
 from tests.test_objective import PARAMS, Killed, MemoryCheckpoints
 
 FINAL = {"a": 0.9, "b": 0.5}
@@ -68,6 +70,98 @@ def test_every_schedule_reaches_the_final_ratios_within_the_fine_tuning_steps(sc
         after_training = range(total_steps, 2 * total_steps + 1000)
         late = [s for s in after_training if schedule.ratios_at(s, total_steps, EXACTLY_FINAL)]
         assert not late, f"{total_steps} steps: prunes after training at {late[:3]}"
+
+
+def test_a_gradual_ramp_fits_when_it_first_prunes_by_its_middle():
+    assert Gradual(ramp=0.75, every=10).misfit(110) is None  # the ramp ends at step 83
+    assert Gradual(ramp=1.0, every=54).misfit(110) is None  # ends at 109: 54 is its middle
+    assert (
+        Gradual(ramp=1.0, every=55)
+        .misfit(110)
+        .startswith("schedule.every=55 puts the ramp's first pruning at step 55, past its middle")
+    )
+    assert Gradual(ramp=1.0, every=200).misfit(110) == (
+        "schedule.every=200 puts the ramp's first pruning at step 109, past its middle (the "
+        "ramp, schedule.ramp=1.0, reaches the final ratios at step 109): it would cut 100% "
+        "of them there at once, with 1 step left to fine-tune; use a schedule.every of at "
+        "most 54, more fine-tuning steps or schedule=one_shot"
+    )
+    assert Gradual(ramp=0.5, every=1).misfit(4) is None  # the ramp ends at step 2
+    one_step_ramp = Gradual(ramp=0.5, every=1).misfit(2)  # the ramp ends at step 1
+    assert one_step_ramp.endswith("; use more fine-tuning steps or schedule=one_shot")
+    assert Gradual(ramp=0.5, every=1).misfit(0) == (
+        "the ramp (schedule.ramp=0.5, schedule.every=1) prunes between fine-tuning steps, "
+        "and there are none; use more fine-tuning steps (train.finetune_epochs) or "
+        "schedule=one_shot"
+    )
+
+
+def test_iterative_rounds_fit_when_each_has_a_fine_tuning_step():
+    assert Iterative(rounds=4).misfit(4) is None
+    assert Iterative(rounds=5).misfit(4) == (
+        "schedule.rounds=5 rounds need a fine-tuning step each, so some would prune at once; "
+        "use schedule.rounds=4 or fewer, or more fine-tuning steps"
+    )
+    assert Iterative(rounds=1).misfit(0) == (
+        "schedule.rounds=1 rounds prune between fine-tuning steps, and there are none; "
+        "use more fine-tuning steps (train.finetune_epochs) or schedule=one_shot"
+    )
+
+
+def test_one_shot_fits_any_fine_tuning():
+    assert OneShot().misfit(0) is None and OneShot().misfit(1) is None
+
+
+# mnist5k: 3,500 training images, 55 batches of 64 a fine-tuning epoch, 110 in 2 epochs
+ISSUE_34 = ("schedule=gradual", "schedule.ramp=1.0", "schedule.every=200")
+
+
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [
+        (("schedule=iterative", "schedule.rounds=5"), ("schedule.rounds=5 rounds need",)),
+        (("schedule=gradual",), ("schedule.every=10 puts the ramp's first pruning at step 3",)),
+    ],
+)
+def test_a_schedule_that_cannot_act_is_refused_before_any_storage_naming_its_steps(
+    compose_config, tmp_path, overrides, fragments
+):
+    cfg = compose_config(
+        "+space=cnn", "+debug=smoke", *overrides, "study.name=x",
+        f"study.storage=sqlite:///{tmp_path}/x.db",
+    )  # fmt: skip
+    with pytest.raises(UsageError) as refused:
+        searched(cfg, tmp_path)
+    message = str(refused.value)
+    # the smoke data: 240 training images, 4 batches of 64 in its one fine-tuning epoch
+    steps = "4 fine-tuning steps (train.finetune_epochs=1 x 4 batches of train.batch_size=64)"
+    assert message.startswith(f"the pruning schedule cannot act within the {steps}: ")
+    for fragment in fragments:
+        assert fragment in message
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_the_issue_34_schedule_is_refused_by_the_command_in_one_line(tmp_path):
+    result = forked_nas("search", "+space=cnn", *ISSUE_34, cwd=tmp_path)
+    assert_one_line_error(
+        result,
+        "the pruning schedule cannot act within the 110 fine-tuning steps "
+        "(train.finetune_epochs=2 x 55 batches of train.batch_size=64): schedule.every=200",
+    )
+    assert not (tmp_path / "outputs" / "nas.db").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("schedule=gradual",),  # the defaults on mnist5k's 110 fine-tuning steps
+        ("+debug=smoke", "schedule=iterative"),  # 3 rounds, 4 steps
+        ("+debug=smoke", "schedule=gradual", "schedule.every=1"),  # the ramp ends at step 3
+    ],
+)
+def test_a_schedule_that_fits_its_fine_tuning_is_accepted(compose_config, tmp_path, overrides):
+    cfg = compose_config("+space=cnn", *overrides, "study.name=x")
+    searched(cfg, tmp_path)
 
 
 @pytest.mark.parametrize("bad", [{"rounds": 0}, {"rounds": 1.5}])

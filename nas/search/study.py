@@ -443,6 +443,20 @@ def check_weight_sharing(
         )
 
 
+def check_schedule_fits(pipeline: TrialPipeline) -> None:
+    """Raise a UsageError, naming the settings and step counts, when the pipeline's
+    schedule cannot act within its fine-tuning steps (see `Schedule.misfit`)."""
+    steps = pipeline.finetune_steps()
+    why = pipeline.schedule.misfit(steps)
+    if why:
+        settings = pipeline.settings
+        raise UsageError(
+            f"the pruning schedule cannot act within the {steps} fine-tuning steps "
+            f"(train.finetune_epochs={settings.finetune_epochs} x {pipeline.steps_per_epoch()} "
+            f"batches of train.batch_size={settings.batch_size}): {why}"
+        )
+
+
 def epoch_limit(max_epochs: int | None) -> str:
     """The epoch budget as the log states it: `max_epochs=N`, or `no epoch limit`."""
     return "no epoch limit" if max_epochs is None else f"max_epochs={max_epochs}"

@@ -11,12 +11,16 @@ from omegaconf import DictConfig
 from nas.report.dashboard import save_study_plots, save_trial_note
 from nas.report.front import report_front
 from nas.search.reference import smallest_architecture
-from nas.search.study import Outcome, Search
+from nas.search.study import Outcome, Search, check_schedule_fits
 
 
 def searched(cfg: DictConfig, launch_dir: Path, dense_cache: int = 0) -> Search:
-    """`Search.from_config` with the dashboard's note on every finished trial."""
-    return Search.from_config(cfg, launch_dir, dense_cache=dense_cache, note=save_trial_note)
+    """`Search.from_config` with the dashboard's note on every finished trial, refused
+    when its schedule cannot act within the fine-tuning (a study's report, which retrains
+    what the study ran, is not refused)."""
+    search = Search.from_config(cfg, launch_dir, dense_cache=dense_cache, note=save_trial_note)
+    check_schedule_fits(search.pipeline)
+    return search
 
 
 def finish(study: optuna.Study, outcome: Outcome, run_dir: Path) -> optuna.Study:

@@ -94,6 +94,15 @@ class TrialPipeline:
         images, a third of what training on it costs (see `training_flops`)."""
         return self._recalibrated_images() / (3 * len(self.splits.train_x))
 
+    def steps_per_epoch(self) -> int:
+        """Training steps (batches) in one pass over the training set."""
+        return math.ceil(len(self.splits.train_x) / self.settings.batch_size)
+
+    def finetune_steps(self) -> int:
+        """Fine-tuning steps of a run, over all its fine-tuning epochs: the steps the
+        schedule spreads its pruning over."""
+        return self.settings.finetune_epochs * self.steps_per_epoch()
+
     def finetuning(self, epochs: int) -> TrialPipeline:
         """This pipeline, fine-tuning `epochs` epochs."""
         return replace(self, settings=replace(self.settings, finetune_epochs=epochs))
@@ -362,9 +371,8 @@ class TrialPipeline:
         targets = run.progress.sparsity_target
         if targets is None:
             return None
-        steps_per_epoch = math.ceil(len(self.splits.train_x) / self.settings.batch_size)
-        finetune_steps = self.settings.finetune_epochs * steps_per_epoch
-        first_step = (epoch - self.settings.epochs - 1) * steps_per_epoch
+        finetune_steps = self.finetune_steps()
+        first_step = (epoch - self.settings.epochs - 1) * self.steps_per_epoch()
 
         def before_step(step: int) -> None:
             ratios = self.schedule.ratios_at(first_step + step, finetune_steps, targets)
