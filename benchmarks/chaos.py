@@ -30,7 +30,9 @@ script starts on 127.0.0.1 (as `.ci/postgres.sh` does) and removes at the end, o
 * `scale`: `--workers` (1, 2, 4, 8) workers of a cheap trial (`+debug=smoke`: synthetic
   data, one dense and one fine-tuning epoch; `train=default`) started together on a fresh
   study of `--trials` trials. The same count and repeat checks; trials per hour over the
-  window from the first trial's start to the last trial's end; and the storage's time,
+  window from the first trial's start to the last trial's end, and over the trials
+  started once every worker had opened the storage (the workers' imports, which take
+  seconds of CPU each, left out); the workers' CPU time; and the storage's time,
   measured inside the workers without touching the product: the script puts a
   `sitecustomize.py` on their PYTHONPATH that wraps the methods of Optuna's storage
   classes with timers (`benchmarks/storage_timer.py`) and writes the totals at exit.
@@ -77,7 +79,7 @@ from optuna.trial import FrozenTrial, TrialState
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout this script lives in, for the attr keys
 
-from nas.record.attrs import FINETUNE_EPOCHS, RETRY_OF, SUPERNET  # noqa: E402
+from nas.record.attrs import FINETUNE_EPOCHS, NOT_RUN, REPEATS, RETRY_OF, SUPERNET  # noqa: E402
 
 SOURCES = ("nas", "conf", "search_spaces")  # what a worker imports from the code under test
 TIMER = Path(__file__).with_name("storage_timer.py")
@@ -865,14 +867,19 @@ def scale_command(args: argparse.Namespace, url: str, name: str) -> list[str]:
 
 def storage_totals(folder: Path) -> dict:
     """The storage timer's dumps of a run summed: seconds and calls per category, of the
-    main threads and of the others (heartbeats), the workers' CPU seconds and their
-    active seconds (first storage call to exit); `dumps`: how many workers wrote one."""
+    main threads and of the others (heartbeats); the workers' CPU seconds in all and from
+    their first storage call on (the storage opened: the imports and the data behind
+    them), their active seconds (first storage call to exit), the first and last of those
+    calls' times and of their exits; `dumps`: how many workers wrote one."""
     totals = {
         "main": dict.fromkeys(STORAGE_CATEGORIES, 0.0),
         "other": dict.fromkeys(STORAGE_CATEGORIES, 0.0),
         "calls": 0,
         "cpu_s": 0.0,
+        "cpu_after_open_s": 0.0,
         "active_s": 0.0,
+        "first_calls": [],
+        "exits": [],
         "dumps": 0,
         "methods": {},  # main threads' "category/method": [calls, seconds]
     }
@@ -880,8 +887,11 @@ def storage_totals(folder: Path) -> dict:
         dump = json.loads(path.read_text())
         totals["dumps"] += 1
         totals["cpu_s"] += dump["cpu_s"]
+        totals["exits"].append(dump["exited"])
         if dump["first_call"] is not None:
             totals["active_s"] += dump["exited"] - dump["first_call"]
+            totals["cpu_after_open_s"] += dump["cpu_s"] - dump["cpu_at_first_call"]
+            totals["first_calls"].append(dump["first_call"])
         for key, (count, seconds) in dump["calls"].items():
             thread, category, _ = key.split("/", 2)
             totals[thread][category] += seconds
@@ -891,6 +901,18 @@ def storage_totals(folder: Path) -> dict:
                 method[0] += count
                 method[1] += seconds
     return totals
+
+
+def steady_rate(trials: Sequence[FrozenTrial], all_up: float) -> tuple[int, float]:
+    """COMPLETE trials that started once every worker had opened the storage (at the
+    time `all_up`) and the first trial had started, and the seconds from then to the last
+    one's end."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not done:
+        return 0, math.nan
+    start = max(all_up, min(t.datetime_start.timestamp() for t in done))
+    steady = [t for t in done if t.datetime_start.timestamp() >= start]
+    return len(steady), max(t.datetime_complete.timestamp() for t in done) - start
 
 
 def scale_benchmark(args: argparse.Namespace, backend: Backend, out: Path, env_base) -> list:
@@ -921,6 +943,15 @@ def scale_benchmark(args: argparse.Namespace, backend: Backend, out: Path, env_b
         problems = count_problems(trials, args.trials)
         repeated = repeated_params(trials)
         codes = [code for w in workers for code in w.exit_codes]
+        storage = storage_totals(times)
+        all_up = max(storage["first_calls"], default=math.nan)
+        steady, steady_s = steady_rate(trials, all_up)
+        last_end = max(
+            (t.datetime_complete.timestamp() for t in trials if t.state == TrialState.COMPLETE),
+            default=math.nan,
+        )
+        span = last_end - min(storage["first_calls"], default=math.nan)  # CPU after it: idle
+        pruned = [t for t in trials if t.state == TrialState.PRUNED]
         rows.append({
             "backend": backend.name,
             "workers": count,
@@ -930,6 +961,12 @@ def scale_benchmark(args: argparse.Namespace, backend: Backend, out: Path, env_b
             "complete": complete,
             "states": states(trials),
             "trials_per_hour": round(3600 * complete / window, 1) if window else math.nan,
+            "steady_trials": steady,
+            "steady_s": round(steady_s, 1),
+            "steady_per_hour": round(3600 * steady / steady_s, 1) if steady else math.nan,
+            "cores_busy": round(storage["cpu_after_open_s"] / span, 2),
+            "pruned_repeats": sum(REPEATS.on(t) for t in pruned),
+            "pruned_budget": sum(NOT_RUN.on(t) for t in pruned),
             "load_before": before,
             "load_after": load_average(),
             "exit_codes": codes,
@@ -941,7 +978,7 @@ def scale_benchmark(args: argparse.Namespace, backend: Backend, out: Path, env_b
                 ) or "ok",
                 "workers ended cleanly": "ok" if set(codes) == {0} and not hung else f"{codes}",
             },
-            "storage": storage_totals(times),
+            "storage": storage,
         })  # fmt: skip
         print(f"  {rows[-1]['states']}, {rows[-1]['trials_per_hour']} trials/h", flush=True)
     return rows
@@ -949,24 +986,29 @@ def scale_benchmark(args: argparse.Namespace, backend: Backend, out: Path, env_b
 
 def scale_report(rows: list[dict]) -> str:
     """The scale benchmark's markdown tables."""
-    single = {row["backend"]: row["trials_per_hour"] for row in rows if row["workers"] == 1}
+    single = {row["backend"]: row for row in rows if row["workers"] == 1}
     lines = [
-        "| backend | workers | COMPLETE (other states) | window s | trials/h | x 1 worker | "
-        "efficiency (/ N) | worker CPU s/trial | load before / after | checks |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | workers | COMPLETE (PRUNED: repeats, budget) | trials/h, first start to "
+        "last end (s) | x 1 worker | trials/h, all workers up (trials, s) | x 1 worker | "
+        "efficiency (/ N) | worker CPU s/trial after opening | cores busy | load before / "
+        "after | checks |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        base = single.get(row["backend"], math.nan)
-        speedup = row["trials_per_hour"] / base
-        others = ", ".join(f"{n} {s}" for s, n in sorted(row["states"].items()) if s != "COMPLETE")
+        base = single.get(row["backend"], {})
+        speedup = row["trials_per_hour"] / base.get("trials_per_hour", math.nan)
+        steady = row["steady_per_hour"] / base.get("steady_per_hour", math.nan)
         checks = "ok" if set(row["checks"].values()) == {"ok"} else "; ".join(
             f"{k}: {v}" for k, v in row["checks"].items() if v != "ok"
         )  # fmt: skip
         lines.append(
-            f"| {row['backend']} | {row['workers']} | {row['complete']} ({others or '-'}) | "
-            f"{row['window_s']:.1f} | {row['trials_per_hour']:,.0f} | {speedup:.2f} | "
-            f"{speedup / row['workers']:.2f} | "
-            f"{row['storage']['cpu_s'] / max(row['complete'], 1):.2f} | "
+            f"| {row['backend']} | {row['workers']} | {row['complete']} "
+            f"({row['pruned_repeats']}, {row['pruned_budget']}) | "
+            f"{row['trials_per_hour']:,.0f} ({row['window_s']:.1f}) | {speedup:.2f} | "
+            f"{row['steady_per_hour']:,.0f} ({row['steady_trials']}, {row['steady_s']:.1f}) | "
+            f"{steady:.2f} | {steady / row['workers']:.2f} | "
+            f"{row['storage']['cpu_after_open_s'] / max(row['complete'], 1):.2f} | "
+            f"{row['cores_busy']:.2f} | "
             f"{row['load_before'].split()[0]} / {row['load_after'].split()[0]} | {checks} |"
         )
     lines += [
@@ -1034,9 +1076,9 @@ def main() -> None:
     kill.add_argument("--max-retry", type=int, default=3, help="the study's (study.max_retry)")
     scale = parser.add_argument_group("scale")
     scale.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--trials", type=int, help="n_trials (kill: 80, scale: 48)")
+    parser.add_argument("--trials", type=int, help="n_trials (kill: 80, scale: 160)")
     args = parser.parse_args()
-    args.trials = args.trials or (80 if args.mode == "kill" else 48)
+    args.trials = args.trials or (80 if args.mode == "kill" else 160)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
     out = args.out.resolve() / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"

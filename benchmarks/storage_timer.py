@@ -6,7 +6,9 @@ $NAS_STORAGE_TIMES set to a folder, every public method of Optuna's `RDBStorage`
 is not counted again), and at exit the process writes its totals to `<folder>/<pid>.json`:
 
     {"pid": ..., "started": ..., "first_call": ..., "exited": ..., "cpu_s": ...,
-     "calls": {"<thread>/<category>/<method>": [count, seconds], ...}}
+     "cpu_at_first_call": ..., "calls": {"<thread>/<category>/<method>": [count, seconds]}}
+
+(times from `time.time()`; CPU seconds of the process, `time.process_time()`).
 
 `thread` is `main` or `other` (Optuna's heartbeat thread, the supernet's heartbeat);
 `category` is what the call does for a search (see `category`). Without the variable,
@@ -80,6 +82,7 @@ class Totals:
         self.calls: dict[str, list] = {}
         self.started = time.time()
         self.first_call: float | None = None
+        self.cpu_at_first_call: float | None = None
         self.local = threading.local()
 
     def timed(self, method: str, function):
@@ -100,6 +103,7 @@ class Totals:
                 with self.lock:
                     if self.first_call is None:
                         self.first_call = time.time() - seconds
+                        self.cpu_at_first_call = time.process_time()
                     entry = self.calls.setdefault(key, [0, 0.0])
                     entry[0] += 1
                     entry[1] += seconds
@@ -114,6 +118,7 @@ class Totals:
                 "first_call": self.first_call,
                 "exited": time.time(),
                 "cpu_s": time.process_time(),
+                "cpu_at_first_call": self.cpu_at_first_call,
                 "calls": self.calls,
             }
         (folder / f"{os.getpid()}.json").write_text(json.dumps(record))
