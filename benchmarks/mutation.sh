@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python -c "import mutmut" 2>/dev/null || pip install -q "mutmut==3.8.1"
+mkdir -p mutants  # before Python starts: a path missing then stays unsearched
 export PYTHONPATH="$PWD/mutants${PYTHONPATH:+:$PYTHONPATH}"
 # one OpenMP thread: a process forked after torch has run a parallel op can hang in it
 export OMP_NUM_THREADS=1
