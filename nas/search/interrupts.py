@@ -3,7 +3,8 @@ inside a storage call.
 
 A signal that cut a storage call short would leave a SQLite transaction open, holding the
 database's write lock, and Optuna's bookkeeping half done: the trial could then not be
-marked failed (`database is locked`, then Optuna's `Should not reach`). So within
+marked failed, and the command ended in a traceback (`database is locked`, then Optuna's
+`Should not reach`; or an UnboundLocalError in Optuna's tell). So within
 `holding` (every call of the search's storage, and Optuna's own steps around a trial) a
 signal waits; the first one waiting is raised once the hold ends where signals are
 taken, on entering `taking` (a trial's run, within Optuna's held steps), or when
