@@ -82,7 +82,7 @@ def test_the_dashboard_shows_metric_names_notes_weights_and_custom_plots(tmp_pat
         assert "| layer | weights | target sparsity | achieved |" in trial["note"]["body"]
         assert [a["filename"] for a in trial["artifacts"]] == ["pruned-weights.pt"]
     plots = {plot["id"] for plot in detail["plotly_graph_objects"]}
-    assert plots == {"front_3d", "hypervolume", "layer_sparsity"}
+    assert plots == {"front_3d", "compression", "hypervolume", "layer_sparsity"}
 
 
 def _user_attr(trial: dict, key: str):
@@ -104,7 +104,7 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path):
     assert_one_line_error(result, f"cannot serve the dashboard on 127.0.0.1:{port}", "in use")
 
 
-DASHBOARD_PLOTS = ["front_3d", "hypervolume", "layer_sparsity"]
+DASHBOARD_PLOTS = ["front_3d", "hypervolume", "layer_sparsity", "compression"]
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def test_a_plot_that_fails_is_logged_and_the_others_saved(monkeypatch, caplog):
     study = study_of([0, 2])
 
     with caplog.at_level(logging.INFO, logger="nas.report.dashboard"):
-        assert save_study_plots(study) == ["front_3d", "layer_sparsity"]
+        assert save_study_plots(study) == ["front_3d", "layer_sparsity", "compression"]
 
     (line,) = caplog.messages
     assert "hypervolume not drawn" in line and "zero total variance" in line

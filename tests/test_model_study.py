@@ -51,4 +51,4 @@ def test_two_workers_share_a_trained_model_study_and_the_dashboard_serves_it(tmp
         assert "| layer | weights | target sparsity | achieved |" in trial["note"]["body"]
         assert "depthwise" in trial["note"]["body"]  # the network's own layer names
     plots = {plot["id"] for plot in detail["plotly_graph_objects"]}
-    assert plots == {"front_3d", "hypervolume", "layer_sparsity"}
+    assert plots == {"front_3d", "compression", "hypervolume", "layer_sparsity"}

@@ -29,6 +29,7 @@ from nas.report.study_charts import (
 from nas.report.study_views import dense_reference, layer_sparsity, projection
 
 CHARTS = {
+    "compression",
     "front_3d",
     "front_accuracy_params",
     "front_accuracy_flops",

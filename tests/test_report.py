@@ -21,6 +21,8 @@ def test_report_writes_the_front_and_every_plot_of_an_existing_study(tmp_path):
     result = forked_nas("report", "+debug=smoke", "study.name=cnn-smoke", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "compression" in result.stdout and "Pareto front of study 'cnn-smoke'" in result.stdout
+    at_size = result.stdout.split("Accuracy at a size:")[1].splitlines()
+    assert [line.split()[0] for line in at_size[2:7]] == ["0.5%", "1.0%", "2.0%", "5.0%", "10.0%"]
 
     (run_dir,) = [p.parent for p in (tmp_path / "outputs" / "runs").glob("*/front_3d.html")]
     assert not (run_dir / "nas.log").exists(), "report logs nothing: no empty log file"

@@ -18,7 +18,7 @@ from nas.record.attrs import ARCH, PREPROCESSING, REMOVED_CHANNELS, SPACE, TEST_
 from nas.record.candidate import candidate_of
 from nas.record.measures import metric, objective_names
 from nas.report.dashboard import save_study_plots, serve
-from nas.report.front import report_front
+from nas.report.front import report_accuracy_at_sizes, report_front
 from nas.search.configured import bound
 from nas.search.recorded import recorded_config
 from nas.search.storage import (
@@ -103,6 +103,7 @@ def report(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
         if folds:
             variations.append(Folds.of(retrainer, folds))
     report_front(study, run_dir)
+    report_accuracy_at_sizes(study)
     paths = write_plots(study, run_dir, script_folder=run_dir.parent)  # shared by every run
     names = sorted({path.stem for path in paths if path.suffix == ".png"})
     print(f"plots written to {run_dir} as .html and .png: {', '.join(names)}")

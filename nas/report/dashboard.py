@@ -18,7 +18,7 @@ from nas.trial.result import TrialResult
 log = logging.getLogger(__name__)
 
 # The study's custom plots (optuna-dashboard draws neither a 3-D front nor hypervolume).
-DASHBOARD_PLOTS = ("front_3d", "hypervolume", "layer_sparsity")
+DASHBOARD_PLOTS = ("front_3d", "hypervolume", "layer_sparsity", "compression")
 # Study user attr: the complete trials the stored custom plots were drawn from.
 PLOTS_DRAWN_FOR = "dashboard_plots_drawn_for"
 

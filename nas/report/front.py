@@ -10,6 +10,8 @@ import pandas as pd
 
 from nas.record.attrs import ARCH, DENSE_PARAMS, TEST_ACCURACY
 from nas.record.measures import metric, objective_names
+from nas.report.compression import accuracy_at_sizes, at_size_table
+from nas.report.study_views import complete_trials, dense_reference, feasible
 from nas.trial.objectives import DEFAULT
 
 FRONT_COLUMNS = (
@@ -101,3 +103,21 @@ def report_front(study: optuna.Study, run_dir: Path) -> None:
     )
     csv_path, json_path = write_front(rows, run_dir)
     print(f"front written to {csv_path} and {json_path}")
+
+
+def report_accuracy_at_sizes(study: optuna.Study) -> None:
+    """Print the front read as a compression curve: the best validation accuracy within
+    0.5 % to 10 % of the largest dense network's nonzero parameters and FLOPs, with the
+    test accuracy of the same trial."""
+    trials = [trial for trial in complete_trials(study) if feasible(trial)]
+    if not trials:
+        return
+    params, flops = dense_reference(study)
+    rows = accuracy_at_sizes(
+        trials, {"nonzero_params": params, "flops": flops}, objective_names(study)
+    )
+    print(
+        "\nAccuracy at a size: the best validation accuracy within each share of the largest "
+        f"dense network trained ({params:,} nonzero parameters, {flops:,} FLOPs), and the "
+        f"test accuracy of that trial:\n{at_size_table(rows)}"
+    )

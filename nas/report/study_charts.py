@@ -9,7 +9,10 @@
   front-quality benchmark's, see `nas.report.front_quality`), from 0 to 1;
 - `importance_<metric>`: fANOVA importance of the parameters for each objective;
 - `layer_sparsity`: achieved sparsity of each prunable layer of the Pareto-front trials,
-  layers a trial lacks in grey.
+  layers a trial lacks in grey;
+- `compression`: the front as a compression curve, the best validation accuracy within
+  each share of the largest dense network's nonzero parameters and FLOPs (steps), with the
+  test accuracy of the same trials (`nas.report.compression`).
 
 The study's objectives must be named (`study.set_metric_names`) after measures of
 `METRIC_STYLES`. Charts that cannot be defined are left out, with the reason: those that
@@ -27,7 +30,8 @@ from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
-from nas.report.charts.spec import Axis, Bars, Chart, Grid, Points
+from nas.report.charts.spec import TAB10, Axis, Bars, Chart, Grid, Points
+from nas.report.compression import SIZES, compression_curve
 from nas.report.front_quality import hypervolume_history, normalised_objectives
 from nas.report.study_views import (
     complete_trials,
@@ -232,7 +236,28 @@ def layer_sparsity_chart(study: optuna.Study, title: str) -> Chart:
     return Chart(title, x, Axis("layer"), (grid,), size=size)
 
 
+def compression_chart(study: optuna.Study, title: str) -> Chart:
+    """For nonzero parameters and FLOPs, the best validation accuracy among the feasible
+    complete trials within each share of the largest dense network trained, as steps on
+    a log axis, and the test accuracy of the trial each step holds, as markers."""
+    trials = [trial for trial in complete_trials(study) if feasible(trial)]
+    params, flops = dense_reference(study)
+    reference = {"nonzero_params": params, "flops": flops}
+    series = []
+    for color, (size, label) in zip(TAB10, SIZES.items(), strict=False):
+        curve = compression_curve(trials, reference, study.metric_names, size)
+        hover = [trial_text(trial) for trial in curve.trials]
+        series.append(Points(f"validation, within a share of the {label}", curve.shares,
+                             curve.accuracies, color=color, line="steps", hover=hover))  # fmt: skip
+        series.append(Points(f"test, same trial ({label})", curve.shares, curve.test_accuracies,
+                             color=color, marker="open circle", hover=hover))  # fmt: skip
+    caption = f"the largest dense network trained: {params:,} nonzero parameters, {flops:,} FLOPs"
+    x = Axis("share of the largest dense network's size", log=True, percent=True)
+    return Chart(title, x, Axis("accuracy", percent=True), tuple(series), caption=caption)
+
+
 DEFINITIONS: dict[str, Callable[..., Chart]] = {
+    "compression": compression_chart,
     "front": front_chart,
     "front_3d": front_3d_chart,
     "hypervolume": hypervolume_chart,
@@ -258,6 +283,9 @@ def chart_plans(study: optuna.Study) -> dict[str, ChartPlan]:
         plans[f"importance_{metric}"] = ChartPlan("importance", (metric,), title)
     plans["layer_sparsity"] = ChartPlan(
         "layer_sparsity", (), "Achieved sparsity per layer of the Pareto-front trials (%)"
+    )
+    plans["compression"] = ChartPlan(
+        "compression", (), "Accuracy at a size: the best found within each share"
     )
     return plans
 
