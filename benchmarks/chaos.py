@@ -874,6 +874,7 @@ def storage_totals(folder: Path) -> dict:
     totals = {
         "main": dict.fromkeys(STORAGE_CATEGORIES, 0.0),
         "other": dict.fromkeys(STORAGE_CATEGORIES, 0.0),
+        "main_cpu_s": 0.0,  # the main threads' CPU time within storage calls
         "calls": 0,
         "cpu_s": 0.0,
         "cpu_after_open_s": 0.0,
@@ -881,7 +882,7 @@ def storage_totals(folder: Path) -> dict:
         "first_calls": [],
         "exits": [],
         "dumps": 0,
-        "methods": {},  # main threads' "category/method": [calls, seconds]
+        "methods": {},  # main threads' "category/method": [calls, seconds, CPU seconds]
     }
     for path in sorted(folder.glob("*.json")):
         dump = json.loads(path.read_text())
@@ -892,14 +893,17 @@ def storage_totals(folder: Path) -> dict:
             totals["active_s"] += dump["exited"] - dump["first_call"]
             totals["cpu_after_open_s"] += dump["cpu_s"] - dump["cpu_at_first_call"]
             totals["first_calls"].append(dump["first_call"])
-        for key, (count, seconds) in dump["calls"].items():
+        for key, (count, seconds, cpu) in dump["calls"].items():
             thread, category, _ = key.split("/", 2)
             totals[thread][category] += seconds
             totals["calls"] += count
             if thread == "main":
-                method = totals["methods"].setdefault(key.split("/", 1)[1], [0, 0.0])
+                totals["main_cpu_s"] += cpu
+            if thread == "main":
+                method = totals["methods"].setdefault(key.split("/", 1)[1], [0, 0.0, 0.0])
                 method[0] += count
                 method[1] += seconds
+                method[2] += cpu
     return totals
 
 
@@ -1013,9 +1017,10 @@ def scale_report(rows: list[dict]) -> str:
         )
     lines += [
         "",
-        "| backend | workers | storage s/trial | claim | tell | queue | attrs | read | open | "
-        "heartbeat thread s/trial | storage share of worker time | calls/trial |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | workers | storage s/trial | of which client CPU | claim | tell | queue | "
+        "attrs | read | open | heartbeat thread s/trial | storage share of worker time | "
+        "calls/trial |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         storage, n = row["storage"], max(row["complete"], 1)
@@ -1027,21 +1032,23 @@ def scale_report(rows: list[dict]) -> str:
         other = sum(storage["other"].values())
         share = total / storage["active_s"] if storage["active_s"] else math.nan
         lines.append(
-            f"| {row['backend']} | {row['workers']} | **{total / n:.3f}** | {cells} | "
+            f"| {row['backend']} | {row['workers']} | **{total / n:.3f}** | "
+            f"{storage['main_cpu_s'] / n:.3f} | {cells} | "
             f"{other / n:.3f} | {share:.1%} | {storage['calls'] / n:.0f} |"
         )
     lines += [
         "",
         "| backend | workers | the main threads' 4 costliest storage methods: calls per trial "
-        "x ms per call |",
+        "x ms per call (of which client CPU) |",
         "| --- | --- | --- |",
     ]
     for row in rows:
         n = max(row["complete"], 1)
         methods = sorted(row["storage"]["methods"].items(), key=lambda item: -item[1][1])[:4]
         cells = ", ".join(
-            f"{name.split('/')[1]} {calls / n:.1f} x {1000 * seconds / calls:.1f}"
-            for name, (calls, seconds) in methods
+            f"{name.split('/')[1]} {calls / n:.1f} x {1000 * seconds / calls:.1f} "
+            f"({1000 * cpu / calls:.1f})"
+            for name, (calls, seconds, cpu) in methods
         )
         lines.append(f"| {row['backend']} | {row['workers']} | {cells} |")
     return "\n".join(lines)

@@ -6,9 +6,13 @@ $NAS_STORAGE_TIMES set to a folder, every public method of Optuna's `RDBStorage`
 is not counted again), and at exit the process writes its totals to `<folder>/<pid>.json`:
 
     {"pid": ..., "started": ..., "first_call": ..., "exited": ..., "cpu_s": ...,
-     "cpu_at_first_call": ..., "calls": {"<thread>/<category>/<method>": [count, seconds]}}
+     "cpu_at_first_call": ...,
+     "calls": {"<thread>/<category>/<method>": [count, seconds, cpu_seconds], ...}}
 
-(times from `time.time()`; CPU seconds of the process, `time.process_time()`).
+(times from `time.time()`; the process's CPU seconds from `time.process_time()`; a call's
+`seconds` of wall-clock time, its `cpu_seconds` of the calling thread's CPU time,
+`time.thread_time()`: the client's own work, the rest is waiting for the database, its
+locks, the disk or a core).
 
 `thread` is `main` or `other` (Optuna's heartbeat thread, the supernet's heartbeat);
 `category` is what the call does for a search (see `category`). Without the variable,
@@ -92,11 +96,12 @@ class Totals:
             if depth:  # inside another timed call: counted there
                 return function(*args, **kwargs)
             self.local.depth = 1
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 seconds = time.perf_counter() - start
+                cpu = time.thread_time() - cpu
                 self.local.depth = 0
                 main = threading.current_thread() is threading.main_thread()
                 key = f"{'main' if main else 'other'}/{category(method, args[1:], kwargs)}/{method}"
@@ -104,9 +109,10 @@ class Totals:
                     if self.first_call is None:
                         self.first_call = time.time() - seconds
                         self.cpu_at_first_call = time.process_time()
-                    entry = self.calls.setdefault(key, [0, 0.0])
+                    entry = self.calls.setdefault(key, [0, 0.0, 0.0])
                     entry[0] += 1
                     entry[1] += seconds
+                    entry[2] += cpu
 
         return wrapper
 

@@ -150,7 +150,7 @@ def test_the_timer_counts_outermost_calls_only_and_dumps_them(timer, tmp_path):
     Storage().get_trial(5)
     totals.dump(tmp_path)
     dumped = json.loads(next(tmp_path.glob("*.json")).read_text())
-    assert {key: count for key, (count, _) in dumped["calls"].items()} == {
+    assert {key: count for key, (count, _, _) in dumped["calls"].items()} == {
         "main/read/get_all_trials": 1,
         "main/read/get_trial": 1,
     }
