@@ -7,8 +7,10 @@ seeds of: the hypervolume of its front on (1 - accuracy, nonzero params / refere
 FLOPs / reference) from (1, 1, 1), where the reference is the space's largest dense
 architecture; the best validation accuracy with at most 10 %, 5 % and 2 % of the
 reference's nonzero parameters; the epochs and trials spent; the wall time to the first
-finished trial. Draws the fronts of the first seed
-overlaid. Re-running resumes: finished studies are not run again, so seeds can run in
+finished trial. Then accuracy at a size: for 0.5 %, 1 %, 2 %, 5 % and 10 % of the
+reference's nonzero parameters and of its FLOPs, the best validation accuracy within, and
+the test accuracy of the same trials (tables, and a step plot `<name>-at-size.png`).
+Draws the fronts of the first seed overlaid. Re-running resumes: finished studies are not run again, so seeds can run in
 parallel processes (one SQLite file per seed) and a last run over all seeds reports.
 
     python benchmarks/front_quality.py                       # 3 seeds, 80 epochs each
@@ -30,10 +32,11 @@ import os
 import platform
 import statistics
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -46,8 +49,8 @@ from hydra.utils import instantiate  # noqa: E402
 from nas.cli.config_dir import CONF_DIR  # noqa: E402
 from nas.prune import counting  # noqa: E402
 from nas.record.measures import objective_names  # noqa: E402
+from nas.report.compression import SHARES, SIZES, accuracy_at_sizes  # noqa: E402
 from nas.report.front_quality import (  # noqa: E402
-    best_accuracy_within,
     hypervolume,
     non_dominated,
     normalised_objectives,
@@ -130,6 +133,7 @@ SEARCHES = {  # the joint search as configured, with each other sampler, then ot
     ],
 }
 METHODS = [*SEARCHES, *BASELINES]
+CURVE_SHARES = [float(share) for share in np.geomspace(0.002, 1.0, 40)]  # the step plot's
 
 
 @dataclass(frozen=True)
@@ -137,15 +141,21 @@ class Measured:
     """One study's front quality."""
 
     hypervolume: float
-    best_10: float
-    best_2: float
     epochs: float
     train_flops: float  # NaN for studies recorded before trials counted them
     trials: int
     points: object  # normalised objectives of its finished trials
     regret: float = math.nan  # the best known front's hypervolume minus this one's
-    best_5: float = math.nan  # the best validation accuracy with at most 5 % of the params
+    # (size, share) -> (validation, test) accuracy of the best trial within that share of
+    # the reference's size (NaN, NaN where none is that small)
+    at_size: dict = field(default_factory=dict)
     first_front_s: float = math.nan  # wall seconds until its first finished trial
+
+    def best(self, share: float, size: str = "nonzero_params") -> float:
+        """The best validation accuracy within `share` of the reference's `size` (0.0
+        where no trial is that small)."""
+        accuracy = self.at_size[(size, share)][0]
+        return 0.0 if math.isnan(accuracy) else accuracy
 
 
 def cpu_name() -> str:
@@ -258,16 +268,20 @@ def measure(
     spent = np.cumsum([supernet.get("train_flops", 0)] + [_train_flops(t) for t in trials])
     # a prefix (the sums only grow); trials recorded without training FLOPs (NaN) all stay
     trials = trials[: int(np.sum(~(spent[1:] > flops_budget)))][:max_trials]
-    points = normalised_objectives(trials, *reference, objective_names(study))
+    names = objective_names(study)
+    points = normalised_objectives(trials, *reference, names)
+    sizes = dict(zip(SIZES, reference, strict=True))
+    shares = sorted({*SHARES, *CURVE_SHARES})
     return Measured(
         hypervolume=hypervolume(points),
-        best_10=best_accuracy_within(points, 0.10),
-        best_2=best_accuracy_within(points, 0.02),
         epochs=supernet.get("train_epochs", 0) + sum(t.user_attrs["train_epochs"] for t in trials),
         train_flops=spent[len(trials)],
         trials=len(trials),
         points=points,
-        best_5=best_accuracy_within(points, 0.05),
+        at_size={
+            (row.size, row.share): (row.accuracy, row.test_accuracy)
+            for row in accuracy_at_sizes(trials, sizes, names, shares)
+        },
         first_front_s=first_front_seconds(study),
     )
 
@@ -402,14 +416,65 @@ def table(results: dict[str, list[Measured]]) -> str:
         lines.append(
             f"| {method} | {spread([r.hypervolume for r in rows], 4)} "
             f"| {spread([r.regret for r in rows], 4)} "
-            f"| {spread([r.best_10 for r in rows])} | {spread([r.best_5 for r in rows])} "
-            f"| {spread([r.best_2 for r in rows])} "
+            f"| {spread([r.best(0.10) for r in rows])} | {spread([r.best(0.05) for r in rows])} "
+            f"| {spread([r.best(0.02) for r in rows])} "
             f"| {spread([r.epochs for r in rows], 0)} "
             f"| {spread([r.train_flops / 1e12 for r in rows], 1)} "
             f"| {spread([r.trials for r in rows], 0)} "
             f"| {spread([r.first_front_s for r in rows], 1)} |"
         )
     return "\n".join(lines)
+
+
+def at_size_tables(results: dict[str, list[Measured]]) -> str:
+    """Markdown tables, one per size (nonzero parameters, FLOPs): for every method and
+    every share, the mean over seeds of the best validation accuracy within that share of
+    the reference, its spread, and the mean test accuracy of the same trials; `[k/n]` when
+    only k of the n seeds found a network that small."""
+    tables = []
+    for size, label in SIZES.items():
+        lines = [
+            f"| method | {' | '.join(f'≤{share:.1%} {label}' for share in SHARES)} |",
+            f"| --- |{' --- |' * len(SHARES)}",
+        ]
+        for method, rows in results.items():
+            cells = []
+            for share in SHARES:
+                found = [r.at_size[(size, share)] for r in rows]
+                found = [pair for pair in found if not math.isnan(pair[0])]
+                if not found:
+                    cells.append("-")
+                    continue
+                seeds = f" [{len(found)}/{len(rows)}]" if len(found) < len(rows) else ""
+                test = statistics.fmean(pair[1] for pair in found)
+                cells.append(f"{spread([pair[0] for pair in found])} (test {test:.3f}){seeds}")
+            lines.append(f"| {method} | {' | '.join(cells)} |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
+
+
+def plot_at_size(results: dict[str, list[Measured]], path: Path) -> None:
+    """Each method's best validation accuracy within each share of the reference's nonzero
+    parameters, mean over seeds (a seed without so small a network counts 0), as steps."""
+    figure, ax = plt.subplots(figsize=(9, 5.5))
+    colors = plt.get_cmap("tab20").colors
+    for index, (method, rows) in enumerate(results.items()):
+        mean = [statistics.fmean(r.best(share) for r in rows) for share in CURVE_SHARES]
+        ax.step(CURVE_SHARES, mean, where="post", label=method,
+                color=colors[2 * index % 20 + index // 10])  # fmt: skip
+    for share in SHARES:
+        ax.axvline(share, color="grey", linewidth=0.6, alpha=0.5)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
+    ax.set_xlabel("share of the reference's nonzero parameters (log)")
+    ax.set_ylabel("best validation accuracy within (mean over seeds)")
+    ax.set_ylim(0.5, 1.0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title("Accuracy at a size: what accuracy at what size")
+    ax.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 Pairs = dict[str, tuple[list[Measured], list[Measured]]]
@@ -568,6 +633,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nPaired hypervolume differences:\n{differences}")
     path = args.out / f"front_quality{'-' + args.tag if args.tag else ''}.png"
     plot(results, args.seeds[0], path)
+    print("\nAccuracy at a size (validation, mean ± spread over seeds; test of the same trials):")
+    print(at_size_tables(results))
+    at_size_path = path.with_name(path.stem + "-at-size.png")
+    plot_at_size(results, at_size_path)
+    print(f"accuracy at a size drawn in {at_size_path}")
     print(f"fronts drawn in {path}")
     if args.trial_counts:
         print("\nHypervolume on each study's first N finished trials:")

@@ -57,7 +57,7 @@ def test_a_flops_budget_keeps_the_trials_that_ran_within_it_after_the_supernet(b
     assert (whole.trials, whole.train_flops, whole.epochs) == (3, 350.0, 7)
     cut = bench.measure(study, (1000, 1000), flops_budget=300.0)
     assert (cut.trials, cut.train_flops, cut.epochs) == (2, 250.0, 6)
-    assert cut.best_10 == pytest.approx(0.6)  # the third, most accurate trial came too late
+    assert cut.best(0.10) == pytest.approx(0.6)  # the third, most accurate trial came too late
     assert cut.hypervolume < whole.hypervolume
     assert bench.measure(study, (1000, 1000), flops_budget=99.0).trials == 0
 
@@ -83,7 +83,7 @@ def test_the_first_n_trials_are_measured_as_if_the_study_had_stopped_there(bench
     study = study_of(100.0, (0.5, 10, 100.0), (0.6, 20, 50.0), (0.99, 30, 100.0))
     first_two = bench.measure(study, (1000, 1000), max_trials=2)
     assert (first_two.trials, first_two.train_flops, first_two.epochs) == (2, 250.0, 6)
-    assert first_two.best_10 == pytest.approx(0.6)
+    assert first_two.best(0.10) == pytest.approx(0.6)
     rows = bench.by_trial_count({"search": [study]}, [(1000, 1000)], [1, 2, 5])
     assert rows.splitlines()[0] == "| method | first 1 | first 2 | first 5 |"
     one, two, all_three = (
@@ -147,7 +147,7 @@ def test_a_pair_at_equal_flops_is_cut_at_the_cheaper_of_the_two_whatever_else_ra
 
 def test_the_regret_ratio_is_of_the_mean_regrets_as_the_target_reads(bench):
     def measured(regret: float):
-        return bench.Measured(1 - regret, 0, 0, 60, 0, 1, None, regret)
+        return bench.Measured(1 - regret, 60, 0, 1, None, regret)
 
     first = [measured(0.01), measured(0.03)]
     other = [measured(0.02), measured(0.03)]  # per seed 2x and 1x: their mean would be 1.50x
@@ -188,7 +188,7 @@ def test_the_paired_table_states_first_minus_other_per_seed_mean_se_and_seeds_ah
     and the ratio of mean regrets)."""
 
     def rows(*hypervolumes: float):
-        return [bench.Measured(hv, 0, 0, 60, 0, 1, None, 0.55 - hv) for hv in hypervolumes]
+        return [bench.Measured(hv, 60, 0, 1, None, 0.55 - hv) for hv in hypervolumes]
 
     first, other, third = rows(0.50, 0.40, 0.30), rows(0.45, 0.42, 0.20), rows(0.52, 0.30, 0.31)
     pairs = bench.pairs_of({"first": first, "other": other, "third": third})
@@ -242,3 +242,21 @@ def test_pairs_at_equal_flops_give_each_seed_its_own_cut_and_sign(bench):
         "| mean | +0.0405 ± 0.1215 SE, 1/2 |",
         "| mean regret over first's | 1.10x |",
     ]
+
+
+def test_the_accuracy_at_a_size_table_averages_the_seeds_that_found_a_network_that_small(bench):
+    nan = float("nan")
+
+    def seed(at_half_percent, at_one_percent):
+        at_size = {(size, share): (0.9, 0.8) for size in bench.SIZES for share in bench.SHARES}
+        at_size[("nonzero_params", 0.005)] = at_half_percent
+        at_size[("nonzero_params", 0.01)] = at_one_percent
+        return bench.Measured(0.9, 60, 0, 1, None, at_size=at_size)
+
+    results = {"search": [seed((0.70, 0.60), (0.80, 0.75)), seed((nan, nan), (0.90, 0.85))]}
+    params, flops = bench.at_size_tables(results).split("\n\n")
+    cells = params.splitlines()[2].split(" | ")
+    assert cells[1] == "0.700 (test 0.600) [1/2]"  # one seed found none that small
+    assert cells[2] == "0.850 ± 0.071 (test 0.800)"
+    assert results["search"][1].best(0.005) == 0.0
+    assert "≤0.5% FLOPs" in flops.splitlines()[0]
