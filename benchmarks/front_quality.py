@@ -10,8 +10,9 @@ reference's nonzero parameters; the epochs and trials spent; the wall time to th
 finished trial. Then accuracy at a size: for 0.5 %, 1 %, 2 %, 5 % and 10 % of the
 reference's nonzero parameters and of its FLOPs, the best validation accuracy within, and
 the test accuracy of the same trials (tables, and a step plot `<name>-at-size.png`).
-Draws the fronts of the first seed overlaid. Re-running resumes: finished studies are not run again, so seeds can run in
-parallel processes (one SQLite file per seed) and a last run over all seeds reports.
+Draws the fronts of the first seed overlaid. Re-running resumes: finished studies are not
+run again, so seeds can run in parallel processes (one SQLite file per seed) and a last
+run over all seeds reports.
 
     python benchmarks/front_quality.py                       # 3 seeds, 80 epochs each
     python benchmarks/front_quality.py --seeds 0 --methods search lamp two_stage
