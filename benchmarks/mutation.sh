@@ -11,13 +11,15 @@
 #
 # Tests that start `python -m nas` in a subprocess must run the mutated code too: mutmut
 # runs the tests inside mutants/ and sets MUTANT_UNDER_TEST for the process and its
-# children, and PYTHONPATH below puts mutants/ ahead of the editable install for them.
+# children, and PYTHONPATH below puts mutants/ ahead of the editable install for them
+# (mutation_site/sitecustomize.py: while mutmut records coverage, such a child runs
+# the code unmutated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python -c "import mutmut" 2>/dev/null || pip install -q "mutmut==3.8.1"
 mkdir -p mutants  # before Python starts: a path missing then stays unsearched
-export PYTHONPATH="$PWD/mutants${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD/mutants:$PWD/benchmarks/mutation_site${PYTHONPATH:+:$PYTHONPATH}"
 # one OpenMP thread: a process forked after torch has run a parallel op can hang in it
 export OMP_NUM_THREADS=1
 mutmut run --max-children "${JOBS:-1}" || true
