@@ -129,3 +129,13 @@ def test_follow_ups_are_called_in_turn_with_the_smallest_reserve_under_an_epoch_
     state = calls[0][1]
     assert (state.left, state.total, state.before_reserve) == (5, 10, None)
     assert state.affords({}, 2), "with no epoch limit, any trial is affordable"
+
+
+def test_nothing_is_queued_once_the_budget_has_no_trial_left_to_start():
+    study = four_trials()  # the fourth fills n_trials: a polish and a revisit are due
+    run_follow_ups(study, TrialBudget(n_trials=4))
+    assert not waiting(study), "a queued trial the search cannot run is left WAITING"
+    study = four_trials()
+    study.add_trial(finished(16, 0.7, 0.99, 150, train_epochs=10))
+    run_follow_ups(study, TrialBudget(n_trials=100, max_epochs=10))  # every epoch spent
+    assert not waiting(study), "a revisit queued after the last epoch is left WAITING"

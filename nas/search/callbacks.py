@@ -184,7 +184,8 @@ class RepeatStreak:
 
 class QueueFollowUps:
     """Optuna callback: after each trial, `follow_ups` queue what is due, in turn (see
-    `FollowUp`), told what is left of `budget` and what its `candidates` cost."""
+    `FollowUp`), told what is left of `budget` and what its `candidates` cost; nothing
+    once the budget is spent, so that no queued trial outlives the search."""
 
     def __init__(
         self, follow_ups: Sequence[FollowUp], budget: TrialBudget, candidates: Candidates
@@ -205,6 +206,8 @@ class QueueFollowUps:
         return SearchState(left, total, by_epochs, to_start, before_reserve, self.candidates)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.budget.exhausted(study):
+            return
         state = self.state(study, trial)
         for follow_up in self.follow_ups:
             follow_up.queue_after(study, trial, state)
