@@ -3,6 +3,7 @@ its custom plots are redrawn only when a study's trials change."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import signal
@@ -11,10 +12,13 @@ import subprocess
 import time
 import urllib.request
 from collections import Counter
+from wsgiref.util import setup_testing_defaults
 
 import optuna
+import optuna_dashboard
 import pytest
 
+from nas.cli import commands
 from nas.report.dashboard import save_study_plots
 from nas.report.study_charts import DEFINITIONS
 from tests.conftest import assert_one_line_error, forked_nas, nas_command
@@ -157,3 +161,22 @@ def test_a_plot_that_fails_is_logged_and_the_others_saved(monkeypatch, caplog):
 
 def test_a_study_of_one_architecture_saves_its_plots():
     assert save_study_plots(one_architecture_study()) == DASHBOARD_PLOTS
+
+
+def served_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    """The study names optuna-dashboard lists (GET /api/studies) for `storage`."""
+    environ = {"PATH_INFO": "/api/studies", "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    environ["wsgi.input"] = io.BytesIO()
+    body = b"".join(optuna_dashboard.wsgi(storage)(environ, lambda *response: None))
+    return [study["study_name"] for study in json.loads(body)["study_summaries"]]
+
+
+def test_the_dashboard_lists_no_supernet_claim(tmp_path, monkeypatch, compose_config):
+    url = f"sqlite:///{tmp_path}/nas.db"
+    for name in ("cnn", "cnn:supernet-claim-0"):  # a claim lives while the supernet trains
+        optuna.create_study(study_name=name, storage=url)
+    served = []
+    monkeypatch.setattr(commands, "serve", lambda storage, *args: served.append(storage))
+    commands.dashboard(compose_config(f"study.storage={url}"), tmp_path, tmp_path)
+    assert served_names(served[0]) == ["cnn"]

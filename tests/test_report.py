@@ -9,7 +9,7 @@ import pytest
 
 from nas.errors import UsageError
 from nas.report.front import front_rows
-from nas.search.storage import load_named_study
+from nas.search.storage import existing_storage, load_named_study
 from tests.conftest import assert_one_line_error, forked_nas
 from tests.test_plots import CHARTS
 
@@ -68,6 +68,13 @@ def test_no_study_name_lists_the_studies_of_the_storage(tmp_path):
     assert str(error.value) == (
         f"no study.name given; studies in sqlite:///{tmp_path}/outputs/nas.db: cnn, cnn-lamp"
     )
+
+
+def test_a_storage_whose_supernet_trains_holds_one_study_for_the_commands(tmp_path):
+    url = f"sqlite:///{tmp_path}/nas.db"
+    for name in ("cnn", "cnn:supernet-claim-0"):
+        optuna.create_study(study_name=name, storage=url)
+    assert load_named_study(existing_storage(url), None).study_name == "cnn"
 
 
 @pytest.mark.slow

@@ -1,10 +1,12 @@
 """Where a study lives: the storage URL, its password, the RDB storage with heartbeats
 (signals held during its calls), the artifact folder, and opening a study only if it is
-one this search can continue."""
+one this search can continue; the supernet's claim studies, kept out of what the
+commands that read a storage list."""
 
 from __future__ import annotations
 
 import random
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -222,15 +224,34 @@ def _check_same_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
         )
 
 
+def claim_study_name(study_name: str, number: int) -> str:
+    """The name of claim `number` on training the supernet of `study_name` (see
+    `nas.search.supernet`): a study of its own, which exists while the supernet trains."""
+    return f"{study_name}:supernet-claim-{number}"
+
+
+def is_claim(study_name: str) -> bool:
+    """Whether `study_name` is a claim's (`claim_study_name`), not a search's."""
+    return re.fullmatch(r".*:supernet-claim-\d+", study_name) is not None
+
+
+class WithoutClaims(optuna.storages.RDBStorage):
+    """An RDB storage that lists no claim study: what `report`, `export` and the
+    dashboard read."""
+
+    def get_all_studies(self) -> list[optuna.study.FrozenStudy]:
+        return [study for study in super().get_all_studies() if not is_claim(study.study_name)]
+
+
 def existing_storage(url: str) -> optuna.storages.RDBStorage:
-    """The storage at `url`, which must already exist: a missing SQLite file raises
-    UsageError instead of being created empty."""
+    """The storage at `url`, listing no claim study (`WithoutClaims`), which must already
+    exist: a missing SQLite file raises UsageError instead of being created empty."""
     database = sqlite_file(url)
     if database is not None and not database.is_file():
         raise UsageError(
             f"no study database at {database}: run a search first, or point study.storage at one"
         )
-    return optuna.storages.RDBStorage(url)
+    return WithoutClaims(url)
 
 
 def load_named_study(storage: optuna.storages.RDBStorage, name: str | None) -> optuna.Study:

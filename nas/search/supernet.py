@@ -11,7 +11,8 @@ in every storage). The winner records `supernet_claims` = n + 1 and renews
 other worker waits, polling at that interval, until the epochs are done; when the
 heartbeat is older than `study.grace_period` (the trainer died), they race for claim
 n + 1 the same way, and the winner resumes after the last saved epoch. The claim studies
-are deleted once the supernet is trained. A saved state that cannot be read (cut short,
+are deleted once the supernet is trained; `report`, `export` and the dashboard never list
+them. A saved state that cannot be read (cut short,
 overwritten) is reported and deleted, and the record set back to the last epoch whose
 state can be read, so that training resumes after it (from scratch if none can).
 """
@@ -38,6 +39,7 @@ from nas.optuna_internals import storage_of
 from nas.record.attrs import SUPERNET
 from nas.search.checkpoints import UnreadableCheckpoint, load_checkpoint
 from nas.search.interrupts import INTERRUPTS
+from nas.search.storage import claim_study_name
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
 from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
@@ -131,7 +133,7 @@ class SupernetTrainer:
         return True
 
     def _claim_name(self, number: int) -> str:
-        return f"{self.study.study_name}:supernet-claim-{number}"
+        return claim_study_name(self.study.study_name, number)
 
     def _release(self) -> None:
         """Delete the claim studies, once the supernet is trained."""
