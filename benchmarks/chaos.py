@@ -235,7 +235,8 @@ def without_password(url: str) -> tuple[str, dict[str, str]]:
     parsed = make_url(url)
     if parsed.password is None:
         return url, {}
-    bare = parsed.set(password=None).render_as_string(hide_password=False)
+    # URL.set(password=None) keeps the password: None there means "unchanged"
+    bare = parsed._replace(password=None).render_as_string(hide_password=False)
     return bare, {PASSWORD_VARIABLE: str(parsed.password)}
 
 
@@ -284,11 +285,15 @@ class Worker:
         path = self.folder / f"worker{self.slot}-{self.runs}.out"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def kill(self) -> None:
-        """SIGKILL to its process group (`kill -9`), then wait for it."""
+    def kill(self, signum: int = signal.SIGKILL) -> None:
+        """`signum` (SIGKILL: `kill -9`) to its process group, then wait for it; after
+        another signal, SIGKILL if it has not ended within 60 s."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.exit_codes.append(self.process.wait())
+            os.killpg(self.process.pid, signum)
+        try:
+            self.exit_codes.append(self.process.wait(timeout=60))
+        except subprocess.TimeoutExpired:
+            self.kill()
 
     def wait(self, deadline: float) -> bool:
         """Wait for the current run to end before `deadline` (monotonic); False on timeout."""
@@ -336,6 +341,58 @@ def wait_all(workers: Sequence[Worker], timeout: float) -> list[int]:
             hung.append(worker.slot)
             worker.kill()
     return hung
+
+
+class Watch:
+    """Whether study `name` at `url` has stood still for `stall` seconds: no trial added,
+    none changing state, no supernet epoch finished."""
+
+    def __init__(self, url: str, name: str, stall: float) -> None:
+        self.url, self.name, self.stall = url, name, stall
+        self.signature: tuple | None = None
+        self.since = time.monotonic()
+        self.running: list[int] = []
+
+    def stalled(self) -> bool:
+        try:
+            study = optuna.load_study(study_name=self.name, storage=self.url)
+            trials = study.get_trials(deepcopy=False)
+            signature = (
+                tuple(trial.state for trial in trials),
+                SUPERNET.of(study).get("epochs_done", 0),
+            )
+            self.running = [t.number for t in trials if t.state == TrialState.RUNNING]
+        except Exception:  # not created yet, or busy: counts as standing still
+            signature = self.signature
+        now = time.monotonic()
+        if signature != self.signature:
+            self.signature, self.since = signature, now
+        return now - self.since > self.stall
+
+
+def wait_watched(workers: Sequence[Worker], watch: Watch, timeout: float) -> tuple[list, str]:
+    """Wait for every worker's current run. When the study stands still (`watch`) or
+    `timeout` seconds pass, end the live workers with SIGTERM (as Ctrl-C would) and
+    return their slots and why; ([], "") when all ended."""
+    deadline = time.monotonic() + timeout
+    while any(worker.alive for worker in workers):
+        stalled = watch.stalled()
+        if stalled or time.monotonic() > deadline:
+            hung = [worker.slot for worker in workers if worker.alive]
+            why = (
+                f"no progress in {watch.stall:g} s, trials {watch.running} RUNNING"
+                if stalled
+                else f"not ended in {timeout:g} s"
+            )
+            print(f"  workers {hung}: {why}; ending them with SIGTERM", flush=True)
+            for worker in workers:
+                if worker.alive:
+                    worker.kill(signal.SIGTERM)
+            return hung, why
+        time.sleep(2)
+    for worker in workers:
+        worker.wait(deadline)
+    return [], ""
 
 
 # --- what a study holds --------------------------------------------------------------------
@@ -543,11 +600,13 @@ def run_chaos(
     folder: Path,
     env: dict[str, str],
     name: str,
-) -> tuple[list[Kill], list[Worker], list[int], float]:
+) -> tuple[list[Kill], list[Worker], tuple[list[int], str], float]:
     """`--chaos-workers` workers running `command` on study `name` at `url`, killed as
     `kill_plan` says and restarted at once; returns the kills, the workers, the slots that
-    did not end in time and the wall seconds."""
+    did not end (the study stood still for `--stall` seconds, or `--timeout` passed) with
+    the reason, and the wall seconds."""
     workers = [Worker(slot, command, folder, env) for slot in range(args.chaos_workers)]
+    watch = Watch(url, name, args.stall)
     rng = random.Random(args.seed + 1)  # the random workers; the plan has its own draws
     plan = kill_plan(args.seed, args.kills, args.trainer_kills, args.trials, args.jitter)
     start = time.monotonic()
@@ -558,7 +617,7 @@ def run_chaos(
     for planned in plan:
         if planned.trainer:
             target = None
-            while any(w.alive for w in workers):
+            while any(w.alive for w in workers) and not watch.stalled():
                 record, _, _ = study_state(url, name)
                 done = record.get("epochs_done", 0)
                 if done >= args.supernet_epochs:
@@ -574,6 +633,8 @@ def run_chaos(
             time.sleep(planned.delay)
         else:
             while any(w.alive for w in workers) and study_state(url, name)[2] < planned.after:
+                if watch.stalled():
+                    break
                 time.sleep(0.2)
             time.sleep(planned.delay)
             alive = [w for w in workers if w.alive]
@@ -593,7 +654,7 @@ def run_chaos(
         kills.append(kill)
         print(f"  kill {len(kills)}: {asdict(kill)}", flush=True)
         target.start()
-    hung = wait_all(workers, args.timeout)
+    hung = wait_watched(workers, watch, args.timeout)
     return kills, workers, hung, time.monotonic() - start
 
 
@@ -661,12 +722,13 @@ def kill_benchmark(args: argparse.Namespace, backend: Backend, out: Path, env_ba
         print(f"{backend.name} {role}: {workers} worker(s), study {name}", flush=True)
         before = load_average()
         if role == "chaos":
-            kills, slots, hung, wall = run_chaos(args, url, command, folder, env, name)
+            kills, slots, (hung, why), wall = run_chaos(args, url, command, folder, env, name)
         else:
             worker = Worker(0, command, folder, env)
             start = time.monotonic()
             worker.start()
             hung = wait_all([worker], args.timeout)
+            why = f"not ended in {args.timeout:g} s" if hung else ""
             kills, slots, wall = [], [worker], time.monotonic() - start
         study = optuna.load_study(study_name=name, storage=url)
         trials = study.get_trials(deepcopy=False)
@@ -681,6 +743,7 @@ def kill_benchmark(args: argparse.Namespace, backend: Backend, out: Path, env_ba
             "kills": [asdict(kill) for kill in kills],
             "exit_codes": {w.slot: w.exit_codes for w in slots},
             "hung": hung,
+            "hung_why": why,
             "count_problems": count_problems(trials, n_trials),
             "repeated": repeated_params(trials),
             "unretried": unretried(trials, args.max_retry),
@@ -763,8 +826,8 @@ def kill_checks(results: dict, args: argparse.Namespace) -> dict[str, str]:
         "same values as the undisturbed run": verdict(value_problems(results["vs undisturbed"])),
         "same values as the replay": verdict(value_problems(results["vs replay"])),
         "workers ended cleanly": verdict(
-            [f"slot {s} last exit {c}" for s, c in final_codes.items() if c != 0]
-            + ([f"slots {chaos['hung']} did not end in {args.timeout} s"] if chaos["hung"] else [])
+            ([f"slots {chaos['hung']}: {chaos['hung_why']}"] if chaos["hung"] else [])
+            + [f"slot {s} last exit {c}" for s, c in final_codes.items() if c != 0]
         ),
         "undisturbed and replay runs clean": verdict(clean),
     }
@@ -1067,6 +1130,9 @@ def main() -> None:
     parser.add_argument("--worktree", action="store_true", help="run the working tree, not HEAD")
     parser.add_argument("--search-seed", type=int, default=0, help="the studies' seed")
     parser.add_argument("--timeout", type=float, default=1800, help="s for workers to end")
+    parser.add_argument(
+        "--stall", type=float, default=300, help="kill: s without progress that end the run"
+    )
     kill = parser.add_argument_group("kill")
     kill.add_argument("--seed", type=int, default=0, help="draws of the kills")
     kill.add_argument("--kills", type=int, default=10)

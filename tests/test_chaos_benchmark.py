@@ -155,3 +155,10 @@ def test_the_timer_counts_outermost_calls_only_and_dumps_them(timer, tmp_path):
         "main/read/get_trial": 1,
     }
     assert dumped["first_call"] is not None
+
+
+def test_workers_get_the_storage_password_by_environment_not_on_their_command_line(chaos):
+    bare, env = chaos.without_password("postgresql+psycopg2://nas:s3cret@127.0.0.1:5432/nas")
+    assert bare == "postgresql+psycopg2://nas@127.0.0.1:5432/nas"
+    assert env == {"NAS_STORAGE_PASSWORD": "s3cret"}
+    assert chaos.without_password("sqlite:////tmp/nas.db") == ("sqlite:////tmp/nas.db", {})
