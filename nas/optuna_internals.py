@@ -11,6 +11,10 @@
   in), with each call run inside a context (the search holds signals there). Optuna has
   no public hook around storage calls; besides the public methods, the private
   `_get_stale_trial_ids` of its heartbeat protocol is one (`fail_stale_trials` calls it).
+- `unbeaten_trial_ids`: the running trials that never recorded a heartbeat, read from the
+  RDB storage's tables (`optuna.storages._rdb.models`). Optuna's stale check passes over
+  a trial without a heartbeat, so one whose worker died between taking it and its first
+  heartbeat stays RUNNING for good, and the study waits for it; no public API tells.
 
 May import nothing of `nas`.
 """
@@ -20,13 +24,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 
 import optuna
 from optuna._hypervolume import compute_hypervolume
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._rdb import models
+from optuna.trial import TrialState
 
-__all__ = ["compute_hypervolume", "held_storage", "storage_of"]
+__all__ = ["compute_hypervolume", "held_storage", "storage_of", "unbeaten_trial_ids"]
 
 
 def storage_of(study: optuna.Study) -> BaseStorage:
@@ -66,3 +73,31 @@ def held_storage(storage: RDBStorage, hold: Callable[[], AbstractContextManager]
     """`storage` behind Optuna's cache of its trials, as a study would use it, each of its
     calls run inside `hold()`."""
     return _HeldStorage(storage, hold)
+
+
+def unbeaten_trial_ids(study: optuna.Study) -> list[int]:
+    """The ids of `study`'s running trials that started more than its storage's grace
+    period ago and never recorded a heartbeat (none for a storage without heartbeats)."""
+    storage = study._storage
+    backend = storage._backend if isinstance(storage, _CachedStorage) else storage
+    if not isinstance(backend, RDBStorage) or backend.heartbeat_interval is None:
+        return []
+    grace = timedelta(seconds=backend.grace_period or 2 * backend.heartbeat_interval)
+    session = backend.scoped_session()
+    try:
+        running = (
+            session.query(models.TrialModel)
+            .filter(models.TrialModel.study_id == study._study_id)
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .all()
+        )
+        now = datetime.now()  # the clock Optuna stamps a trial's start with
+        return [
+            trial.trial_id
+            for trial in running
+            if not trial.heartbeats
+            and trial.datetime_start is not None
+            and now - trial.datetime_start > grace
+        ]
+    finally:
+        session.close()

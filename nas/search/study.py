@@ -22,6 +22,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from nas.checks import checked, from_node
 from nas.data import Splits, splits_to
 from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
+from nas.optuna_internals import storage_of, unbeaten_trial_ids
 from nas.record.attrs import FAIL_REASON, PREPROCESSING
 from nas.search.callbacks import (
     FailureStreak,
@@ -117,11 +118,21 @@ def _open(
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
-    """Fail the running trials of `study` whose heartbeat went stale; the storage's
-    callback queues them again (a signal waits until both are done)."""
+    """Fail the running trials of `study` whose heartbeat went stale, and those that never
+    beat within the grace period (their worker died as it took them); the storage's
+    callback queues them again (a signal waits until all is done)."""
     with INTERRUPTS.holding(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+        storage = storage_of(study)
+        for trial_id in unbeaten_trial_ids(study):
+            try:
+                failed = storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker failed it first
+            callback = storage.get_heartbeat_stale_trial_callback()
+            if failed and callback is not None:
+                callback(study, storage.get_trial(trial_id))
 
 
 def _optimize(
