@@ -132,10 +132,12 @@ class Totals:
 
 def install(folder: Path) -> Totals:
     """Wrap the storage classes' methods; write the totals to `folder` at exit."""
-    from optuna.storages import RDBStorage, _CachedStorage
+    from optuna.storages import RDBStorage
+
+    from nas.optuna_internals import CachedStorage
 
     totals = Totals()
-    for cls in (RDBStorage, _CachedStorage):
+    for cls in (RDBStorage, CachedStorage):
         for name, value in list(vars(cls).items()):
             public = not name.startswith("_") or name in ("__init__", "_get_stale_trial_ids")
             if inspect.isfunction(value) and public and name not in UNTIMED:

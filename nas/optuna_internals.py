@@ -11,6 +11,8 @@
   in), with each call run inside a context (the search holds signals there). Optuna has
   no public hook around storage calls; besides the public methods, the private
   `_get_stale_trial_ids` of its heartbeat protocol is one (`fail_stale_trials` calls it).
+- `CachedStorage`: that cache's class, for `benchmarks/storage_timer.py`, which times
+  every storage call a study makes, its cached reads included.
 - `unbeaten_trial_ids`: the running trials that never recorded a heartbeat, read from the
   RDB storage's tables (`optuna.storages._rdb.models`). Optuna's stale check passes over
   a trial without a heartbeat, so one whose worker died between taking it and its first
@@ -33,7 +35,14 @@ from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._rdb import models
 from optuna.trial import TrialState
 
-__all__ = ["compute_hypervolume", "held_storage", "storage_of", "unbeaten_trial_ids"]
+__all__ = [
+    "CachedStorage",
+    "compute_hypervolume",
+    "held_storage",
+    "storage_of",
+    "unbeaten_trial_ids",
+]
+CachedStorage = _CachedStorage
 
 
 def storage_of(study: optuna.Study) -> BaseStorage:
