@@ -28,3 +28,20 @@ def test_a_running_trial_that_never_beat_is_failed_after_the_grace_period(tmp_pa
     assert states[fresh.number] == TrialState.RUNNING
     (retry,) = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     assert retry.params == {"x": 0.5} and retry.user_attrs["retry_of"] == dead.number
+
+
+def test_a_retry_runs_what_the_dead_trial_was_queued_with():
+    """A polish queued with its parameters and fine-tuning dies after suggesting one of
+    them: its retry still takes the others as queued, and fine-tunes as the polish did."""
+    study = optuna.create_study()
+    study.enqueue_trial({"x": 0.5, "y": 0.2}, user_attrs={"polish_of": 3, "finetune_epochs": 5})
+    dead = study.ask()
+    dead.suggest_float("x", 0, 1)
+    dead.set_user_attr("train_epochs", 1.5)  # measured while it ran: not carried over
+    study.tell(dead, state=TrialState.FAIL)
+    RetryTrial(3)(study, study.trials[dead.number])
+    retry = study.ask()
+    assert retry.suggest_float("x", 0, 1) == 0.5
+    assert retry.suggest_float("y", 0, 1) == 0.2
+    attrs = study.trials[retry.number].user_attrs
+    assert attrs == {"polish_of": 3, "finetune_epochs": 5, "retry_of": dead.number}

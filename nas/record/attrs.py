@@ -83,6 +83,7 @@ DENSITY_FACTOR: Attr[float] = Attr("density_factor", 1.0)  # of its first trial'
 POLISH_OF: Attr[int] = Attr("polish_of")  # the front trial it fine-tunes longer
 REVISIT_OF: Attr[int] = Attr("revisit_of")  # the front trial whose architecture it revisits
 RETRY_OF: Attr[int] = Attr("retry_of")  # the trial that died and that it runs again
+QUEUED_WITH = (FINETUNE_EPOCHS, SIBLING_OF, DENSITY_FACTOR, POLISH_OF, REVISIT_OF)  # a retry's too
 
 # Why a trial failed, or did not run.
 FAIL_REASON: Attr[str] = Attr("fail_reason")

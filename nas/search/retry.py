@@ -1,9 +1,11 @@
 """Retrying a trial that died: the same parameters again, under a new trial number.
 
 A trial whose process was killed (its heartbeat went stale) or interrupted is queued
-again as a WAITING trial with the same parameters. The retry carries Optuna's own
-system attrs (`failed_trial`, `retry_history`, as `RetryHeartbeatStaleTrialCallback`
-writes them) and a `retry_of` user attr that the dashboard shows.
+again as a WAITING trial with the same parameters: those it had drawn, and those it was
+queued with but had not drawn yet; and with the user attrs it was queued with (a polish's
+fine-tuning, what a sibling follows up). The retry carries Optuna's own system attrs
+(`failed_trial`, `retry_history`, as `RetryHeartbeatStaleTrialCallback` writes them) and a
+`retry_of` user attr that the dashboard shows.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.record.attrs import RETRY_OF
+from nas.record.attrs import QUEUED_WITH, RETRY_OF
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,19 @@ class RetryTrial:
                 len(history),
             )
             return
+        queued = {a.key: trial.user_attrs[a.key] for a in QUEUED_WITH if a.key in trial.user_attrs}
+        fixed = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
         study.add_trial(
             optuna.create_trial(
                 state=TrialState.WAITING,
                 params=trial.params,
                 distributions=trial.distributions,
-                user_attrs=RETRY_OF(trial.number),
-                system_attrs={"failed_trial": original, "retry_history": history},
+                user_attrs={**queued, **RETRY_OF(trial.number)},
+                system_attrs={
+                    "failed_trial": original,
+                    "retry_history": history,
+                    "fixed_params": fixed,
+                },
             )
         )
         log.info("trial %d did not finish; its parameters are queued again", trial.number)
