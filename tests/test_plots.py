@@ -223,7 +223,7 @@ def test_each_projection_shows_its_own_front(study, name, metrics, front):
     assert step_trace.line.shape == "hv"
 
 
-def test_trials_over_budget_are_apart_from_the_front_in_the_page_and_the_image(study):
+def test_infeasible_trials_are_apart_from_the_front_in_the_page_and_the_image(study):
     over_budget = optuna.create_study(directions=study.directions)
     for trial in study.trials:
         if trial.state == TrialState.COMPLETE:  # a budget of 25,000 nonzero parameters
@@ -241,7 +241,7 @@ def test_trials_over_budget_are_apart_from_the_front_in_the_page_and_the_image(s
     points = {group.get_label(): group.get_offsets()[:, 0] for group in image.axes[0].collections}
 
     for drawn in ({name: trace.x for name, trace in traces.items()}, points):
-        assert sorted(drawn["over budget"]) == [30_000]  # trial 6
+        assert sorted(drawn["infeasible"]) == [30_000]  # trial 6, over budget
         assert sorted(drawn["Pareto front"]) == [1_500, 3_000, 5_000, 12_000]
         assert sorted(drawn["dominated"]) == [8_000, 20_000]
 

@@ -8,10 +8,10 @@ import optuna
 import pytest
 
 from nas.errors import UsageError
-from nas.report.front import front_rows
+from nas.report.front import front_rows, report_front
 from nas.search.storage import existing_storage, load_named_study
 from tests.conftest import assert_one_line_error, forked_nas
-from tests.test_plots import CHARTS
+from tests.test_plots import CHARTS, TRIALS, complete_trial, empty_study
 
 
 @pytest.mark.slow
@@ -91,3 +91,25 @@ def test_compression_is_dense_over_nonzero_parameters():
     study.add_trial(optuna.create_trial(values=[0.91, 250, 5000], user_attrs=attrs))
     (row,) = front_rows(study)
     assert row["compression"] == 4.0 and row["sparsity"] == 0.75
+
+
+def test_the_printed_front_names_the_infeasible_trials_it_leaves_off(tmp_path, capsys):
+    study = empty_study()
+    limits = {  # trial 7 below the accuracy floor, 6 over a parameter budget, 5 both
+        5: {"min_accuracy_kept": 0.01, "max_nonzero_params": 3_000.0},
+        6: {"min_accuracy_kept": -0.1, "max_nonzero_params": 25_000.0},
+        7: {"min_accuracy_kept": 0.05},
+    }
+    for number in (0, 3, 5, 6, 7):
+        trial = complete_trial(*TRIALS[number])
+        for key, value in limits.get(number, {"min_accuracy_kept": -0.2}).items():
+            trial.set_constraint(key, value)
+        study.add_trial(trial)
+    report_front(study, tmp_path)
+    out = capsys.readouterr().out
+    assert {row["trial"] for row in front_rows(study)} == {0, 1}  # trials 0 and 3, renumbered
+    assert "Pareto front of study" in out and "(2 of 5 finished trials):" in out
+    assert (
+        "3 finished trials are infeasible, left off the front: min_accuracy_kept (trials 2, 4), "
+        "max_nonzero_params (trials 2, 3)\n"
+    ) in out

@@ -93,14 +93,37 @@ def write_front(rows: list[dict], folder: Path) -> tuple[Path, Path]:
     return csv_path, json_path
 
 
+def infeasible_line(study: optuna.Study) -> str | None:
+    """Which finished trials of `study` are infeasible, by the constraint they break;
+    None when none is."""
+    trials = [trial for trial in complete_trials(study) if not feasible(trial)]
+    if not trials:
+        return None
+    broken: dict[str, list[str]] = {}
+    for trial in trials:
+        for name, value in trial.constraints.items():
+            if value > 0:
+                broken.setdefault(name, []).append(str(trial.number))
+    by_constraint = ", ".join(
+        f"{name} (trial{'s' if len(numbers) > 1 else ''} {', '.join(numbers)})"
+        for name, numbers in broken.items()
+    )
+    are = "s are" if len(trials) > 1 else " is"
+    return f"{len(trials)} finished trial{are} infeasible, left off the front: {by_constraint}"
+
+
 def report_front(study: optuna.Study, run_dir: Path) -> None:
-    """Print the study's Pareto front and write it as CSV and JSON into `run_dir`."""
+    """Print the study's Pareto front, and which finished trials are infeasible, and write
+    the front as CSV and JSON into `run_dir`."""
     rows = front_rows(study)
-    finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    finished = len(complete_trials(study))
     print(
         f"\nPareto front of study {study.study_name!r} ({len(rows)} of {finished} "
         f"finished trials):\n{front_table(rows)}"
     )
+    infeasible = infeasible_line(study)
+    if infeasible:
+        print(infeasible)
     csv_path, json_path = write_front(rows, run_dir)
     print(f"front written to {csv_path} and {json_path}")
 

@@ -71,7 +71,7 @@ HYPERVOLUME_AXIS_TITLE = "normalised hypervolume"
 FRONT_COLOR = "#d62728"
 DOMINATED_COLOR = "#7f7f7f"
 DOMINATED_OPACITY = 0.3
-INFEASIBLE_COLOR = "#ff7f0e"  # trials over study.max_nonzero_params / study.max_flops
+INFEASIBLE_COLOR = "#ff7f0e"  # trials outside a constraint (budgets, accuracy floor)
 SPARSITY_COLOR_SCALE = "Blues"
 ABSENT_COLOR = "#d9d9d9"  # a layer the trial's architecture lacks
 ABSENT_LABEL = "layer absent from the architecture"
@@ -127,12 +127,13 @@ def _trial_points(name: str, trials: Sequence[FrozenTrial], axes: int, **style) 
 
 
 def _front_groups(projected: optuna.Study) -> dict[str, list[FrozenTrial]]:
-    """The complete trials of `projected`, as dominated, over budget and on its front."""
+    """The complete trials of `projected`, as dominated, infeasible (outside one of the
+    study's constraints) and on its front."""
     front = {trial.number for trial in projected.best_trials}
-    groups: dict[str, list[FrozenTrial]] = {"dominated": [], "over budget": [], "front": []}
+    groups: dict[str, list[FrozenTrial]] = {"dominated": [], "infeasible": [], "front": []}
     for trial in complete_trials(projected):
         if not feasible(trial):
-            groups["over budget"].append(trial)
+            groups["infeasible"].append(trial)
         else:
             groups["front" if trial.number in front else "dominated"].append(trial)
     return groups
@@ -140,14 +141,14 @@ def _front_groups(projected: optuna.Study) -> dict[str, list[FrozenTrial]]:
 
 def front_chart(study: optuna.Study, title: str, metrics: Sequence[str]) -> Chart:
     """The projection of `study` on two `metrics` (x, y): the dominated trials faint,
-    trials over budget in orange, its front bright and joined as a step line."""
+    infeasible trials in orange, its front bright and joined as a step line."""
     projected = projection(study, metrics)
     groups = _front_groups(projected)
     faint = {"opacity": DOMINATED_OPACITY}
     steps = front_steps(projected)
     series = [
         _trial_points("dominated", groups["dominated"], 2, color=DOMINATED_COLOR, **faint),
-        _trial_points("over budget", groups["over budget"], 2, color=INFEASIBLE_COLOR, **faint),
+        _trial_points("infeasible", groups["infeasible"], 2, color=INFEASIBLE_COLOR, **faint),
         Points("Pareto front step", steps[:, 0], steps[:, 1], color=FRONT_COLOR, marker="",
                line="steps", legend=False),
         _trial_points("Pareto front", groups["front"], 2, color=FRONT_COLOR),
@@ -158,13 +159,13 @@ def front_chart(study: optuna.Study, title: str, metrics: Sequence[str]) -> Char
 
 def front_3d_chart(study: optuna.Study, title: str, metrics: Sequence[str]) -> Chart:
     """Every trial of `study` against the three `metrics` (x, y, z): the Pareto front of
-    all three bright, the dominated trials faint, trials over budget as orange crosses."""
+    all three bright, the dominated trials faint, infeasible trials as orange crosses."""
     projected = projection(study, metrics)
     groups = _front_groups(projected)
     series = [
         _trial_points("dominated", groups["dominated"], 3, color=DOMINATED_COLOR,
                       opacity=DOMINATED_OPACITY, size=5.3),
-        _trial_points("over budget", groups["over budget"], 3, color=INFEASIBLE_COLOR,
+        _trial_points("infeasible", groups["infeasible"], 3, color=INFEASIBLE_COLOR,
                       marker="x"),
         _trial_points("Pareto front of all three", groups["front"], 3, color=FRONT_COLOR,
                       size=8.4),
