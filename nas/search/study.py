@@ -34,6 +34,7 @@ from nas.search.callbacks import (
 )
 from nas.search.candidates import PipelineCandidates
 from nas.search.configured import bound, configured
+from nas.search.constraints import Constraints
 from nas.search.interrupts import INTERRUPTS
 from nas.search.objective import trial_objective
 from nas.search.polish import Polish
@@ -365,7 +366,8 @@ class Search:
         )  # fmt: skip
         self.store_dir.mkdir(parents=True, exist_ok=True)
         store = FileSystemArtifactStore(self.store_dir)
-        hooks = TrialHooks(store, budget, opts, self.pipeline.settings, self.note)
+        constraints = Constraints.of(opts, self.pipeline.splits.val_y)
+        hooks = TrialHooks(store, budget, opts, self.pipeline.settings, constraints, self.note)
         pipeline = replace(self.pipeline, space=space) if space else self.pipeline
         if self.supernet is not None:
             pipeline = self.with_supernet(pipeline, study, store)

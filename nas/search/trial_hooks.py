@@ -13,6 +13,7 @@ from torch import nn
 
 from nas.search.callbacks import TrialBudget
 from nas.search.checkpoints import ArtifactCheckpoints
+from nas.search.constraints import Constraints
 from nas.search.repeats import refuse_repeat
 from nas.search.settings import StudySettings
 from nas.search.weights import save_pruned_weights
@@ -29,12 +30,13 @@ class TrialHooks:
     """The hooks a search hands its trial objective (see `trial_objective`): trials
     training more than `opts.checkpoint_over_epochs` epochs (`settings`) checkpoint into
     the artifact `store`; a trial is checked for repeats and charged to `budget` before it
-    runs, and its pruned weights, `note` (if any) and constraints are kept after it."""
+    runs, and its pruned weights, `note` (if any) and `constraints` are kept after it."""
 
     store: FileSystemArtifactStore
     budget: TrialBudget
     opts: StudySettings
     settings: TrainSettings
+    constraints: Constraints
     note: TrialNote | None = None
 
     def checkpoints_for(self, trial: optuna.Trial) -> Checkpoints:
@@ -53,17 +55,4 @@ class TrialHooks:
         save_pruned_weights(self.store, trial, model)
         if self.note is not None:
             self.note(trial, result, model)
-        set_constraints(trial, result, self.opts)
-
-
-def set_constraints(trial: optuna.Trial, result: TrialResult, opts: StudySettings) -> None:
-    """Store the trial's distance to the user's limits as Optuna constraints (positive means
-    infeasible: off the front, and a failure to the sampler): the budgets
-    `study.max_nonzero_params` and `study.max_flops`, and `study.min_accuracy_kept`, the
-    share of its dense network's validation accuracy a pruned network must keep."""
-    for name, limit in (("nonzero_params", opts.max_nonzero_params), ("flops", opts.max_flops)):
-        if limit is not None:
-            trial.set_constraint(f"max_{name}", getattr(result, name) - limit)
-    if opts.min_accuracy_kept is not None:
-        floor = opts.min_accuracy_kept * result.dense_accuracy
-        trial.set_constraint("min_accuracy_kept", floor - result.accuracy)
+        self.constraints.set(trial, result)
