@@ -50,13 +50,14 @@ def storage_of(study: optuna.Study) -> BaseStorage:
     return study._storage
 
 
-def _held(method: Callable) -> Callable:
-    """`method` of a `_HeldStorage`, run inside its `hold()`."""
+def _held(name: str) -> Callable:
+    """`_CachedStorage`'s method `name` for a `_HeldStorage`, run inside its `hold()`;
+    looked up at each call, so that what patches `_CachedStorage` later (a timer) applies."""
 
-    @functools.wraps(method)
+    @functools.wraps(getattr(_CachedStorage, name))
     def call(self: _HeldStorage, *args, **kwargs):
         with self.hold():
-            return method(self, *args, **kwargs)
+            return getattr(_CachedStorage, name)(self, *args, **kwargs)
 
     return call
 
@@ -65,9 +66,10 @@ def _every_call_held(cls: type[_CachedStorage]) -> type[_CachedStorage]:
     """`cls` with each storage call of `_CachedStorage` (its public methods, and
     `_get_stale_trial_ids`) run inside `self.hold()`."""
     for name in dir(_CachedStorage):
-        method = getattr(_CachedStorage, name)
-        if callable(method) and (not name.startswith("_") or name == "_get_stale_trial_ids"):
-            setattr(cls, name, _held(method))
+        if callable(getattr(_CachedStorage, name)) and (
+            not name.startswith("_") or name == "_get_stale_trial_ids"
+        ):
+            setattr(cls, name, _held(name))
     return cls
 
 
