@@ -15,10 +15,11 @@ BALANCED = torch.arange(10).repeat(75)
 
 
 class Recorded:
-    """A running trial, as far as its constraints go."""
+    """A running trial that is no polish, as far as its constraints go."""
 
     def __init__(self) -> None:
         self.constraints: dict[str, float] = {}
+        self.user_attrs: dict = {}
 
     def set_constraint(self, key: str, value: float) -> None:
         self.constraints[key] = value

@@ -9,6 +9,7 @@ import torch
 from optuna.trial import TrialState
 
 from nas.prune.methods import MagnitudePruning
+from nas.search.constraints import Constraints
 from nas.search.objective import trial_objective
 from nas.search.polish import Polish
 from nas.search.recorded import recorded_config, setting_changes
@@ -143,3 +144,23 @@ def test_early_exit_judges_a_drawn_candidate_but_never_a_polish(tiny_splits):
     assert drawn.user_attrs["finetune_skipped"] and drawn.user_attrs["train_epochs"] == 1
     assert not polish.user_attrs["finetune_skipped"]
     assert polish.user_attrs["train_epochs"] == 1 + 2  # 1 dense epoch, then its own 2
+
+
+class Measured:
+    """What `Constraints.set` reads of a polish's result: its objective values."""
+
+    def __init__(self, *values: float) -> None:
+        self.measured = values
+
+    def values(self, names) -> tuple[float, ...]:
+        return self.measured
+
+
+@pytest.mark.parametrize(("accuracy", "on_front"), [(0.95, False), (0.96, True)])
+def test_a_polish_with_its_trials_values_is_not_a_second_front_point(study, accuracy, on_front):
+    Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)  # of trial 0: 0.95
+    polish = study.ask(fixed_distributions=DISTRIBUTIONS)
+    Constraints(None, None, None).set(polish, Measured(accuracy, 1000, 10_000))
+    study.tell(polish, [accuracy, 1000, 10_000])
+    front = {trial.number for trial in study.best_trials}
+    assert (polish.number in front, 0 in front) == (on_front, not on_front)
