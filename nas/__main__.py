@@ -7,6 +7,7 @@ with the remaining overrides and hands the config to the command's plain functio
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -109,6 +110,16 @@ def fail(message: str, exit_code: int = 2) -> int:
     return exit_code
 
 
+def drop_unused_run_dir(run_dir: Path) -> None:
+    """Remove the run folder of a refused command when it holds nothing but Hydra's own
+    record of the run (`.hydra`) and empty files."""
+    if not run_dir.is_dir():
+        return
+    entries = list(run_dir.iterdir())
+    if all(e.name == ".hydra" or (e.is_file() and not e.stat().st_size) for e in entries):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m nas` and the `nas` script; returns the exit code. Ctrl-C
     or SIGTERM ends any command with one line and 128 + the signal number (see
@@ -150,6 +161,7 @@ def run_command(args: list[str]) -> int:
         except NasError as error:
             if full_error:
                 raise
+            drop_unused_run_dir(Path(HydraConfig.get().runtime.output_dir))
             sys.exit(fail(str(error), error.exit_code))
 
     OmegaConf.register_new_resolver("pid", os.getpid, replace=True)  # used by hydra.run.dir

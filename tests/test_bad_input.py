@@ -105,3 +105,15 @@ def test_bad_input_is_one_line_exit_2_and_leaves_every_file_as_it_was(
     written = [path.read_bytes() for path in (launch / "outputs").rglob("*") if path.is_file()]
     assert SECRET not in result.stdout + result.stderr
     assert not any(SECRET.encode() in content for content in written)
+
+
+@pytest.mark.slow
+def test_a_missing_database_driver_names_the_extra_and_a_refusal_leaves_no_run_folder(tmp_path):
+    done = forked_nas(
+        "search", "+space=cnn", "+debug=smoke", "study.storage=postgresql+psycopg://u@localhost/db",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(done, "No module named 'psycopg'")
+    assert "pip install 'nas[postgres]'" in done.stderr and "postgresql+psycopg2://" in done.stderr
+    runs = tmp_path / "outputs" / "runs"
+    assert not runs.exists() or not list(runs.iterdir()), "a refused command left a run folder"

@@ -57,10 +57,18 @@ def storage_location(
 
 
 def storage_error(url: str, error: BaseException) -> UsageError:
-    """The one-line error for a storage at `url` that failed to open with `error`."""
+    """The one-line error for a storage at `url` that failed to open with `error`; a
+    missing database driver says which one the project's `postgres` extra brings."""
+    cause = root_cause(error)
+    hint = (
+        "; the project's PostgreSQL driver comes with pip install 'nas[postgres]' "
+        "(psycopg2: postgresql+psycopg2://...)"
+        if isinstance(cause, ModuleNotFoundError)
+        else ""
+    )
     return UsageError(
         f"cannot open the study storage {without_password(url)} (study.storage): "
-        f"{hide_secret(failure_reason(root_cause(error)))}"
+        f"{hide_secret(failure_reason(cause))}{hint}"
     )
 
 
