@@ -113,6 +113,24 @@ def test_a_weight_sharing_search_polishes_its_front_in_the_last_share(compose_co
     assert supernet + sum(t.user_attrs["train_epochs"] for t in trials) <= 20
 
 
+@pytest.mark.slow
+def test_a_finished_weight_sharing_search_leaves_no_queued_trial_and_no_point_twice(
+    compose_config, tmp_path
+):
+    cfg = compose_config(
+        "+space=cnn", "+debug=smoke", "train=supernet", "train.supernet.epochs=1",
+        "study.name=test", f"study.storage=sqlite:///{tmp_path}/s.db", "study.n_trials=30",
+        "seed=1",  # trial 27 polishes trial 22 at its ceiling: the same values, on the front
+    )  # fmt: skip
+    study = run_search(cfg, launch_dir=tmp_path, run_dir=tmp_path / "run")
+    assert not study.get_trials(states=(TrialState.WAITING,)), "a polish queued after the last"
+    polishes = [t for t in study.trials if "polish_of" in t.user_attrs]
+    twins = [p for p in polishes if p.values == study.trials[p.user_attrs["polish_of"]].values]
+    assert twins, "the smoke search should polish a trial at its ceiling (accuracy 1.0)"
+    points = [tuple(trial.values) for trial in study.best_trials]
+    assert len(points) == len(set(points)), "one network twice on the front"
+
+
 def test_a_study_recorded_before_polishing_resumes_without_it_and_refuses_it():
     study = optuna.create_study()
     study.set_user_attr("train_config", {"epochs": 3, "finetune_epochs": 2})
