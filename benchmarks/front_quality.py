@@ -331,10 +331,7 @@ def by_trial_count(
     """A markdown table of every method's hypervolume (mean ± spread over seeds) on its
     studies' first N finished trials, for each N of `counts`: how the front grows with
     trials. A cell whose studies finished fewer than N says how many they did (mean)."""
-    lines = [
-        f"| method | {' | '.join(f'first {n}' for n in counts)} |",
-        f"| --- |{' --- |' * len(counts)}",
-    ]
+    lines = table_head("method", [f"first {n}" for n in counts])
     for method, rows in studies.items():
         cells = []
         for count in counts:
@@ -404,6 +401,11 @@ def spread(values: list[float], digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def table_head(first: str, columns: list[str]) -> list[str]:
+    """The first two lines of a markdown table: `first`, then `columns`, as headers."""
+    return [f"| {first} | {' | '.join(columns)} |", f"| --- |{' --- |' * len(columns)}"]
+
+
 def table(results: dict[str, list[Measured]]) -> str:
     """A markdown table of every method's mean and spread, best hypervolume first."""
     lines = [
@@ -434,10 +436,7 @@ def at_size_tables(results: dict[str, list[Measured]]) -> str:
     only k of the n seeds found a network that small."""
     tables = []
     for size, label in SIZES.items():
-        lines = [
-            f"| method | {' | '.join(f'≤{share:.1%} {label}' for share in SHARES)} |",
-            f"| --- |{' --- |' * len(SHARES)}",
-        ]
+        lines = table_head("method", [f"≤{share:.1%} {label}" for share in SHARES])
         for method, rows in results.items():
             cells = []
             for share in SHARES:
@@ -527,10 +526,7 @@ def paired(pairs: Pairs, first: str, seeds: list[int]) -> str:
     for method in others:
         own, theirs = (mean_regret(rows) for rows in pairs[method])
         ratios[method] = theirs / own if own > 0 else math.inf
-    lines = [
-        f"| seed | {' | '.join(f'{first} − {method}' for method in others)} |",
-        f"| --- |{' --- |' * len(others)}",
-    ]
+    lines = table_head("seed", [f"{first} − {method}" for method in others])
     for index, seed in enumerate(seeds):
         cells = " | ".join(f"{differences[method][index]:+.4f}" for method in others)
         lines.append(f"| {seed} | {cells} |")
