@@ -233,13 +233,14 @@ class ModelSpace:
         """The cut model of `_cut`, shared with later calls for the same `arch`: read it,
         never change it."""
         self._check_bound()
-        kept = self._kept(arch)
+        dropped = self._dropped(arch)
+        kept = _kept_by(dropped)
         cuts = {
             next(layer for layer in group.layers if kept(layer)): arch[group.name]
             for group in self.groups
             if group.name in arch and any(map(kept, group.layers))
         }
-        plan = {"drop": sorted(self._dropped(arch)), "cut": cuts}
+        plan = {"drop": sorted(dropped), "cut": cuts}
         return _cut_model(self.model, self.in_shape, json.dumps(plan, sort_keys=True))
 
     def _dropped(self, arch: Mapping[str, int]) -> set[str]:
@@ -249,8 +250,12 @@ class ModelSpace:
 
     def _kept(self, arch: Mapping[str, int]) -> Callable[[str], bool]:
         """Whether a module path is kept by the depths of `arch` (a predicate)."""
-        dropped = self._dropped(arch)
-        return lambda path: not any(path == b or path.startswith(b + ".") for b in dropped)
+        return _kept_by(self._dropped(arch))
+
+
+def _kept_by(dropped: set[str]) -> Callable[[str], bool]:
+    """Whether a module path lies outside every block of `dropped` (a predicate)."""
+    return lambda path: not any(path == b or path.startswith(b + ".") for b in dropped)
 
 
 def _depth_key(run: BlockRun) -> str:
