@@ -126,12 +126,12 @@ def fail_stale_trials(study: optuna.Study) -> None:
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
         storage = storage_of(study)
-        callback = storage.get_heartbeat_stale_trial_callback()
-        for trial_id in unbeaten_trial_ids(study):
+        for trial_id in unbeaten_trial_ids(study):  # none without heartbeats
             try:
                 failed = storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another worker failed it first
+            callback = storage.get_heartbeat_stale_trial_callback()
             if failed and callback is not None:
                 callback(study, storage.get_trial(trial_id))
 
