@@ -412,6 +412,18 @@ def test_a_study_whose_parameters_never_vary_has_no_importance_charts():
     }
 
 
+def test_a_study_without_a_feasible_trial_says_so_for_the_sparsity_chart():
+    study = empty_study()
+    for accuracy, params, flops, blocks, hidden, achieved in TRIALS.values():
+        trial = complete_trial(accuracy, params, flops, blocks, hidden, achieved)
+        trial.set_constraint("min_accuracy_kept", 0.2)  # every trial below the floor
+        study.add_trial(trial)
+
+    assert skipped_charts(study)["layer_sparsity"] == (
+        "no complete trial meets the study's constraints (broken: min_accuracy_kept)"
+    )
+
+
 def test_a_chart_whose_drawing_fails_is_skipped_with_the_error_and_the_rest_drawn(
     tmp_path, monkeypatch
 ):

@@ -315,7 +315,12 @@ def skipped_charts(study: optuna.Study) -> dict[str, str]:
         else:
             continue
         skipped[f"importance_{metric}"] = reason
-    if not layer_sparsity(study).layers:
+    if not any(feasible(trial) for trial in trials):
+        broken = sorted({name for t in trials for name, v in t.constraints.items() if v > 0})
+        skipped["layer_sparsity"] = (
+            f"no complete trial meets the study's constraints (broken: {', '.join(broken)})"
+        )
+    elif not layer_sparsity(study).layers:
         skipped["layer_sparsity"] = "no Pareto-front trial records its sparsity_achieved"
     return skipped
 
