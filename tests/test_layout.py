@@ -10,11 +10,12 @@ import pytest
 NAS = Path(__file__).resolve().parent.parent / "nas"
 
 # Each room of nas/ and the rooms it may import (besides itself).
-BASE = {"errors", "checks", "optuna_internals", "prune", "data", "space"}
+BASE = {"errors", "checks", "optuna_internals", "progress", "prune", "data", "space"}
 MAY_IMPORT = {
     "errors": set(),
     "checks": {"errors"},
     "optuna_internals": set(),
+    "progress": set(),
     "prune": {"checks"},
     "data": {"checks"},
     "space": {"errors", "checks", "prune"},

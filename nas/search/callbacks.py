@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from tqdm import tqdm
 
+from nas.progress import progress
 from nas.record.attrs import FAIL_REASON, NOT_RUN, REPEATS, SUPERNET, TRAIN_EPOCHS
 from nas.record.measures import metric, objective_names
 from nas.search.epoch_sums import epoch_sum, fits
@@ -217,9 +217,7 @@ class SearchProgress:
     """Optuna callback: a progress bar over finished trials and one log line per trial."""
 
     def __init__(self, total: int, finished: int) -> None:
-        self.bar = tqdm(
-            total=total, initial=finished, unit="trial", desc="search", dynamic_ncols=True
-        )
+        self.bar = progress(total=total, initial=finished, unit="trial", desc="search")
         self.waiting_for = 0
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:

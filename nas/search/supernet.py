@@ -31,11 +31,11 @@ import optuna
 import torch
 from optuna.artifacts import get_all_artifact_meta, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
-from tqdm import tqdm
 
 from nas.data import Splits
 from nas.errors import UsageError
 from nas.optuna_internals import storage_of
+from nas.progress import progress
 from nas.record.attrs import SUPERNET
 from nas.search.checkpoints import UnreadableCheckpoint, load_checkpoint
 from nas.search.interrupts import INTERRUPTS
@@ -164,7 +164,7 @@ class SupernetTrainer:
                 optimizer.load_state_dict(state["optimizer"])
             record = record_of(self.study)  # what training cost so far, lost epochs too
             spent, flops = record.get("train_epochs", 0), record.get("train_flops", 0)
-            for epoch in tqdm(
+            for epoch in progress(
                 range(done + 1, self.settings.epochs + 1), desc="supernet", unit="epoch",
                 initial=done, total=self.settings.epochs, leave=False,
             ):  # fmt: skip

@@ -43,11 +43,11 @@ import optuna
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
-from tqdm import tqdm
 
 from nas.checks import at_least, checked
 from nas.data.splits import fold_splits
 from nas.errors import UsageError
+from nas.progress import progress
 from nas.prune.methods import ChannelPruning
 from nas.record.attrs import (
     ARCH,
@@ -399,7 +399,7 @@ def retrain_front(study: optuna.Study, retrainer: Retrainer, variation: Variatio
     todo = {v: [t for t in front if reusable(t, v) is None] for v in variation.values}
     rows: dict[tuple[int, int], dict] = {}
     total = sum(map(len, todo.values()))
-    bar = tqdm(total=total, unit="run", desc=variation.name, dynamic_ncols=True, disable=not total)
+    bar = progress(total=total, unit="run", desc=variation.name, disable=not total)
     try:
         for value, trials in todo.items():  # value by value: one retrainer each
             if not trials:

@@ -20,10 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial
 from torch import nn
-from tqdm import tqdm
 
 from nas.checks import at_least, checked, within
 from nas.errors import UsageError
+from nas.progress import progress
 from nas.prune.allocation import METHODS, allocate
 from nas.report.charts.files import write_chart
 from nas.report.sensitivity_chart import by_layer, percent, sensitivity_chart
@@ -64,7 +64,7 @@ def measure(
     Returns the dense validation accuracy and the points, layer by layer."""
     points, dense = [], 0.0
     runs = [(layer, sparsity) for layer in candidate.layers for sparsity in grid]
-    for layer, sparsity in tqdm(runs, desc="sensitivity", unit="model", dynamic_ncols=True):
+    for layer, sparsity in progress(runs, desc="sensitivity", unit="model"):
         result, _ = pipeline.run(Candidate(candidate.arch, {layer: sparsity}), seed)
         dense = result.dense_accuracy
         drop = round(dense - result.accuracy, 6)
