@@ -42,12 +42,12 @@ def test_in_place_distillation_targets_are_the_largest_networks_probabilities_pe
     events = []  # in order: the largest's probabilities, a student's logits, a KL term
     forward, kl_div = Supernet.forward, F.kl_div
 
-    def recording_forward(self, x, candidate):
+    def recording_forward(self, x, candidate, ranks):
         if candidate == self.largest:  # its outputs, computed apart on the same batch
             with torch.no_grad():
                 logits = standalone(self, candidate).train()(x)
             events.append(("largest", torch.softmax(logits, dim=1)))
-        out = forward(self, x, candidate)
+        out = forward(self, x, candidate, ranks)
         if candidate != self.largest:
             events.append(("student", out.detach()))
         return out

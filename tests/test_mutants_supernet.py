@@ -204,9 +204,9 @@ def inputs_seen(data: Splits, global_seed: int) -> list[torch.Tensor]:
     supernet = fresh_supernet()
     seen, forward = [], supernet.forward
 
-    def recording(x: torch.Tensor, candidate: Candidate) -> torch.Tensor:
+    def recording(x: torch.Tensor, candidate: Candidate, ranks) -> torch.Tensor:
         seen.append(x.clone())
-        return forward(x, candidate)
+        return forward(x, candidate, ranks)
 
     supernet.forward = recording
     torch.manual_seed(global_seed)  # whatever the process drew before

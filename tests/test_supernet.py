@@ -315,9 +315,9 @@ def sandwich_run(tiny_splits, epoch: int = 1, **settings):
     steps: list[list[tuple[Candidate, int]]] = [[]]
     forward, step = supernet.forward, optimizer.step
 
-    def recording(x, candidate):
+    def recording(x, candidate, ranks):
         steps[-1].append((candidate, len(x)))
-        return forward(x, candidate)
+        return forward(x, candidate, ranks)
 
     def stepping(*args, **kwargs):
         steps.append([])

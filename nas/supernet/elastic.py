@@ -23,6 +23,8 @@ from torch import nn
 from torch.func import functional_call
 
 from nas.space import Candidate
+from nas.supernet.ranks import ALONE, Ranks
+from nas.supernet.synced_norm import synced_batch_norm
 
 # A network's tensor name -> the name of the shared tensor it is cut from, for a candidate.
 SharedName = Callable[[Candidate, str], str]
@@ -126,9 +128,13 @@ class Supernet(nn.Module):
         with torch.device("meta"):
             return self.build(candidate)
 
-    def forward(self, x: torch.Tensor, candidate: Candidate) -> torch.Tensor:
-        """The logits of `candidate`'s network on `x`, computed with the shared weights."""
+    def forward(self, x: torch.Tensor, candidate: Candidate, ranks: Ranks = ALONE) -> torch.Tensor:
+        """The logits of `candidate`'s network on `x`, computed with the shared weights;
+        with several `ranks`, each holding a share of the batch, its BatchNorms use the
+        whole batch's statistics."""
         network = self.skeleton(candidate).train(self.training)
+        if ranks.world > 1:
+            synced_batch_norm(network)
         return functional_call(network, self.views(candidate, network), (x,))
 
     def weights_for(self, candidate: Candidate) -> dict[str, torch.Tensor]:

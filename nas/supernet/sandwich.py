@@ -19,6 +19,7 @@ from nas.data import Splits
 from nas.prune.counting import dense_flops
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
+from nas.supernet.ranks import ALONE, Ranks
 from nas.trial.train import finite_mean, shuffled_batches
 
 
@@ -115,6 +116,21 @@ class RandomArchitectures:
         return candidate
 
 
+@dataclass(frozen=True)
+class BatchMean:
+    """A loss's mean over a batch of `size` samples of which this rank holds a share:
+    the share's sum over `size`, so that the ranks' losses (and gradients) add up to the
+    whole batch's mean. One rank alone takes the loss's own mean (`batchmean` for KL)."""
+
+    size: int
+    ranks: Ranks
+
+    def __call__(self, loss: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
+        if self.ranks.world == 1:
+            return loss(*args, reduction="batchmean" if loss is F.kl_div else "mean")
+        return loss(*args, reduction="sum") / self.size
+
+
 def sandwich_epoch(
     supernet: Supernet,
     optimizer: torch.optim.Optimizer,
@@ -125,9 +141,13 @@ def sandwich_epoch(
     batch_size: int,
     generator: torch.Generator,
     epoch: int,
+    ranks: Ranks = ALONE,
 ) -> EpochTally:
     """Epoch `epoch` (from 1): one pass over the training split by the sandwich rule.
-    Raises FloatingPointError when the largest network's mean loss is not finite."""
+    With several `ranks`, each runs every network on its share of each batch and the
+    gradients are summed over them before each step (`nas.supernet.ranks`); every rank
+    draws the same batches and networks. Raises FloatingPointError when the largest
+    network's mean loss is not finite."""
     supernet.train()
     distill = settings.distills_in(epoch)
     rotation = itertools.cycle(supernet.covering[1:]) if settings.covering else iter(())
@@ -135,14 +155,16 @@ def sandwich_epoch(
     flops_of = ForwardFlops(supernet, splits.in_shape)
     total, batches = torch.zeros((), device=splits.train_x.device), 0
     samples, flops = 0, 0
-    for step, (inputs, labels) in enumerate(
+    for step, (batch, batch_labels) in enumerate(
         shuffled_batches(splits.train_x, splits.train_y, batch_size, generator, augment)
     ):
+        inputs, labels = ranks.share(batch, batch_labels)
+        mean = BatchMean(len(batch), ranks)
         optimizer.zero_grad(set_to_none=True)
         ran, soft = [], None
         if step % settings.largest_every == 0:
-            logits = supernet(inputs, supernet.largest)
-            loss = F.cross_entropy(logits, labels)
+            logits = supernet(inputs, supernet.largest, ranks)
+            loss = mean(F.cross_entropy, logits, labels)
             loss.backward()
             soft = F.softmax(logits.detach(), dim=1) if distill else None
             ran.append(supernet.largest)
@@ -151,17 +173,18 @@ def sandwich_epoch(
         others = [smallest, *itertools.islice(rotation, 1)]
         others += [draws.draw() for _ in range(settings.subnets - len(others) - 1)]
         for candidate in others:
-            out = supernet(inputs, candidate)
+            out = supernet(inputs, candidate, ranks)
             if soft is not None:
-                F.kl_div(F.log_softmax(out, dim=1), soft, reduction="batchmean").backward()
+                mean(F.kl_div, F.log_softmax(out, dim=1), soft).backward()
             else:
-                F.cross_entropy(out, labels).backward()
+                mean(F.cross_entropy, out, labels).backward()
+        ranks.sum_gradients(supernet.parameters())
         optimizer.step()
         ran += others
-        samples += len(inputs) * len(ran)
-        flops += len(inputs) * sum(map(flops_of, ran))
+        samples += len(batch) * len(ran)
+        flops += len(batch) * sum(map(flops_of, ran))
     return EpochTally(
-        loss=finite_mean(total, batches, "supernet training loss"),
+        loss=finite_mean(ranks.total(total), batches, "supernet training loss"),
         passes=samples / len(splits.train_x),
         flops=flops,
     )
