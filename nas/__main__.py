@@ -20,7 +20,7 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from nas.cli.config_dir import CONF_DIR, available_spaces
-from nas.errors import NasError, UsageError
+from nas.errors import NasError, SearchInterrupted, UsageError
 from nas.search.interrupts import INTERRUPTS
 from nas.search.secrets import move_password_to_env
 
@@ -97,6 +97,7 @@ COMMANDS = {
     "report": "print the front of a study; write CSV, JSON and plots",
     "dashboard": "open optuna-dashboard on the study storage",
     "export": "write a trial's pruned network (trial=N or best) to files",
+    "train-supernet": "train a train=supernet study's supernet, on all processes torchrun starts",
     "baseline": "prune one architecture by a heuristic (method=lamp, ...) or run two_stage",
     "sensitivity": "prune each layer alone at a grid of sparsities; plot accuracy, write caps",
     "predict": "label a folder of images with an exported network (predict.model, predict.images)",
@@ -108,6 +109,15 @@ def fail(message: str, exit_code: int = 2) -> int:
     """Print one error line; returns `exit_code` (2: bad input)."""
     print(f"nas: error: {message}", file=sys.stderr)
     return exit_code
+
+
+def ended(error: NasError) -> int:
+    """Print `error` as one line, `nas: error: ...` or, for an interrupt (not an error),
+    `nas: ...`; returns its exit code."""
+    if error.is_error:
+        return fail(str(error), error.exit_code)
+    print(f"nas: {error}", file=sys.stderr)
+    return error.exit_code
 
 
 def drop_unused_run_dir(run_dir: Path) -> None:
@@ -131,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         signum = getattr(interrupt, "signum", signal.SIGINT)
-        return fail(f"interrupted by {signal.Signals(signum).name}", 128 + signum)
+        return ended(SearchInterrupted(f"interrupted by {signal.Signals(signum).name}", signum))
 
 
 def run_command(args: list[str]) -> int:
@@ -162,7 +172,7 @@ def run_command(args: list[str]) -> int:
             if full_error:
                 raise
             drop_unused_run_dir(Path(HydraConfig.get().runtime.output_dir))
-            sys.exit(fail(str(error), error.exit_code))
+            sys.exit(ended(error))
 
     OmegaConf.register_new_resolver("pid", os.getpid, replace=True)  # used by hydra.run.dir
     sys.argv = [f"nas {command}", *overrides]

@@ -5,6 +5,7 @@ class NasError(Exception):
     """A command cannot go on; `str(error)` is the line to print."""
 
     exit_code = 1
+    is_error = True  # its line reads `nas: error: ...`
 
 
 class UsageError(NasError):
@@ -18,7 +19,10 @@ class SearchStopped(NasError):
 
 
 class SearchInterrupted(NasError):
-    """A signal (Ctrl-C, SIGTERM) stopped the search; exit code 128 + the signal number."""
+    """A signal (Ctrl-C, SIGTERM) stopped the search or another command; exit code 128 +
+    the signal number. A stop asked for, not an error: its line has no `error:`."""
+
+    is_error = False
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)

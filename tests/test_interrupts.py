@@ -17,6 +17,8 @@ from optuna.trial import TrialState
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+import nas.__main__ as cli_main
+from nas.errors import SearchInterrupted, UsageError
 from nas.search.interrupts import INTERRUPTS, Interrupted
 from nas.search.storage import open_storage
 from tests.conftest import forked_nas
@@ -102,6 +104,23 @@ def test_a_hold_in_another_thread_leaves_the_main_thread_taking_signals():
             thread.join()
 
 
+def test_an_interrupt_is_one_plain_line_not_an_error(capsys):
+    message = "interrupted by SIGINT: a trial cut short is marked failed and queued again"
+    assert cli_main.ended(SearchInterrupted(message, signal.SIGINT)) == 130
+    assert capsys.readouterr().err == f"nas: {message}\n"
+    assert cli_main.ended(UsageError("bad value")) == 2
+    assert capsys.readouterr().err == "nas: error: bad value\n"
+
+
+def test_a_command_interrupted_outside_the_search_ends_with_one_plain_line(monkeypatch, capsys):
+    def interrupted(_args: list[str]) -> int:
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(cli_main, "run_command", interrupted)
+    assert cli_main.main(["report"]) == 143
+    assert capsys.readouterr().err == "nas: interrupted by SIGTERM\n"
+
+
 def smoke_db(launch: Path) -> Path:
     return launch / "outputs" / "smoke.db"
 
@@ -113,7 +132,7 @@ def assert_one_interrupt_line(result, signum: signal.Signals) -> None:
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if not PROGRESS_BAR.match(line)]
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"nas: error: interrupted by {signum.name}")
+    assert lines[0].startswith(f"nas: interrupted by {signum.name}")
 
 
 def assert_study_whole(launch: Path) -> None:

@@ -160,9 +160,9 @@ def test_ctrl_c_marks_the_trial_failed_prints_the_front_and_exits_130(tmp_path):
     stdout, stderr = process.communicate(timeout=DEADLINE)
     if process.returncode != 130:  # the whole of stderr: an assertion message is cut short
         pytest.fail(f"exit {process.returncode}, stderr:\n{stderr.decode()}")
-    assert b"Pareto front of study 'cnn-smoke' (0 of 0 finished trials)" in stdout
+    assert b"study 'cnn-smoke' has no finished trial yet: no front to show" in stdout
     assert b"Traceback" not in stderr
-    assert stderr.decode().strip().splitlines()[-1].startswith("nas: error: interrupted by SIGINT")
+    assert stderr.decode().strip().splitlines()[-1].startswith("nas: interrupted by SIGINT")
     first, queued = load(tmp_path).trials
     assert first.state == TrialState.FAIL and first.user_attrs["fail_reason"] == "interrupted"
     assert queued.state == TrialState.WAITING and queued.user_attrs["retry_of"] == 0

@@ -93,6 +93,24 @@ def test_compression_is_dense_over_nonzero_parameters():
     assert row["compression"] == 4.0 and row["sparsity"] == 0.75
 
 
+def test_a_study_without_finished_trials_gets_one_line_and_no_empty_front(tmp_path, capsys):
+    study = empty_study()
+    report_front(study, tmp_path)
+    out = capsys.readouterr().out
+    assert out.strip() == f"study {study.study_name!r} has no finished trial yet: no front to show"
+    assert not list(tmp_path.iterdir())  # no front files without a front
+
+
+def test_a_front_without_feasible_trials_says_so(tmp_path, capsys):
+    study = empty_study()
+    trial = complete_trial(*TRIALS[0])
+    trial.set_constraint("min_accuracy_kept", 0.1)
+    study.add_trial(trial)
+    report_front(study, tmp_path)
+    out = capsys.readouterr().out
+    assert "(0 of 1 finished trials):\n(no feasible trial)\n" in out
+
+
 def test_the_printed_front_names_the_infeasible_trials_it_leaves_off(tmp_path, capsys):
     study = empty_study()
     limits = {  # trial 7 below the accuracy floor, 6 over a parameter budget, 5 both

@@ -65,7 +65,7 @@ def front_rows(study: optuna.Study) -> list[dict]:
 def front_table(rows: list[dict]) -> str:
     """The front as an aligned text table."""
     if not rows:
-        return "(no finished trials yet)"
+        return "(no feasible trial)"
     frame = pd.DataFrame(rows, columns=FRONT_COLUMNS)
     return frame.to_string(
         index=False,
@@ -114,9 +114,13 @@ def infeasible_line(study: optuna.Study) -> str | None:
 
 def report_front(study: optuna.Study, run_dir: Path) -> None:
     """Print the study's Pareto front, and which finished trials are infeasible, and write
-    the front as CSV and JSON into `run_dir`."""
-    rows = front_rows(study)
+    the front as CSV and JSON into `run_dir`; one line, and no files, without a finished
+    trial."""
     finished = len(complete_trials(study))
+    if not finished:
+        print(f"\nstudy {study.study_name!r} has no finished trial yet: no front to show")
+        return
+    rows = front_rows(study)
     print(
         f"\nPareto front of study {study.study_name!r} ({len(rows)} of {finished} "
         f"finished trials):\n{front_table(rows)}"
