@@ -98,6 +98,7 @@ COMMANDS = {
     "dashboard": "open optuna-dashboard on the study storage",
     "export": "write a trial's pruned network (trial=N or best) to files",
     "train-supernet": "train a train=supernet study's supernet, on all processes torchrun starts",
+    "train-supernet": "train a train=supernet study's supernet, on all processes torchrun starts",
     "baseline": "prune one architecture by a heuristic (method=lamp, ...) or run two_stage",
     "sensitivity": "prune each layer alone at a grid of sparsities; plot accuracy, write caps",
     "predict": "label a folder of images with an exported network (predict.model, predict.images)",

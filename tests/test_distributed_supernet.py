@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 
+import optuna
 import pytest
 import torch
 import torch.distributed as dist
@@ -16,6 +19,7 @@ from nas.space import Candidate
 from nas.supernet.ranks import ALONE, Ranks
 from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
 from search_spaces.cnn import CNNSpace
+from tests.conftest import nas_command
 
 SPACE = CNNSpace(blocks=(1, 2), channels=(8, 16), kernel_sizes=(3,), hidden=(0, 16))
 SMALLEST = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
@@ -85,3 +89,34 @@ def test_two_ranks_on_shares_of_each_batch_reach_one_process_weights(tmp_path):
     for state, _ in results[1:]:
         assert all(torch.equal(state[name], first[name]) for name in first)
     assert any("running_mean" in name for name in alone)  # BatchNorm statistics compared
+
+
+@pytest.mark.slow
+def test_torchrun_trains_the_supernet_once_and_the_search_slices_from_it(tmp_path):
+    overrides = ["+space=cnn", "train=supernet", "+debug=smoke", "train.supernet.epochs=2"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    trained = subprocess.run(
+        [*torchrun, "-m", "nas", "train-supernet", *overrides],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert trained.stdout.count("holds its trained supernet: 2 epochs") == 1  # rank 0 alone
+    assert (trained.stdout + trained.stderr).count("supernet epoch 2 of 2") == 1
+    assert "Warning" not in trained.stderr
+
+    searched = subprocess.run(
+        nas_command("search", *overrides), cwd=tmp_path, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert searched.returncode == 0, searched.stderr
+    assert "supernet epoch" not in searched.stdout + searched.stderr  # not trained again
+    study = optuna.load_study(
+        study_name="cnn-smoke", storage=f"sqlite:///{tmp_path}/outputs/smoke.db"
+    )
+    record = study.user_attrs["supernet"]
+    assert record["epochs_done"] == 2
+    assert study.user_attrs["supernet_claims"] == 1
+    finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(finished) == 2
+    assert all(t.user_attrs["dense_sliced"] for t in finished)

@@ -74,6 +74,17 @@ def search(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     run_search(cfg, launch_dir, run_dir)
 
 
+def train_supernet(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
+    """Train a train=supernet study's supernet, on every process torchrun started (see
+    `nas.studies.supernet_training`); rank 0 prints what the study holds."""
+    from nas.studies.supernet_training import run_supernet_training
+
+    require_space(cfg)
+    line = run_supernet_training(cfg, launch_dir)
+    if line is not None:
+        print(line)
+
+
 def baseline(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
     """Run or resume a baseline study beside the search (see `nas.studies.baseline`)."""
     from nas.studies.baseline import run_baseline

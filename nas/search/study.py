@@ -54,6 +54,7 @@ from nas.search.storage import (
 from nas.search.supernet import SupernetTrainer
 from nas.search.trial_hooks import TrialHooks, TrialNote
 from nas.space import SearchSpace
+from nas.supernet.ranks import ALONE, Ranks
 from nas.supernet.sandwich import SupernetSettings
 from nas.trial.dense_cache import DenseCache
 from nas.trial.distill import distillation_of
@@ -395,16 +396,21 @@ class Search:
         return Outcome(interrupted_by, stopped)
 
     def with_supernet(
-        self, pipeline: TrialPipeline, study: optuna.Study, store: FileSystemArtifactStore
+        self,
+        pipeline: TrialPipeline,
+        study: optuna.Study,
+        store: FileSystemArtifactStore,
+        ranks: Ranks = ALONE,
     ) -> TrialPipeline:
         """`pipeline` slicing every candidate's dense weights out of the study's supernet,
-        which is trained (or waited for, or loaded) first."""
+        which is trained (or waited for, or loaded) first, by this process or together
+        with the other `ranks` (`nas.supernet.ranks`)."""
         space, splits = pipeline.space, pipeline.splits
         smallest = space.sample(ReferenceTrial(smallest=True))
         trainer = SupernetTrainer(
             study, store, lambda: space.supernet(splits.in_shape, splits.n_classes), splits,
             self.supernet, smallest, space.sample, pipeline.settings.batch_size, self.seed,
-            self.opts.heartbeat_interval, self.opts.grace_period,
+            self.opts.heartbeat_interval, self.opts.grace_period, ranks,
         )  # fmt: skip
         supernet = trainer.ready()
         return replace(

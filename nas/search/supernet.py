@@ -42,6 +42,7 @@ from nas.search.interrupts import INTERRUPTS
 from nas.search.storage import claim_study_name
 from nas.space import Candidate
 from nas.supernet.elastic import Supernet
+from nas.supernet.ranks import ALONE, Ranks
 from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class SupernetTrainer:
         batch_size: training batch size.
         seed: the search's seed.
         heartbeat_interval, grace_period: the study's (see nas.search.settings).
+        ranks: the processes training it together (`nas.supernet.ranks`): rank 0 alone
+            claims, saves and records it, every rank trains on its share of each batch.
     """
 
     def __init__(
@@ -90,26 +93,39 @@ class SupernetTrainer:
         seed: int,
         heartbeat_interval: int,
         grace_period: int,
+        ranks: Ranks = ALONE,
     ) -> None:
         self.study, self.store, self.make = study, store, make
         self.splits, self.settings, self.smallest, self.sample = splits, settings, smallest, sample
         self.batch_size, self.seed = batch_size, seed
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.ranks = ranks
 
     def ready(self) -> Supernet:
-        """The trained supernet: loaded when it is done, else trained here or waited for."""
+        """The trained supernet: loaded when it is done, else trained here or waited for.
+        Rank 0 decides which, and every rank follows."""
         announced = False
         while True:
-            if record_of(self.study).get("epochs_done", 0) >= self.settings.epochs:
-                done, state = self._last_readable(self.settings.epochs)
-                if done == self.settings.epochs:
-                    return self._built(state["supernet"])
-            if self._claim():
-                return self._train(record_of(self.study).get("epochs_done", 0))
+            step, value = self.ranks.from_leader(self._next_step() if self.ranks.leader else None)
+            if step == "trained":
+                return self._built(value)
+            if step == "train":
+                return self._train(value)
             if not announced:
                 log.info("waiting for another worker to train the study's supernet")
                 announced = True
             time.sleep(self.heartbeat_interval)
+
+    def _next_step(self) -> tuple[str, object]:
+        """("trained", its weights) when the supernet is done and readable; else ("train",
+        the epochs done) when this worker won the claim to train it; else ("wait", None)."""
+        if record_of(self.study).get("epochs_done", 0) >= self.settings.epochs:
+            done, state = self._last_readable(self.settings.epochs)
+            if done == self.settings.epochs:
+                return "trained", state["supernet"]
+        if self._claim():
+            return "train", record_of(self.study).get("epochs_done", 0)
+        return "wait", None
 
     def _claim(self) -> bool:
         """Whether this worker won the next claim: the first one, or the one after a
@@ -153,11 +169,13 @@ class SupernetTrainer:
 
     def _train(self, done: int) -> Supernet:
         """Train epochs `done + 1` to the last, saving the state after each; returns it."""
+        leader = self.ranks.leader
         stop = threading.Event()
         beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
-        beat.start()  # first: building and loading must not look like a dead trainer
+        if leader:
+            beat.start()  # first: building and loading must not look like a dead trainer
         try:
-            done, state = self._last_readable(done)
+            done, state = self.ranks.from_leader(self._last_readable(done) if leader else None)
             supernet = self._built(state["supernet"]) if state else self._initial()
             optimizer = torch.optim.Adam(supernet.parameters(), lr=self.settings.lr)
             if state:
@@ -172,18 +190,22 @@ class SupernetTrainer:
                 generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
                 tally = sandwich_epoch(
                     supernet, optimizer, self.splits, self.settings, self.smallest, draws,
-                    self.batch_size, generator, epoch,
+                    self.batch_size, generator, epoch, self.ranks,
                 )  # fmt: skip
-                self._save(epoch, supernet, optimizer)
                 spent, flops = spent + tally.passes, flops + 3 * tally.flops
-                self._write(epochs_done=epoch, train_epochs=round(spent, 6), train_flops=flops)
-                log.info(
-                    "supernet epoch %d of %d: loss %.4f", epoch, self.settings.epochs, tally.loss
-                )
+                if leader:
+                    self._save(epoch, supernet, optimizer)
+                    self._write(epochs_done=epoch, train_epochs=round(spent, 6), train_flops=flops)
+                    log.info(
+                        "supernet epoch %d of %d: loss %.4f",
+                        epoch, self.settings.epochs, tally.loss,
+                    )  # fmt: skip
         finally:
             stop.set()
-            beat.join()
-        self._release()
+            if leader:
+                beat.join()
+        if leader:
+            self._release()
         return supernet.eval()
 
     def _initial(self) -> Supernet:

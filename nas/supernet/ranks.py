@@ -15,7 +15,7 @@ and starts the process group: NCCL when CUDA is there, gloo on CPU.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -64,6 +64,16 @@ class Ranks:
         summed = value.detach().clone()
         dist.all_reduce(summed)
         return summed
+
+    def leader_first(self, make: Callable[[], T]) -> T:
+        """`make()` on rank 0, then on the other ranks once rank 0's is done (rank 0
+        creates what the others only open)."""
+        if self.leader:
+            made = make()
+        self.from_leader(None)
+        if not self.leader:
+            made = make()
+        return made
 
     def from_leader(self, value: T) -> T:
         """Rank 0's `value`, on every rank (pickled; other ranks pass anything)."""

@@ -6,8 +6,30 @@ so that a network trained on shares computes what it would on the whole batch.""
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_reduce
+
+
+class _Summed(torch.autograd.Function):
+    """A tensor summed over the ranks; its gradient, summed over the ranks likewise, is
+    each rank's gradient of the total loss (every rank's loss depends on every share)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        summed = tensor.clone()
+        dist.all_reduce(summed)
+        return summed
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        summed = grad.clone()
+        dist.all_reduce(summed)
+        return summed
+
+
+def all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` summed over the ranks, differentiably."""
+    return _Summed.apply(tensor)
 
 
 class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
