@@ -19,7 +19,7 @@ from nas.space import Candidate
 from nas.supernet.ranks import ALONE, Ranks
 from nas.supernet.sandwich import RandomArchitectures, SupernetSettings, sandwich_epoch
 from search_spaces.cnn import CNNSpace
-from tests.conftest import nas_command
+from tests.conftest import assert_one_line_error, forked_nas, nas_command
 
 SPACE = CNNSpace(blocks=(1, 2), channels=(8, 16), kernel_sizes=(3,), hidden=(0, 16))
 SMALLEST = Candidate({"channels": [8], "kernel_size": 3, "hidden": 0})
@@ -120,3 +120,10 @@ def test_torchrun_trains_the_supernet_once_and_the_search_slices_from_it(tmp_pat
     finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(finished) == 2
     assert all(t.user_attrs["dense_sliced"] for t in finished)
+
+
+@pytest.mark.slow
+def test_train_supernet_without_weight_sharing_is_one_line_and_exit_2(tmp_path):
+    result = forked_nas("train-supernet", "+space=cnn", "+debug=smoke", cwd=tmp_path)
+    assert_one_line_error(result, "train-supernet trains", "add train=supernet")
+    assert not (tmp_path / "outputs" / "smoke.db").exists()

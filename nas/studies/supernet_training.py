@@ -21,11 +21,11 @@ def run_supernet_training(cfg: DictConfig, launch_dir: Path) -> str | None:
     (with every rank torchrun started) unless it is trained already, waiting while a
     worker still alive trains it; returns, on rank 0, the line that says what the study
     now holds (None on the other ranks)."""
-    search = Search.from_config(cfg, launch_dir)
-    if search.supernet is None:
+    if cfg.train.get("supernet") is None:
         raise UsageError(
             "train-supernet trains a weight-sharing study's supernet: add train=supernet"
         )
+    search = Search.from_config(cfg, launch_dir)
     ranks = joined()
     try:
         study = ranks.leader_first(lambda: search.open(search.opts.name))
