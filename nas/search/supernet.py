@@ -184,7 +184,7 @@ class SupernetTrainer:
             spent, flops = record.get("train_epochs", 0), record.get("train_flops", 0)
             for epoch in progress(
                 range(done + 1, self.settings.epochs + 1), desc="supernet", unit="epoch",
-                initial=done, total=self.settings.epochs, leave=False,
+                initial=done, total=self.settings.epochs, leave=False, disable=not leader,
             ):  # fmt: skip
                 draws = RandomArchitectures(self.sample, seed=self.seed * 1000 + epoch)
                 generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
