@@ -18,9 +18,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from nas.cli.config_dir import CONF_DIR, available_spaces
-from nas.errors import NasError, SearchInterrupted, UsageError
+from nas.errors import NasError, SearchInterrupted, UsageError, unwritable
 from nas.search.interrupts import INTERRUPTS
 from nas.search.secrets import move_password_to_env
 
@@ -59,10 +60,7 @@ def normalise_overrides(overrides: list[str]) -> list[str]:
 
 def composition_error(overrides: list[str]) -> str | None:
     """Why Hydra cannot compose the config with `overrides` (an unknown key, a missing
-    group option, bad override syntax), as one line; None when it can. Hydra's own
-    command-line flags (`--help`, `--cfg`, `-m`, ...) are left to Hydra."""
-    if any(override.startswith("-") for override in overrides):
-        return None
+    group option, bad override syntax), as one line; None when it can."""
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
             compose(config_name="config", overrides=overrides)
@@ -77,6 +75,21 @@ def composition_error(overrides: list[str]) -> str | None:
         if isinstance(error, OverrideParseException):
             message = f"override {_unparsable(overrides)!r}: {message}"
         return message
+    return None
+
+
+def run_folder_error(overrides: list[str]) -> str | None:
+    """Why Hydra could not make the command's run folder (hydra.run.dir): the folder it
+    goes in cannot be made or written (a read-only or full disk), as one line; None when
+    it can, or when the path is known only once Hydra runs."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        config = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    try:
+        folder = Path(config.hydra.run.dir).parent
+    except OmegaConfBaseException:  # e.g. ${hydra:...}, resolved only in Hydra's run
+        return None
+    if error := unwritable(folder):
+        return f"cannot write the run folder under {folder} (hydra.run.dir): {error}"
     return None
 
 
@@ -97,7 +110,6 @@ COMMANDS = {
     "report": "print the front of a study; write CSV, JSON and plots",
     "dashboard": "open optuna-dashboard on the study storage",
     "export": "write a trial's pruned network (trial=N or best) to files",
-    "train-supernet": "train a train=supernet study's supernet, on all processes torchrun starts",
     "train-supernet": "train a train=supernet study's supernet, on all processes torchrun starts",
     "baseline": "prune one architecture by a heuristic (method=lamp, ...) or run two_stage",
     "sensitivity": "prune each layer alone at a grid of sparsities; plot accuracy, write caps",
@@ -153,13 +165,18 @@ def run_command(args: list[str]) -> int:
     command, overrides = args[0], args[1:]
     if command not in COMMANDS:
         return fail(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+    # Hydra's own flags (`--help`, `--cfg`, `-m`, ...) and its full errors are left to Hydra
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    checked = not full_error and not any(override.startswith("-") for override in overrides)
     try:
         overrides = normalise_overrides(overrides)
     except UsageError as error:
         return fail(str(error))
-    if not full_error and (error := composition_error(overrides)):
+    if checked and (error := composition_error(overrides)):
         return fail(error)
+    OmegaConf.register_new_resolver("pid", os.getpid, replace=True)  # used by hydra.run.dir
+    if checked and (error := run_folder_error(overrides)):
+        return fail(error, 1)
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def app(cfg: DictConfig) -> None:
@@ -174,8 +191,14 @@ def run_command(args: list[str]) -> int:
                 raise
             drop_unused_run_dir(Path(HydraConfig.get().runtime.output_dir))
             sys.exit(ended(error))
+        except Exception as error:
+            from nas.search.storage import io_failure
 
-    OmegaConf.register_new_resolver("pid", os.getpid, replace=True)  # used by hydra.run.dir
+            if full_error or (message := io_failure(error)) is None:
+                raise
+            drop_unused_run_dir(Path(HydraConfig.get().runtime.output_dir))
+            sys.exit(fail(message, 1))
+
     sys.argv = [f"nas {command}", *overrides]
     app()
     return 0

@@ -1,5 +1,10 @@
 """Errors that end a command with one line on stderr and a given exit code."""
 
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
 
 class NasError(Exception):
     """A command cannot go on; `str(error)` is the line to print."""
@@ -40,3 +45,16 @@ def failure_reason(error: BaseException) -> str:
     """`ErrorType: first line of the message`, at most 300 characters."""
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def unwritable(folder: Path) -> OSError | None:
+    """Why no file can be written in `folder`, made first if missing (a read-only or full
+    disk, a file in the way); None when one can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\n")
+            probe.flush()
+    except OSError as error:
+        return error
+    return None

@@ -7,7 +7,8 @@ variables `env` added to its environment, its output written to the files `stdou
 exit status, tracebacks, warnings, logging and atexit functions as a new interpreter; only
 its modules come already imported, and are not torn down at its exit (so variables read
 at start-up, such as PYTHONPATH, are not seen). Answers each line with the child's exit
-status. It also imports the test hook `signal_hook`, which `env` can switch on.
+status. It also imports the test hooks `signal_hook` and `write_faults`, which `env` can
+switch on.
 """
 
 import atexit
@@ -27,6 +28,7 @@ import sqlalchemy.dialects.sqlite  # noqa: F401
 import sqlalchemy.orm  # noqa: F401
 import torch._dynamo  # noqa: F401
 import torch.export  # noqa: F401
+import write_faults  # noqa: F401  (the test hook tests/write_faults.py)
 
 import nas.cli.commands  # noqa: F401
 import nas.report.export  # noqa: F401

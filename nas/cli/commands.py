@@ -12,7 +12,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.cli.config_dir import available_spaces
-from nas.errors import UsageError
+from nas.errors import NasError, UsageError, unwritable
 from nas.prune.methods import ChannelPruning
 from nas.record.attrs import ARCH, PREPROCESSING, REMOVED_CHANNELS, SPACE, TEST_ACCURACY
 from nas.record.candidate import candidate_of
@@ -186,7 +186,8 @@ def export(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> None:
         raise UsageError(str(error)) from error
     model.eval()
     out = export_stem(cfg.out, launch_dir, f"{study.study_name}-trial{trial.number}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if error := unwritable(out.parent):
+        raise NasError(f"cannot write the exported files in {out.parent} (out): {error}")
     files = export_model(model, in_shape, out, PREPROCESSING.of(study))
     dense = space.build(candidate, in_shape, n_classes).eval()
     print(

@@ -56,6 +56,16 @@ def storage_location(
         ) from error
 
 
+def io_failure(error: BaseException) -> str | None:
+    """One line for `error` when a file or the study's storage failed under a command (a
+    read-only or full disk, a database server gone); None for any other error."""
+    if isinstance(error, OSError):
+        return failure_reason(error)
+    if isinstance(error, (SQLAlchemyError, StorageInternalError)):
+        return f"the study storage failed: {hide_secret(failure_reason(root_cause(error)))}"
+    return None
+
+
 def storage_error(url: str, error: BaseException) -> UsageError:
     """The one-line error for a storage at `url` that failed to open with `error`; a
     missing database driver says which one the project's `postgres` extra brings."""
