@@ -9,7 +9,7 @@ import pytest
 
 from nas.errors import UsageError
 from nas.report.front import front_rows, report_front
-from nas.search.storage import existing_storage, load_named_study
+from nas.search.storage import existing_storage, load_named_study, made_by_nas
 from tests.conftest import assert_one_line_error, forked_nas
 from tests.test_plots import CHARTS, TRIALS, complete_trial, empty_study
 
@@ -131,3 +131,17 @@ def test_the_printed_front_names_the_infeasible_trials_it_leaves_off(tmp_path, c
         "3 finished trials are infeasible, left off the front: min_accuracy_kept (trials 2, 4), "
         "max_nonzero_params (trials 2, 3)\n"
     ) in out
+
+
+def test_a_study_nas_did_not_make_is_refused_by_the_commands_that_read_one(tmp_path):
+    url = f"sqlite:///{tmp_path}/x.db"
+    plain = optuna.create_study(study_name="plain", storage=url, directions=["maximize"] * 2)
+    plain.optimize(lambda t: (t.suggest_float("a", 0, 1), t.suggest_float("b", 0, 1)), 2)
+    with pytest.raises(UsageError) as error:
+        made_by_nas(load_named_study(existing_storage(url), "plain"))
+    assert str(error.value) == (
+        "study 'plain' was not made by nas: it has 2 unnamed objectives, where a nas study "
+        "has accuracy, nonzero_params and flops (or names its own)"
+    )
+    legacy = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    assert made_by_nas(legacy) is legacy  # nas studies before objectives were named

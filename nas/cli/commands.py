@@ -25,6 +25,7 @@ from nas.search.storage import (
     STORAGE_ERRORS,
     existing_storage,
     load_named_study,
+    made_by_nas,
     storage_error,
     storage_location,
 )
@@ -46,7 +47,7 @@ class StudyAt:
 
     def study(self) -> optuna.Study:
         """The study named by study.name (or the storage's only study)."""
-        return load_named_study(self.storage, self.name)
+        return made_by_nas(load_named_study(self.storage, self.name))
 
 
 def given_study_name(cfg: DictConfig) -> str | None:

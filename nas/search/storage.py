@@ -272,6 +272,19 @@ def existing_storage(url: str) -> optuna.storages.RDBStorage:
     return WithoutClaims(url)
 
 
+def made_by_nas(study: optuna.Study) -> optuna.Study:
+    """`study`, unless nas cannot read it: a UsageError when its objectives are not
+    nas's (unnamed, and not the default accuracy, nonzero_params, flops)."""
+    names = objective_names(study)
+    if len(names) != len(study.directions):
+        raise UsageError(
+            f"study {study.study_name!r} was not made by nas: it has "
+            f"{len(study.directions)} unnamed objectives, where a nas study has "
+            f"{', '.join(names[:-1])} and {names[-1]} (or names its own)"
+        )
+    return study
+
+
 def load_named_study(storage: optuna.storages.RDBStorage, name: str | None) -> optuna.Study:
     """The study `name` in `storage`; with no name, its only study. UsageError otherwise,
     listing the studies there."""
