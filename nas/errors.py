@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import tempfile
 from pathlib import Path
 
@@ -45,6 +46,12 @@ def failure_reason(error: BaseException) -> str:
     """`ErrorType: first line of the message`, at most 300 characters."""
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def disk_refuses(error: BaseException) -> bool:
+    """Whether `error` is a disk that takes no more writes (full, over its quota or
+    read-only), on which every later write fails the same way."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def unwritable(folder: Path) -> OSError | None:

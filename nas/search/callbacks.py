@@ -123,22 +123,35 @@ def refuse(trial: optuna.Trial, reason: str) -> None:
 
 
 class FailureStreak:
-    """Stop the search after `limit` trials in a row failed; `message` names the reason."""
+    """Stop the search after `limit` trials in a row failed, or after one trial that a
+    disk refused (`refused`); `message` names the reason."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.reasons: list[str] = []
+        self.disk_full: str | None = None  # why a disk refused a trial's writes
 
     @property
     def tripped(self) -> bool:
-        """Whether the last `limit` trials all failed."""
-        return len(self.reasons) >= self.limit
+        """Whether the last `limit` trials all failed, or a disk refused one."""
+        return len(self.reasons) >= self.limit or self.disk_full is not None
+
+    def refused(self, trial: optuna.Trial, reason: str) -> None:
+        """Trial `trial` failed because a disk takes no more writes: every later trial
+        would too, so the search stops after it."""
+        self.disk_full = (
+            f"stopped: trial {trial.number} could not write its files ({reason}); free the "
+            f"disk (or point study.artifacts elsewhere) and run the same command again"
+        )
 
     def message(self) -> str:
-        """Why the search stopped: the most common kind of error, with its latest message.
+        """Why the search stopped: the disk that refused a trial, or else the most common
+        kind of error, with its latest message.
 
         Reasons are grouped by error type, since messages differ in details such as the
         free memory an out-of-memory error reports."""
+        if self.disk_full is not None:
+            return self.disk_full
         kinds = [reason.partition(":")[0] for reason in self.reasons]
         kind, count = Counter(kinds).most_common(1)[0]
         latest = next(r for r in reversed(self.reasons) if r.partition(":")[0] == kind)

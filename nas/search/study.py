@@ -21,7 +21,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nas.checks import checked, from_node
 from nas.data import Splits, splits_to
-from nas.errors import SearchInterrupted, SearchStopped, UsageError, failure_reason
+from nas.errors import SearchInterrupted, SearchStopped, UsageError, disk_refuses, failure_reason
 from nas.optuna_internals import storage_of, unbeaten_trial_ids
 from nas.record.attrs import FAIL_REASON, PREPROCESSING
 from nas.search.callbacks import (
@@ -79,11 +79,12 @@ def guarded(
     objective: Callable[[optuna.Trial], tuple],
     budget: TrialBudget,
     retry: RetryTrial,
+    streak: FailureStreak,
 ) -> Callable[[optuna.Trial], tuple]:
     """`objective`, run only if `budget` admits the trial, and the one place of a trial
     where a signal takes effect at once (see `nas.search.interrupts`). An exception fails
-    the trial with `fail_reason` stored; Ctrl-C or SIGTERM fails it and queues its
-    parameters again."""
+    the trial with `fail_reason` stored (a full or read-only disk also stops the search
+    through `streak`); Ctrl-C or SIGTERM fails it and queues its parameters again."""
 
     def run(trial: optuna.Trial) -> tuple:
         if not budget.admits(trial):
@@ -97,6 +98,8 @@ def guarded(
             raise
         except Exception as error:
             FAIL_REASON.set(trial, failure_reason(error))
+            if disk_refuses(error):
+                streak.refused(trial, failure_reason(error))
             log.debug("trial %d failed", trial.number, exc_info=True)
             raise
 
@@ -376,8 +379,8 @@ class Search:
             pipeline, self.seed, hooks.checkpoints_for, hooks.keep, hooks.before_run,
             self.early_exit,
         )  # fmt: skip
-        objective = guarded(run, budget, RetryTrial(opts.max_retry))
         streak = FailureStreak(opts.max_consecutive_failures)
+        objective = guarded(run, budget, RetryTrial(opts.max_retry), streak)
         repeats = RepeatStreak(REPEATED_DRAWS)
         progress = SearchProgress(n_trials, finished)
         rounds = TrialRounds(
