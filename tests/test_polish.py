@@ -182,3 +182,16 @@ def test_a_polish_with_its_trials_values_is_not_a_second_front_point(study, accu
     study.tell(polish, [accuracy, 1000, 10_000])
     front = {trial.number for trial in study.best_trials}
     assert (polish.number in front, 0 in front) == (on_front, not on_front)
+
+
+def test_of_two_polishes_queued_twice_by_racing_workers_the_first_runs_and_the_second_not(study):
+    for _ in range(2):  # two workers queue the same polish at the same moment
+        study.enqueue_trial(
+            study.trials[0].params, user_attrs={"polish_of": 0, "finetune_epochs": 5}
+        )
+    first = study.ask(fixed_distributions=DISTRIBUTIONS)
+    second = study.ask(fixed_distributions=DISTRIBUTIONS)  # both running at once
+    with pytest.raises(optuna.TrialPruned):
+        refuse_repeat(second)
+    refuse_repeat(first)  # runs: the later copy is the repeat
+    assert second.study.trials[second.number].user_attrs["repeats"] == first.number

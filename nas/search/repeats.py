@@ -1,6 +1,7 @@
 """No trial repeats another's parameters and fine-tuning: a sibling or revisit equal to a
-finished, running or waiting trial is not queued, and a sampled trial equal to one is not
-run (the sampler draws again). A trial queued with fine-tuning epochs of its own (a
+finished, running or waiting trial is not queued, and a trial about to run that equals a
+finished one, or a running or waiting one numbered before it, is not run (the sampler
+draws again): of two equal trials that racing workers queued, the first runs. A trial queued with fine-tuning epochs of its own (a
 polish) trains its parameters differently, so it repeats only a trial queued with the same."""
 
 from __future__ import annotations
@@ -37,16 +38,18 @@ def repeated_trial(
     besides: int | None = None,
     finetune_epochs: int | None = None,
 ) -> FrozenTrial | None:
-    """The finished, running or waiting trial of `study` (other than number `besides`)
-    with exactly `params` and queued with `finetune_epochs` of its own (None: with none);
-    None when there is none."""
+    """The finished, running or waiting trial of `study` with exactly `params` and queued
+    with `finetune_epochs` of its own (None: with none); None when there is none. With
+    `besides`, a trial number: other than that trial, and, when not finished, numbered
+    before it, so that of two equal trials queued by racing workers the first runs."""
     key = _key(params)
     for trial in study.get_trials(deepcopy=False, states=TAKEN):
-        if (
-            trial.number != besides
-            and FINETUNE_EPOCHS.of(trial) == finetune_epochs
-            and _key(trial_params(trial)) == key
+        if besides is not None and (
+            trial.number == besides
+            or (trial.number > besides and trial.state != TrialState.COMPLETE)
         ):
+            continue
+        if FINETUNE_EPOCHS.of(trial) == finetune_epochs and _key(trial_params(trial)) == key:
             return trial
     return None
 
