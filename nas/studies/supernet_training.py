@@ -25,9 +25,9 @@ def run_supernet_training(cfg: DictConfig, launch_dir: Path) -> str | None:
         raise UsageError(
             "train-supernet trains a weight-sharing study's supernet: add train=supernet"
         )
-    search = Search.from_config(cfg, launch_dir)
-    ranks = joined()
+    ranks = joined()  # first: with CUDA, each rank's data goes to its own GPU
     try:
+        search = Search.from_config(cfg, launch_dir)
         study = ranks.leader_first(lambda: search.open(search.opts.name))
         search.store_dir.mkdir(parents=True, exist_ok=True)
         store = FileSystemArtifactStore(search.store_dir)
