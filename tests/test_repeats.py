@@ -165,3 +165,15 @@ def test_three_trials_with_warm_start_and_two_siblings_train_two_architectures(
     finished = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(finished) == 3
     assert len({architecture_key(trial.params) for trial in finished}) >= 2
+
+
+def test_of_two_running_trials_that_drew_the_same_parameters_neither_is_let_through():
+    """A drawn trial's parameters show only once drawn: a later trial that checked before
+    an earlier one drew runs, so the earlier one must still yield to it."""
+    study = optuna.create_study(directions=DIRECTIONS)
+    earlier, later = study.ask(), study.ask()
+    for trial in (later, earlier):  # the later one draws (and is checked) first
+        trial.suggest_categorical("arch.width", [32])
+        trial.suggest_float("sparsity.overall", 0.5, 0.5)
+    with pytest.raises(optuna.TrialPruned):
+        refuse_repeat(earlier)

@@ -1,7 +1,7 @@
 """No trial repeats another's parameters and fine-tuning: a sibling or revisit equal to a
-finished, running or waiting trial is not queued, and a trial about to run that equals a
-finished one, or a running or waiting one numbered before it, is not run (the sampler
-draws again): of two equal trials that racing workers queued, the first runs. A trial queued with fine-tuning epochs of its own (a
+finished, running or waiting trial is not queued, and a trial about to run that equals one
+is not run (the sampler draws again), except that of two equal trials that racing workers
+queued, the first runs. A trial queued with fine-tuning epochs of its own (a
 polish) trains its parameters differently, so it repeats only a trial queued with the same."""
 
 from __future__ import annotations
@@ -40,13 +40,19 @@ def repeated_trial(
 ) -> FrozenTrial | None:
     """The finished, running or waiting trial of `study` with exactly `params` and queued
     with `finetune_epochs` of its own (None: with none); None when there is none. With
-    `besides`, a trial number: other than that trial, and, when not finished, numbered
-    before it, so that of two equal trials queued by racing workers the first runs."""
+    `besides`, a trial number: other than that trial; and when that trial was queued
+    with all of `params`, not an unfinished one numbered after it queued with them too,
+    so that of two equal trials queued by racing workers the first runs. (A drawn
+    trial's parameters show only once drawn, so drawn trials yield to any other.)"""
     key = _key(params)
-    for trial in study.get_trials(deepcopy=False, states=TAKEN):
-        if besides is not None and (
-            trial.number == besides
-            or (trial.number > besides and trial.state != TrialState.COMPLETE)
+    trials = study.get_trials(deepcopy=False, states=TAKEN)
+    queued = {t.number for t in trials if _key(t.system_attrs.get("fixed_params", {})) == key}
+    for trial in trials:
+        if trial.number == besides or (
+            besides in queued
+            and trial.number in queued
+            and trial.number > besides
+            and trial.state != TrialState.COMPLETE
         ):
             continue
         if FINETUNE_EPOCHS.of(trial) == finetune_epochs and _key(trial_params(trial)) == key:
