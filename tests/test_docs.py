@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import nas_command, run_nas
+from tests.conftest import forked_nas, nas_command, run_nas
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -171,7 +171,7 @@ def test_the_tutorial_runs_from_start_to_finish(tmp_path):
             continue
         if run[0] == "predict":
             write_digits(tmp_path / "my_images", count=5)
-        result = run_nas(*run, cwd=tmp_path, timeout=600)
+        result = forked_nas(*run, cwd=tmp_path, timeout=600)
         assert result.returncode == 0, f"{name}\n{result.stdout}\n{result.stderr}"
         ran.append(run[0])
     assert {"search", "report", "export", "predict"} <= set(ran)
