@@ -14,7 +14,7 @@ import nas
 from nas.data.folders import load_image_folder
 from nas.data.preprocessing import Preprocessing
 from nas.report.export import export_model
-from tests.conftest import run_nas
+from tests.conftest import forked_nas
 from tests.test_data import make_folder
 
 
@@ -76,12 +76,12 @@ def test_a_search_on_a_folder_exports_a_network_that_predicts_a_folder(tmp_path)
             image.save(tmp_path / "images" / name / f"{i}.png")
     data = ("data=folder", "data.root=images", "data.image_size=8", "data.channels=3")
     small = ("train.epochs=2", "train.finetune_epochs=1", "study.n_trials=3", "device=cpu")
-    done = run_nas("search", "+space=cnn", *data, *small, cwd=tmp_path)
+    done = forked_nas("search", "+space=cnn", *data, *small, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    exported = run_nas("export", "study.name=cnn", "out=exports/best", cwd=tmp_path)
+    exported = forked_nas("export", "study.name=cnn", "out=exports/best", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     assert (tmp_path / "exports" / "best.preprocessing.json").exists()
-    labelled = run_nas(
+    labelled = forked_nas(
         "predict", "predict.model=exports/best.pt2", "predict.images=images", cwd=tmp_path
     )
     assert labelled.returncode == 0, labelled.stderr
@@ -90,5 +90,5 @@ def test_a_search_on_a_folder_exports_a_network_that_predicts_a_folder(tmp_path)
     assert len(rows) == 36
     assert {row["class"] for row in rows} <= {"blue", "green", "red"}
     assert all(row["image"] in labelled.stdout for row in rows)
-    missing = run_nas("predict", "predict.model=exports/best.pt2", cwd=tmp_path)
+    missing = forked_nas("predict", "predict.model=exports/best.pt2", cwd=tmp_path)
     assert missing.returncode == 2 and "predict.images" in missing.stderr
