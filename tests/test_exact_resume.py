@@ -4,6 +4,8 @@ its weights, BatchNorm statistics and optimizer state alike."""
 
 from __future__ import annotations
 
+import inspect
+
 import optuna
 import pytest
 import torch
@@ -66,7 +68,7 @@ def test_a_supernet_killed_after_an_epoch_and_resumed_ends_as_one_trained_throug
     sandwich = shared.sandwich_epoch
 
     def counted(*args):
-        epochs_trained.append(args[-1])
+        epochs_trained.append(inspect.signature(sandwich).bind(*args).arguments["epoch"])
         return sandwich(*args)
 
     monkeypatch.setattr(shared, "sandwich_epoch", counted)
