@@ -76,7 +76,9 @@ PER_LAYER = [  # independent per-layer ratios, the former default
     "space.sparsity.step=0.05",
     "space.sparsity.shift=null",
 ]
-SEARCHES = {  # the joint search as configured, with each other sampler, then other sparsities
+# the joint search from scratch (train=default) and with weight sharing, then other
+# samplers and sparsities
+SEARCHES = {
     "search": [],
     "search_random": ["sampler=random"],
     "search_lr2": ["train.finetune_lr_scale=2.0"],  # fine-tuning at twice the learning rate
@@ -229,6 +231,8 @@ def run(entry: str, seed: int, args: argparse.Namespace, out: Path) -> optuna.St
         "device=cpu",
         *args.overrides,
     ]
+    if not any(o.startswith("train=") for o in [*own, *args.overrides]):
+        overrides.append("train=default")  # from scratch, whatever the space's default mode
     if method in SEARCHES:
         overrides += [f"study.name={name}", *(o for o in own if o != space)]
         command = run_search

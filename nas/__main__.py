@@ -118,6 +118,20 @@ COMMANDS = {
 }
 
 
+# Commands that train every network from scratch, whatever a space searches with: a
+# space may default to weight sharing (conf/space/mlp.yaml), these keep train=default
+# unless told otherwise.
+FROM_SCRATCH = ("baseline", "sensitivity")
+
+
+def command_overrides(command: str, overrides: list[str]) -> list[str]:
+    """`overrides` with what `command` implies: `train=default` for the commands that
+    train from scratch, unless a `train=` override is given."""
+    if command in FROM_SCRATCH and not any(o.startswith("train=") for o in overrides):
+        return [*overrides, "train=default"]
+    return overrides
+
+
 def fail(message: str, exit_code: int = 2) -> int:
     """Print one error line; returns `exit_code` (2: bad input)."""
     print(f"nas: error: {message}", file=sys.stderr)
@@ -169,7 +183,7 @@ def run_command(args: list[str]) -> int:
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     checked = not full_error and not any(override.startswith("-") for override in overrides)
     try:
-        overrides = normalise_overrides(overrides)
+        overrides = command_overrides(command, normalise_overrides(overrides))
     except UsageError as error:
         return fail(str(error))
     if checked and (error := composition_error(overrides)):

@@ -12,12 +12,13 @@ from optuna.trial import FixedTrial, TrialState
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nas.__main__ import command_overrides
 from nas.prune import counting
 from nas.prune.methods import MagnitudePruning
 from search_spaces.mlp import MLPSpace
 from search_spaces.mobilenet import InvertedResidual, MobileNetSpace
 from search_spaces.resnet import BasicBlock, ResNetSpace
-from tests.conftest import assert_one_line_error, forked_nas, run_nas
+from tests.conftest import assert_one_line_error, composed, forked_nas, run_nas
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_SHAPES = [(1, 12, 12), (3, 28, 28)]
@@ -279,3 +280,24 @@ def test_smoke_search(space, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert len(completed_trials(tmp_path, f"{space}-smoke")) == 2
+
+
+@pytest.mark.parametrize(
+    "overrides, supernet",
+    [
+        (("+space=mlp",), True),  # measured ahead with weight sharing: its default
+        (("+space=mlp", "train=default"), False),
+        (("+space=cnn",), False),
+        (("+space=cnn", "train=supernet"), True),
+    ],
+)
+def test_a_space_may_search_with_weight_sharing_by_default(overrides, supernet):
+    assert ("supernet" in composed(*overrides)["train"]) is supernet
+
+
+@pytest.mark.parametrize("command", ["baseline", "sensitivity"])
+def test_baselines_and_sensitivity_train_from_scratch_unless_told_otherwise(command):
+    assert command_overrides(command, ["+space=mlp"]) == ["+space=mlp", "train=default"]
+    given = ["+space=mlp", "train=supernet"]
+    assert command_overrides(command, given) == given
+    assert command_overrides("search", ["+space=mlp"]) == ["+space=mlp"]
