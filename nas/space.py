@@ -133,7 +133,8 @@ class SparsityGrid:
 
     `shift` (a `ShiftGrid` or its config dict; None: off) adds, under an allocation rule,
     a `sparsity.<layer>.shift` per layer that moves the rule's share between the layers;
-    the caps still hold after it."""
+    the caps still hold after it. With `per_layer` it is left off: each ratio is already
+    the layer's own."""
 
     low: float = 0.0
     high: float = 0.95
@@ -158,12 +159,8 @@ class SparsityGrid:
         caps = self.layer_high
         checked("space.sparsity.layer_high", caps, Mapping[str, float] | None, within(0, 1, "[)"))
         object.__setattr__(self, "layer_high", dict(caps or {}))
-        shift = ShiftGrid.of(self.shift)
-        if shift is not None and self.allocation == "per_layer":
-            raise ValueError(
-                "space.sparsity.shift moves an allocation rule's ratios: set "
-                "space.sparsity.allocation to a rule, or space.sparsity.shift=null"
-            )
+        # independent per-layer ratios are each layer's own: no rule's share to shift
+        shift = None if self.allocation == "per_layer" else ShiftGrid.of(self.shift)
         object.__setattr__(self, "shift", shift)
 
     @classmethod

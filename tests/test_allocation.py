@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import optuna
 import pytest
 import torch
 from torch import nn
 
 from nas.prune.allocation import METHODS, allocate
 from nas.prune.methods import MagnitudePruning, effective_weight, make_permanent
+from nas.space import SparsityGrid
 
 LAYERS = ["0", "1", "2", "4"]  # 72, 2304, 9216 and 1280 weights
 
@@ -285,3 +287,11 @@ def test_a_shift_that_asks_for_more_than_a_layer_has_goes_to_the_others():
 def test_a_bad_shift_is_refused(shifts, message):
     with pytest.raises(ValueError, match=message):
         allocate("lamp", small_model(), LAYERS, 0.5, shifts=shifts)
+
+
+def test_shifts_leave_per_layer_ratios_alone_as_cnns_default_with_per_layer_shows():
+    """cnn shifts its rule by default; asking it for independent ratios turns them off."""
+    grid = SparsityGrid(allocation="per_layer", shift={"low": -2, "high": 2, "step": 0.5})
+    assert grid.shift is None
+    candidate = grid.candidate(optuna.trial.FixedTrial({"sparsity.a": 0.5}), {}, ["a"])
+    assert candidate.sparsity == {"a": 0.5}
