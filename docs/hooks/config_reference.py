@@ -21,7 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-RESULTS_FIGURES = ("front_quality.png", "distill.png")
 
 # The one line of prose per group that the YAML files cannot hold (a group has no file of
 # its own); everything else on the pages comes from conf/.
@@ -400,6 +399,6 @@ def on_files(files, config):
 
     for path, content in pages().items():
         files.append(File.generated(config, path, content=content))
-    for name in RESULTS_FIGURES:
-        files.append(File.generated(config, name, abs_src_path=str(RESULTS.with_name(name))))
+    for figure in sorted(RESULTS.parent.glob("*.png")):  # the images the notebook shows
+        files.append(File.generated(config, figure.name, abs_src_path=str(figure)))
     return files
