@@ -62,7 +62,6 @@ def test_without_shifts_a_rule_samples_only_the_overall_sparsity():
 @pytest.mark.parametrize(
     ("sparsity", "message"),
     [
-        ({"allocation": "per_layer", "shift": {}}, "needs|allocation to a rule"),
         ({"allocation": "lamp", "shift": {"low": 0.5}}, "low <= 0 <= high"),
         ({"allocation": "lamp", "shift": {"high": -1}}, "low <= 0 <= high"),
         ({"allocation": "lamp", "shift": {"low": -1.2, "step": 0.5}}, "put 0 on the grid"),
