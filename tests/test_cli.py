@@ -29,8 +29,7 @@ def test_search_end_to_end_then_rerun_only_reports(tmp_path):
         assert len(trial.values) == 3
         assert 0.0 <= trial.values[0] <= 1.0
         sibling = {"sibling_of", "density_factor"} if "sibling_of" in trial.user_attrs else set()
-        shifted = {"sparsity_rule"}  # cnn shifts its allocation rule per layer by default
-        assert set(trial.user_attrs) == TRIAL_USER_ATTRS | sibling | shifted
+        assert set(trial.user_attrs) == TRIAL_USER_ATTRS | sibling
         assert any(name.startswith("sparsity.") for name in trial.params)
     assert len(list((tmp_path / "outputs" / "runs").glob("*/front.csv"))) == 1
     (log,) = (tmp_path / "outputs" / "runs").glob("*/nas.log")
