@@ -124,6 +124,14 @@ SEARCHES = {
     "search_no_shift": ["space.sparsity.shift=null"],  # the plain rule
     "search_shift_sensitivity": [SHIFTS, SENSITIVITY_SHIFTS],  # its first trial's shifts
     "search_per_layer": PER_LAYER,
+    # levers for the small end (from scratch): fine-tuning distilled from the dense parent,
+    # pruning spread over the fine-tuning, the last tenth of the budget spent polishing, and
+    # twice the fine-tuning epochs
+    "search_distill": ["finetune.distill=true"],
+    "search_gradual": ["schedule=gradual"],
+    "search_polish": ["train.polish.share=0.1"],
+    "search_ft4": ["train.finetune_epochs=4"],
+    "search_supernet_distill": ["train=supernet", "finetune.distill=true"],
     # the model mode on the cnn space's largest network (a space derived from it: a width
     # per group of coupled channels, LAMP as for cnn), against `search` on +space=cnn
     "search_model": ["+space=model", "space.model._target_=model_networks.cnn_largest"],
