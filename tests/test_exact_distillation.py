@@ -74,6 +74,7 @@ def test_in_place_distillation_targets_are_the_largest_networks_probabilities_pe
         else:
             _, log_q, target, loss = event
             assert target.shape == (48, tiny_splits.n_classes)
+            assert not target.requires_grad, "no gradient reaches the largest through its targets"
             torch.testing.assert_close(target, probabilities, rtol=0, atol=1e-6)
             torch.testing.assert_close(log_q, F.log_softmax(student, dim=1), rtol=0, atol=1e-6)
             # KL(largest || student) summed over the classes, averaged over the samples

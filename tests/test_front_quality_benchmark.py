@@ -260,3 +260,16 @@ def test_the_accuracy_at_a_size_table_averages_the_seeds_that_found_a_network_th
     assert cells[2] == "0.850 ± 0.071 (test 0.800)"
     assert results["search"][1].best(0.005) == 0.0
     assert "≤0.5% FLOPs" in flops.splitlines()[0]
+
+
+def test_a_seed_where_the_two_tie_is_not_counted_ahead(bench):
+    """Equal hypervolumes (two studies cut to the same trials) count for neither."""
+    first = [bench.Measured(hv, 60, 0, 1, None, 0.75 - hv) for hv in (0.5, 0.75)]
+    other = [bench.Measured(0.5, 60, 0, 1, None, 0.25)] * 2
+    table = bench.paired(bench.pairs_of({"first": first, "other": other}), "first", [30, 31])
+    # differences 0 and +0.25: mean 0.125, sd 0.1768, SE 0.125; ahead on the second only
+    assert table.splitlines()[2:5] == [
+        "| 30 | +0.0000 |",
+        "| 31 | +0.2500 |",
+        "| mean | +0.1250 ± 0.1250 SE, 1/2 |",
+    ]
