@@ -131,6 +131,13 @@ SEARCHES = {
     "search_gradual": ["schedule=gradual"],
     "search_polish": ["train.polish.share=0.1"],
     "search_ft4": ["train.finetune_epochs=4"],
+    "search_polish_small": ["train.polish.share=0.2", "train.polish.order=smallest"],
+    "search_siblings3": ["study.siblings=3"],  # one more sibling, a quarter as dense again
+    "search_gradual_polish_small": [
+        "schedule=gradual",
+        "train.polish.share=0.2",
+        "train.polish.order=smallest",
+    ],
     "search_supernet_distill": ["train=supernet", "finetune.distill=true"],
     # the model mode on the cnn space's largest network (a space derived from it: a width
     # per group of coupled channels, LAMP as for cnn), against `search` on +space=cnn

@@ -54,7 +54,9 @@ def study_with(supernet_epochs: float, accuracies: list[float]) -> optuna.Study:
 def queue_polishes(study: optuna.Study, pipeline: TrialPipeline, budget: TrialBudget) -> None:
     """Queue what a search queues after the study's last trial, polishes only."""
     candidates = PipelineCandidates(pipeline, seed=0)
-    QueueFollowUps([Polish(SHARE, POLISH_EPOCHS)], budget, candidates)(study, study.trials[-1])
+    QueueFollowUps([Polish(SHARE, POLISH_EPOCHS, "accurate")], budget, candidates)(
+        study, study.trials[-1]
+    )
 
 
 def test_a_polish_costing_exactly_what_is_left_is_queued_and_charged(tiny_splits):
@@ -90,14 +92,14 @@ def test_a_polish_costing_a_64th_of_an_epoch_more_than_is_left_is_not_queued_nor
 
 
 def test_polishing_is_due_from_exactly_the_last_share_of_the_budget():
-    polish = Polish(SHARE, POLISH_EPOCHS)
+    polish = Polish(SHARE, POLISH_EPOCHS, "accurate")
     assert polish.due(left=5, total=MAX_EPOCHS)
     assert polish.due(left=0, total=MAX_EPOCHS)
     assert not polish.due(left=5 + 1 / 64, total=MAX_EPOCHS)
 
 
 def test_the_trials_that_fit_before_the_last_share_are_counted_to_the_boundary():
-    polish = Polish(SHARE, POLISH_EPOCHS)  # the share holds 5 of the 20 epochs
+    polish = Polish(SHARE, POLISH_EPOCHS, "accurate")  # the share holds 5 of the 20 epochs
     assert polish.room_before(left=8, total=MAX_EPOCHS, cost=1.5) == 2  # 3 epochs: 2 trials
     assert polish.room_before(left=8 - 1 / 64, total=MAX_EPOCHS, cost=1.5) == 1
     assert polish.room_before(left=5, total=MAX_EPOCHS, cost=1.5) == 0
@@ -111,7 +113,7 @@ def test_what_a_search_tells_its_follow_ups_is_exact_at_the_boundaries(tiny_spli
     study = study_with(MAX_EPOCHS - 6.125 - 2 * TRIAL, [0.7, 0.9])
     budget = TrialBudget(n_trials=100, max_epochs=MAX_EPOCHS)
     candidates = PipelineCandidates(pipeline, 0)
-    state = QueueFollowUps([Polish(SHARE, POLISH_EPOCHS)], budget, candidates).state(
+    state = QueueFollowUps([Polish(SHARE, POLISH_EPOCHS, "accurate")], budget, candidates).state(
         study, study.trials[-1]
     )
     assert (state.left, state.total, state.by_epochs) == (6.125, MAX_EPOCHS, True)
@@ -123,7 +125,7 @@ def test_what_a_search_tells_its_follow_ups_is_exact_at_the_boundaries(tiny_spli
 def test_epochs_that_are_not_binary_fractions_still_fill_the_budget_exactly():
     """Decimal epochs carry float noise (2.1 / 1.05 is 1.9999999999999996, 0.1 * 3 is
     0.30000000000000004): a trial that fills the budget exactly still fits."""
-    polish = Polish(0.1, POLISH_EPOCHS)  # the last 6 of 60 epochs
+    polish = Polish(0.1, POLISH_EPOCHS, "accurate")  # the last 6 of 60 epochs
     assert polish.room_before(left=8.1, total=60, cost=1.05) == 2
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     for _ in range(3):

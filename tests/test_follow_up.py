@@ -55,7 +55,7 @@ def test_enqueue_computes_nothing_while_a_trial_waits():
 def run_follow_ups(study: optuna.Study, budget: TrialBudget, costs: float = 1.0) -> None:
     """Call the follow-ups of a search (3 siblings, polishes and revisits over the last
     half) as the study's last trial finishes."""
-    follow_ups = (Siblings(3, 0.5, "sparser", 0.02), Polish(0.5, 2), Revisits(0.5))
+    follow_ups = (Siblings(3, 0.5, "sparser", 0.02), Polish(0.5, 2, "accurate"), Revisits(0.5))
     QueueFollowUps(follow_ups, budget, FixedCosts(costs))(study, study.trials[-1])
 
 

@@ -30,52 +30,67 @@ def study() -> optuna.Study:
 def test_the_most_accurate_front_trial_is_queued_with_its_parameters_and_the_polish_epochs(
     study,
 ):
-    Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
+    Polish(0.2, 5, "accurate").queue(study, affords=lambda params, epochs: True)
     [queued] = waiting(study)
     assert queued.system_attrs["fixed_params"] == study.trials[0].params
     assert queued.user_attrs == {"polish_of": 0, "finetune_epochs": 5}
-    Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
+    Polish(0.2, 5, "accurate").queue(study, affords=lambda params, epochs: True)
     assert len(waiting(study)) == 1, "nothing is queued while a trial waits"
+
+
+def test_the_smallest_first_polishes_the_front_in_order_of_nonzero_parameters(study):
+    """Front: trial 0 (1000 nonzero), 1 (200), 2 (100); trial 3 is dominated."""
+    polished = []
+    for _ in range(3):
+        Polish(0.2, 5, "smallest").queue(study, affords=lambda params, epochs: True)
+        [queued] = waiting(study)
+        polished.append(queued.user_attrs["polish_of"])
+        study.tell(study.ask(), [0.1, 10_000, 100_000])  # the polish runs, dominated
+    assert polished == [2, 1, 0]
 
 
 def test_a_trial_polished_once_and_a_polish_are_not_polished_again(study):
     study.add_trial(finished(32, 0.5, 0.97, 1000, **{"polish_of": 0, "finetune_epochs": 5}))
-    Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
+    Polish(0.2, 5, "accurate").queue(study, affords=lambda params, epochs: True)
     assert waiting(study)[0].user_attrs["polish_of"] == 1  # the next most accurate
 
 
 def test_a_polish_the_budget_cannot_pay_for_is_not_queued(study):
     most_accurate = study.trials[0].params
-    Polish(0.2, 5).queue(study, affords=lambda params, epochs: params != most_accurate)
+    Polish(0.2, 5, "accurate").queue(study, affords=lambda params, epochs: params != most_accurate)
     assert not waiting(study), "the most accurate goes first or none does"
 
 
 def test_siblings_fit_before_the_last_share_and_never_enter_it():
-    polish = Polish(0.1, 5)
+    polish = Polish(0.1, 5, "accurate")
     assert polish.room_before(left=8.2, total=60, cost=1.05) == 2
     assert polish.room_before(left=6.52, total=60, cost=1.05) == 0  # 5.47 is inside it
     assert polish.room_before(left=5.5, total=60, cost=1.05) == 0
-    assert Polish(0.0, 5).room_before(left=1.0, total=60, cost=1.05) is None, "no reserve"
+    assert Polish(0.0, 5, "accurate").room_before(left=1.0, total=60, cost=1.05) is None, (
+        "no reserve"
+    )
 
 
 def test_polishing_is_due_over_the_last_share_of_the_budget_only():
-    assert Polish(0.25, 5).due(left=25, total=100)
-    assert not Polish(0.25, 5).due(left=26, total=100)
-    assert not Polish(0.0, 5).due(left=0, total=100)
+    assert Polish(0.25, 5, "accurate").due(left=25, total=100)
+    assert not Polish(0.25, 5, "accurate").due(left=26, total=100)
+    assert not Polish(0.0, 5, "accurate").due(left=0, total=100)
 
 
 @pytest.mark.parametrize(
-    ("share", "epochs", "message"),
-    [(1, 5, "train.polish.share"), (-0.1, 5, "train.polish.share"), (True, 5, "share"),
-     (0.2, 0, "train.polish.epochs"), (0.2, 2.5, "train.polish.epochs")],
+    ("share", "epochs", "order", "message"),
+    [(1, 5, "accurate", "train.polish.share"), (-0.1, 5, "accurate", "train.polish.share"),
+     (True, 5, "accurate", "share"), (0.2, 0, "accurate", "train.polish.epochs"),
+     (0.2, 2.5, "accurate", "train.polish.epochs"),
+     (0.2, 5, "sparsest", "train.polish.order.*one of accurate, smallest")],
 )  # fmt: skip
-def test_bad_polish_settings_are_refused(share, epochs, message):
+def test_bad_polish_settings_are_refused(share, epochs, order, message):
     with pytest.raises(ValueError, match=message):
-        Polish(share, epochs)
+        Polish(share, epochs, order)
 
 
 def test_a_polish_repeating_its_trials_parameters_is_not_refused_as_a_repeat(study):
-    Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)
+    Polish(0.2, 5, "accurate").queue(study, affords=lambda params, epochs: True)
     polish = study.ask(fixed_distributions=DISTRIBUTIONS)
     refuse_repeat(polish)  # runs: no TrialPruned
     assert polish.params == study.trials[0].params
@@ -134,7 +149,8 @@ def test_a_finished_weight_sharing_search_leaves_no_queued_trial_and_no_point_tw
 def test_a_study_recorded_before_polishing_resumes_without_it_and_refuses_it():
     study = optuna.create_study()
     study.set_user_attr("train_config", {"epochs": 3, "finetune_epochs": 2})
-    train = {"epochs": 3, "finetune_epochs": 2, "polish": {"share": 0.0, "epochs": 5}}
+    polish = {"share": 0.0, "epochs": 5, "order": "accurate"}
+    train = {"epochs": 3, "finetune_epochs": 2, "polish": polish}
     assert setting_changes(study, {"train_config": train}) == []
     train["polish"]["share"] = 0.1
     assert setting_changes(study, {"train_config": train}) == ["train.polish.share 0.0 -> 0.1"]
@@ -144,7 +160,8 @@ def test_a_study_recorded_before_polishing_is_retrained_as_one_that_never_polish
     study = optuna.create_study()
     study.set_user_attr("train_config", {"epochs": 3, "finetune_epochs": 2})
     recorded = recorded_config(study, "train")
-    assert recorded == {"epochs": 3, "finetune_epochs": 2, "polish": {"share": 0.0, "epochs": 5}}
+    polish = {"share": 0.0, "epochs": 5, "order": "accurate"}
+    assert recorded == {"epochs": 3, "finetune_epochs": 2, "polish": polish}
     assert Polish(**recorded["polish"]).share == 0.0
     assert study.user_attrs["train_config"] == {"epochs": 3, "finetune_epochs": 2}  # a copy
 
@@ -176,7 +193,7 @@ class Measured:
 
 @pytest.mark.parametrize(("accuracy", "on_front"), [(0.95, False), (0.96, True)])
 def test_a_polish_with_its_trials_values_is_not_a_second_front_point(study, accuracy, on_front):
-    Polish(0.2, 5).queue(study, affords=lambda params, epochs: True)  # of trial 0: 0.95
+    Polish(0.2, 5, "accurate").queue(study, affords=lambda params, epochs: True)  # of trial 0: 0.95
     polish = study.ask(fixed_distributions=DISTRIBUTIONS)
     Constraints(None, None, None).set(polish, Measured(accuracy, 1000, 10_000))
     study.tell(polish, [accuracy, 1000, 10_000])

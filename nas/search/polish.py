@@ -1,7 +1,7 @@
 """The end of a budget, spent on the front's best: over its last share, the search runs
-the most accurate front trials again with longer fine-tuning, instead of new candidates.
-A trial fine-tuned once at the weight-sharing rate stops short of what its candidate can
-reach, and the front's most accurate points hold most of its hypervolume."""
+front trials again with longer fine-tuning, instead of new candidates. A trial fine-tuned
+once at the weight-sharing rate stops short of what its candidate can reach; the front's
+most accurate points hold most of its hypervolume, its smallest the most to gain."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from nas.checks import at_least, check_fields, setting, within
+from nas.checks import at_least, check_fields, one_of, setting, within
 from nas.record.attrs import FINETUNE_EPOCHS, POLISH_OF
 from nas.record.measures import metric, objective_names
 from nas.search.epoch_sums import times_within
@@ -34,13 +34,15 @@ def _polished(study: optuna.Study) -> set[int]:
 class Polish(LastShare, FollowUp):
     """Over the last `share` of a study's budget (of `max_epochs` when set, else of
     `n_trials`), queue one trial at a time that repeats a front trial's parameters and
-    fine-tunes `epochs` epochs (the trial's user attr `finetune_epochs`): the most
-    accurate feasible front trial not polished yet, that is not a polish itself. Polishes
+    fine-tunes `epochs` epochs (the trial's user attr `finetune_epochs`): the feasible
+    front trial not polished yet, that is not a polish itself, first by `order` (the most
+    `accurate`, or the `smallest` in nonzero parameters). Polishes
     carry the user attr `polish_of` (the front trial's number); `room_before` keeps
     siblings out of the share. The config node `train.polish`, every value checked."""
 
     share: float = setting(within(0, 1, "[)"))
     epochs: int = setting(at_least(1))
+    order: str = setting(one_of("accurate", "smallest"))
 
     def __post_init__(self) -> None:
         check_fields(self, "train.polish")
@@ -68,8 +70,8 @@ class Polish(LastShare, FollowUp):
     def _next(
         self, study: optuna.Study, affords: Callable[[dict[str, Any], int], bool]
     ) -> Iterator[QueuedTrial]:
-        """The next polish: of the most accurate front trial not polished yet, that is
-        not a polish itself, if the budget pays for it."""
+        """The next polish: of the first front trial by `order` not polished yet, that
+        is not a polish itself, if the budget pays for it."""
         done = _polished(study)
         names = objective_names(study)
         front = [
@@ -79,7 +81,10 @@ class Polish(LastShare, FollowUp):
         ]
         if not front:
             return
-        chosen = max(front, key=lambda trial: metric(trial, "accuracy", names))
+        if self.order == "smallest":
+            chosen = min(front, key=lambda trial: metric(trial, "nonzero_params", names))
+        else:
+            chosen = max(front, key=lambda trial: metric(trial, "accuracy", names))
         if affords(chosen.params, self.epochs):
             yield QueuedTrial(
                 chosen.params, {**POLISH_OF(chosen.number), **FINETUNE_EPOCHS(self.epochs)}

@@ -79,6 +79,7 @@ ADDED_SETTINGS = {
     "train.supernet.largest_every": ("train.supernet", 1),
     "train.polish.share": ("train", 0.0),
     "train.polish.epochs": ("train", 5),
+    "train.polish.order": ("train", "accurate"),
 }
 _UNSET = object()
 
