@@ -58,6 +58,20 @@ def parse_front(text: str) -> Front:
     return Front(head["study"], int(head["front"]), int(head["finished"]), tuple(rows), elided)
 
 
+TRIAL_LINE = re.compile(r"^\[[\d:]+\] (trial (\d+)[: ].*)$", re.M)
+SECONDS = re.compile(r", [\d.]+s, ")  # a trial's wall time, which no two runs share
+
+
+def trial_lines(text: str, below: int) -> list[str]:
+    """The lines the search printed for its trials numbered below `below`, in order,
+    without their clock time and wall time."""
+    return [
+        SECONDS.sub(", ", match.group(1))
+        for match in TRIAL_LINE.finditer(text)
+        if int(match.group(2)) < below
+    ]
+
+
 def figures_section(title: str) -> str:
     """The output of one command in docs/figures.txt: the lines under `## <title>`."""
     text = FIGURES.read_text()
