@@ -139,6 +139,8 @@ SEARCHES = {
         "train.polish.order=smallest",
     ],
     "search_supernet_distill": ["train=supernet", "finetune.distill=true"],
+    "search_supernet_polish_small": ["train=supernet", "train.polish.order=smallest"],
+    "search_supernet_gradual": ["train=supernet", "schedule=gradual"],
     # the model mode on the cnn space's largest network (a space derived from it: a width
     # per group of coupled channels, LAMP as for cnn), against `search` on +space=cnn
     "search_model": ["+space=model", "space.model._target_=model_networks.cnn_largest"],
