@@ -413,7 +413,7 @@ def test_a_study_recorded_before_settings_were_added_resumes_only_with_their_def
     study.set_user_attr("train_config", {"epochs": 3, "supernet": {"epochs": 6}})
     study.set_user_attr("finetune_config", {"epochs": 2})
     added = {"covering": False, "distill_warmup": 0, "largest_every": 1}
-    polish = {"share": 0.0, "epochs": 5}  # added since too, for every study (tests/test_polish.py)
+    polish = {"share": 0.0, "epochs": 5, "order": "accurate"}  # added since too (test_polish.py)
     same = {"epochs": 3, "supernet": {"epochs": 6, **added}, "polish": polish}
     assert setting_changes(study, {"train_config": same, "finetune_config": {"epochs": 2}}) == []
     changed = {"covering": True, "distill_warmup": 1, "largest_every": 2}
