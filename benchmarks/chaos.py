@@ -80,6 +80,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout this script lives in, for the attr keys
 
 from nas.record.attrs import FINETUNE_EPOCHS, NOT_RUN, REPEATS, RETRY_OF, SUPERNET  # noqa: E402
+from nas.report.machine import cpu_name  # noqa: E402
 
 SOURCES = ("nas", "conf", "search_spaces")  # what a worker imports from the code under test
 TIMER = Path(__file__).with_name("storage_timer.py")
@@ -93,16 +94,6 @@ STARTED_LINE = "trials finished; device"
 
 
 # --- the machine and the code ------------------------------------------------------------
-
-
-def cpu_name() -> str:
-    """The CPU model, from /proc/cpuinfo where there is one."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
 
 
 def machine_line() -> str:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 from dataclasses import dataclass, field, replace
@@ -56,6 +55,7 @@ from nas.report.front_quality import (  # noqa: E402
     non_dominated,
     normalised_objectives,
 )
+from nas.report.machine import cpu_name  # noqa: E402
 from nas.search.configured import bound  # noqa: E402
 from nas.search.reference import reference_candidate  # noqa: E402
 from nas.studies.baseline import BASELINES, run_baseline  # noqa: E402
@@ -176,16 +176,6 @@ class Measured:
         where no trial is that small)."""
         accuracy = self.at_size[(size, share)][0]
         return 0.0 if math.isnan(accuracy) else accuracy
-
-
-def cpu_name() -> str:
-    """The CPU model, from /proc/cpuinfo where there is one."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
 
 
 def machine_line() -> str:

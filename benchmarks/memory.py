@@ -110,15 +110,9 @@ def machine() -> str:
     import optuna
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
-                cpu,
-            )
-    except OSError:
-        pass
+    from nas.report.machine import cpu_name
+
+    cpu = cpu_name()
     threads = torch.get_num_threads()
     return (
         f"{cpu}, {os.cpu_count()} CPUs ({threads} torch threads), {platform.system()} "

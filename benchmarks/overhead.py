@@ -62,6 +62,7 @@ from nas.prune.methods import (  # noqa: E402
     MagnitudePruning,
 )
 from nas.prune.schedule import ONE_SHOT  # noqa: E402
+from nas.report.machine import cpu_name  # noqa: E402
 from nas.space import Candidate  # noqa: E402
 from nas.trial.dense_cache import DenseCache  # noqa: E402
 from nas.trial.metrics import logits_of  # noqa: E402
@@ -145,14 +146,8 @@ def bare_trial(
 
 
 def machine_line(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
-    except (OSError, StopIteration):
-        pass
     parts = [
-        f"cpu: {cpu}",
+        f"cpu: {cpu_name()}",
         f"threads: {torch.get_num_threads()}",
         f"torch {torch.__version__}",
         f"python {platform.python_version()}",

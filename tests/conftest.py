@@ -6,9 +6,7 @@ import dataclasses
 import functools
 import json
 import os
-import platform
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -21,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from nas.data import Splits, synthetic_images
+from nas.report.machine import cpu_name
 from nas.search.polish import Polish
 from nas.search.settings import StudySettings
 from nas.supernet.sandwich import SupernetSettings
@@ -236,11 +235,7 @@ def assert_a_second_report_reuses_every_run(
 def this_machine() -> str:
     """This machine as docs/regenerate.sh writes it into docs/figures.txt: CPU model,
     cores and torch version."""
-    cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    models = re.findall(r"^model name\s*:\s*(.+)$", text, re.M)
-    model = " ".join(models[0].split()) if models else platform.processor()
-    return f"{model} ({os.cpu_count()} cores), {torch_version()}"
+    return f"{cpu_name()} ({os.cpu_count()} cores), {torch_version()}"
 
 
 def torch_version() -> str:
