@@ -29,15 +29,17 @@ def equivalent_mutants(path: Path = EQUIVALENT) -> dict[str, str]:
     return {pair[0]: pair[1] if len(pair) > 1 else "" for pair in pairs}
 
 
-def statuses(mutants: Path) -> dict[str, dict[str, str]]:
-    """Each mutated file's mutants and their status, from mutmut's `.meta` files."""
-    found = {}
+def statuses(mutants: Path) -> tuple[dict[str, dict[str, str]], int]:
+    """Each mutated file's mutants that were run and their status, from mutmut's `.meta`
+    files, and how many were not run (a run of some mutants only: `mutmut run NAMES`)."""
+    found, not_run = {}, 0
     for meta in sorted(mutants.rglob("*.py.meta")):
         codes = json.loads(meta.read_text())["exit_code_by_key"]
-        if codes:
-            source = meta.relative_to(mutants).as_posix().removesuffix(".meta")
-            found[source] = {name: status_by_exit_code[code] for name, code in codes.items()}
-    return found
+        run = {name: status_by_exit_code[code] for name, code in codes.items() if code is not None}
+        not_run += len(codes) - len(run)
+        if run:
+            found[meta.relative_to(mutants).as_posix().removesuffix(".meta")] = run
+    return found, not_run
 
 
 def table(found: dict[str, dict[str, str]], equivalent: dict[str, str]) -> str:
@@ -70,12 +72,14 @@ def row(label: str, counts: Counter) -> str:
 
 
 def main() -> int:
-    found = statuses(ROOT / "mutants")
+    found, not_run = statuses(ROOT / "mutants")
     if not found:
         print("no mutation results: run benchmarks/mutation.sh first", file=sys.stderr)
         return 1
     equivalent = equivalent_mutants()
     print(table(found, equivalent))
+    if not_run:
+        print(f"\n{not_run} mutants generated but not run are left out")
     left = sorted(
         name
         for mutants in found.values()
