@@ -17,7 +17,7 @@ from nas.derive.depth import BlockRun
 from nas.derive.space import adapt_first_conv
 from nas.search.reference import ReferenceTrial
 from nas.space import Candidate
-from tests.conftest import conf_defaults, run_nas
+from tests.conftest import conf_defaults, forked_nas
 
 sys.path.insert(0, str(Path(__file__).parent / "data" / "user_model"))
 from my_net import UserNet  # noqa: E402  (the user's own class, as in their folder)
@@ -244,18 +244,18 @@ def test_a_trained_candidate_without_a_runs_blocks_is_the_model_without_them():
 def test_a_class_in_the_users_folder_is_searched_from_one_override(tmp_path):
     shutil.copy(USER_MODEL, tmp_path / "my_net.py")
     model = ("+space=model", "space.model._target_=my_net.UserNet")
-    info = run_nas("space-info", *model, "data=synthetic", cwd=tmp_path)
+    info = forked_nas("space-info", *model, "data=synthetic", cwd=tmp_path)
     assert info.returncode == 0, info.stderr
     assert "arch.stem.width: 8/16 of 16 (layers stem, body, depthwise)" in info.stdout
     assert "head: head computes the network's outputs (the classes)" in info.stdout
-    done = run_nas("search", *model, "+debug=smoke", "study.n_trials=2", cwd=tmp_path)
+    done = forked_nas("search", *model, "+debug=smoke", "study.n_trials=2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Pareto front of study 'model-smoke'" in done.stdout
     assert "UserNet" in done.stdout
     caps = "space.sparsity.layer_high={stem:0.9}"
-    capped = run_nas("search", *model, "+debug=smoke", "study.name=capped", caps, cwd=tmp_path)
+    capped = forked_nas("search", *model, "+debug=smoke", "study.name=capped", caps, cwd=tmp_path)
     assert capped.returncode == 0, capped.stderr
-    unknown = run_nas(
+    unknown = forked_nas(
         "search", *model, "+debug=smoke", "space.sparsity.layer_high={nothere:0.9}", cwd=tmp_path
     )
     assert unknown.returncode == 2 and "has no layer nothere" in unknown.stderr
@@ -263,7 +263,7 @@ def test_a_class_in_the_users_folder_is_searched_from_one_override(tmp_path):
 
 @pytest.mark.slow
 def test_a_space_model_without_a_target_is_one_line_and_exit_2(tmp_path):
-    done = run_nas("space-info", "+space=model", "data=synthetic", cwd=tmp_path)
+    done = forked_nas("space-info", "+space=model", "data=synthetic", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert "space.model._target_ is not set" in done.stderr
@@ -346,17 +346,18 @@ def test_a_trained_state_dict_is_the_starting_point_of_every_trial(tmp_path):
     shutil.copy(USER_MODEL, tmp_path / "my_net.py")
     torch.save(trained_user_net().state_dict(), tmp_path / "trained.pt")
     model = ("+space=model", "space.model._target_=my_net.UserNet", "+debug=smoke")
-    done = run_nas("search", *model, "space.weights=trained.pt", "study.n_trials=2", cwd=tmp_path)
+    weights = "space.weights=trained.pt"
+    done = forked_nas("search", *model, weights, "study.n_trials=2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(
         study_name="model-smoke", storage=f"sqlite:///{tmp_path}/outputs/smoke.db"
     )
     finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert finished and all(t.user_attrs["dense_sliced"] for t in finished)
-    missing = run_nas("search", *model, "space.weights=nowhere.pt", "study.name=x", cwd=tmp_path)
+    missing = forked_nas("search", *model, "space.weights=nowhere.pt", "study.name=x", cwd=tmp_path)
     assert missing.returncode == 2 and "space.weights=nowhere.pt" in missing.stderr
     assert missing.stderr.strip().count("\n") == 0, missing.stderr
-    shared = run_nas(
+    shared = forked_nas(
         "search", *model, "space.weights=trained.pt", "train=supernet", "study.name=y", cwd=tmp_path
     )
     assert shared.returncode == 2 and "use train=default" in shared.stderr
