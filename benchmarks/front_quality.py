@@ -76,6 +76,8 @@ PER_LAYER = [  # independent per-layer ratios, the former default
     "space.sparsity.step=0.05",
     "space.sparsity.shift=null",
 ]
+# the last fifth of the budget polishing the front's smallest trials first
+POLISH_SMALL = ["train.polish.share=0.2", "train.polish.order=smallest"]
 # the joint search from scratch (train=default) and with weight sharing, then other
 # samplers and sparsities
 SEARCHES = {
@@ -131,13 +133,9 @@ SEARCHES = {
     "search_gradual": ["schedule=gradual"],
     "search_polish": ["train.polish.share=0.1"],
     "search_ft4": ["train.finetune_epochs=4"],
-    "search_polish_small": ["train.polish.share=0.2", "train.polish.order=smallest"],
+    "search_polish_small": POLISH_SMALL,
     "search_siblings3": ["study.siblings=3"],  # one more sibling, a quarter as dense again
-    "search_gradual_polish_small": [
-        "schedule=gradual",
-        "train.polish.share=0.2",
-        "train.polish.order=smallest",
-    ],
+    "search_gradual_polish_small": ["schedule=gradual", *POLISH_SMALL],
     "search_supernet_distill": ["train=supernet", "finetune.distill=true"],
     "search_supernet_polish_small": ["train=supernet", "train.polish.order=smallest"],
     "search_supernet_gradual": ["train=supernet", "schedule=gradual"],
