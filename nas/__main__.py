@@ -31,7 +31,8 @@ USAGE = "usage: python -m nas <command> [hydra overrides]   (or: nas <command> .
 def main_help() -> str:
     """The text of `python -m nas --help`."""
     lines = [USAGE, "", "commands:"]
-    lines += [f"  {name:<13}{summary}" for name, summary in COMMANDS.items()]
+    width = max(map(len, COMMANDS)) + 2
+    lines += [f"  {name:<{width}}{summary}" for name, summary in COMMANDS.items()]
     lines += [
         "",
         f"search spaces (+space=NAME): {', '.join(available_spaces())}",

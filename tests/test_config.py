@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
-from nas.__main__ import normalise_overrides
+from nas.__main__ import COMMANDS, main_help, normalise_overrides
 from nas.cli.config_dir import available_spaces
 from nas.errors import UsageError
 from nas.search.storage import storage_location
@@ -75,3 +75,9 @@ def test_space_override_without_plus_is_accepted():
 def test_unknown_space_names_the_available_ones():
     with pytest.raises(UsageError, match="unknown search space 'nope'; available: .*cnn"):
         normalise_overrides(["+space=nope"])
+
+
+def test_the_help_parts_every_command_from_its_summary_by_two_spaces():
+    lines = main_help().splitlines()
+    for name, summary in COMMANDS.items():
+        assert f"  {name}  " in next(line for line in lines if line.endswith(summary))
