@@ -1,4 +1,4 @@
-"""Resuming a study with settings that change a trial's numbers (data, training,
+"""Resuming a study with settings that change a trial's numbers (space, data, training,
 fine-tuning, pruning, schedule, seed) is refused in one line, the study untouched; budget,
 device and other `study.*` settings may change."""
 
@@ -61,6 +61,8 @@ def database(smoke_study, tmp_path) -> Path:
             "nas.prune.schedule.Iterative, schedule.rounds (unset) -> 3",
         ),
         (("seed=3",), "seed 0 -> 3"),
+        (("space.channels=[4,8]",), "space.channels [8, 16, 32] -> [4, 8]"),
+        (("space.sparsity.high=0.9",), "space.sparsity.high 0.99 -> 0.9"),
     ],
 )
 def test_resuming_with_other_settings_is_refused_naming_them_and_changes_nothing(

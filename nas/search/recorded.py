@@ -67,7 +67,7 @@ def as_recorded(config: Any, group: str) -> Any:
 
 # The config groups that change a trial's numbers; a study records each as `<group>_config`,
 # beside its `seed`.
-TRIAL_SETTING_GROUPS = ("data", "train", "finetune", "prune", "schedule")
+TRIAL_SETTING_GROUPS = ("space", "data", "train", "finetune", "prune", "schedule")
 # Keys within them that change no number: whether missing data may be downloaded.
 FREE_SETTINGS = frozenset({"data.download"})
 # Settings added since studies were first recorded, with the value that behaves as the

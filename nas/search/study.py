@@ -223,11 +223,11 @@ def describe_study(study: optuna.Study, cfg: DictConfig, splits: Splits) -> None
     """Record in `study` what `export` needs to rebuild and check its models (the space
     and data configs, input shape and class count) and what `report retrain_seeds=N`
     needs to train them again (the train, finetune, prune and schedule configs and the
-    seed; a resume must keep these, see `trial_settings`), once, when the study is new;
+    seed; a resume must keep these and the space and data, see `trial_settings`), once,
+    when the study is new;
     and how its images became inputs, with the class names, for an export to label new
     images (data read from image files only)."""
     attrs = {
-        "space_config": OmegaConf.to_container(cfg.space, resolve=True),
         "in_shape": list(splits.in_shape),
         "n_classes": splits.n_classes,
         **trial_settings(cfg),
