@@ -23,6 +23,7 @@ run over all seeds reports.
     python benchmarks/front_quality.py --trial-counts 19 38 76 --methods search_supernet
     python benchmarks/front_quality.py --tag new --methods search_supernet search@old
     python benchmarks/front_quality.py --tag a --methods search two_stage --known search@b lamp@b
+    python benchmarks/front_quality.py --read --tag a --methods search search@b   # runs nothing
 """
 
 from __future__ import annotations
@@ -356,25 +357,30 @@ def by_trial_count(
     return "\n".join(lines)
 
 
+def read(entry: str, seed: int, args: argparse.Namespace, out: Path, option: str) -> optuna.Study:
+    """The study a `--methods` entry names for `seed`, read and never run; a study not there
+    ends the benchmark with one line naming `option`."""
+    name, path = resolve(entry, seed, args)[1], storage_file(out, seed)
+    missing = f"front_quality: {option} {entry}: no study {name!r} in {out}"
+    if not path.exists():  # checked first: loading would make the file
+        sys.exit(missing)
+    try:
+        return optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
+    except KeyError:
+        sys.exit(missing)
+
+
 def known_points(
     entries: list[str], args: argparse.Namespace, out: Path, references: list[tuple[int, int]]
 ) -> list[np.ndarray]:
     """The normalised objectives of the studies `entries` (METHOD@TAG) name for each seed,
     read and never run: e.g. another budget's, for the best front known. A study not
     there ends the benchmark with one line."""
-    points = []
-    for seed, reference in zip(args.seeds, references, strict=True):
-        for entry in entries:
-            name, path = resolve(entry, seed, args)[1], storage_file(out, seed)
-            missing = f"front_quality: --known {entry}: no study {name!r} in {out}"
-            if not path.exists():  # checked first: loading would make the file
-                sys.exit(missing)
-            try:
-                study = optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
-            except KeyError:
-                sys.exit(missing)
-            points.append(measure(study, reference).points)
-    return points
+    return [
+        measure(read(entry, seed, args, out, "--known"), reference).points
+        for seed, reference in zip(args.seeds, references, strict=True)
+        for entry in entries
+    ]
 
 
 def best_known(results: dict[str, list[Measured]], known: list[np.ndarray] = ()) -> float:
@@ -609,6 +615,10 @@ def main(argv: list[str] | None = None) -> int:
         "--known", nargs="+", default=[], type=method_entry, metavar="METHOD@TAG",
         help="studies only read, whose trials join the best front known (e.g. another budget's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--read", action="store_true",
+        help="only read the studies (each variant's, whatever its overrides), run none",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args(argv)
     prepare(args.out, args.threads)
@@ -618,7 +628,9 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for method in args.methods:
             print(f"== seed {seed}: {method}", file=sys.stderr, flush=True)
-            studies[method].append(run(method, seed, args, args.out.resolve()))
+            out = args.out.resolve()
+            study = read(method, seed, args, out, "--read") if args.read else None
+            studies[method].append(study or run(method, seed, args, out))
         references.append(reference_size(studies[args.methods[0]][-1]))
     results = {
         method: [measure(study, ref) for study, ref in zip(rows, references, strict=True)]

@@ -11,6 +11,14 @@ import pytest
 
 from nas.report.front_quality import hypervolume
 
+MLP = {  # 6 inputs -> 8 -> 8 -> 5 classes at its largest: 173 params
+    "_target_": "search_spaces.mlp.MLPSpace",
+    "depth": [1, 2],
+    "widths": [4, 8],
+    "activations": ["relu"],
+    "sparsity": {"low": 0.5, "high": 0.9, "step": 0.1, "allocation": "per_layer"},
+}
+
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 
@@ -268,3 +276,26 @@ def test_a_seed_where_the_two_tie_is_not_counted_ahead(bench):
         "| 31 | +0.2500 |",
         "| mean | +0.1250 ± 0.1250 SE, 1/2 |",
     ]
+
+
+def test_read_reports_on_the_studies_there_and_runs_none(bench, tmp_path, capsys):
+    storage = f"sqlite:///{bench.storage_file(tmp_path, 30)}"
+    for name, accuracy in (("a-s30-search", 0.9), ("b-s30-search", 0.8)):
+        study = study_of(None, storage=storage, name=name)
+        for key, value in (("space_config", MLP), ("in_shape", [1, 3, 2]), ("n_classes", 5)):
+            study.set_user_attr(key, value)
+        attrs = {"train_epochs": 1, "train_flops": 1.0, "test_accuracy": accuracy}
+        study.add_trial(optuna.trial.create_trial(values=[accuracy, 10, 100], user_attrs=attrs))
+    out = str(tmp_path)
+    # the second study is another variant's (its own overrides): read, never resumed
+    assert bench.main(["--read", "--seeds", "30", "--tag", "a", "--out", out, "--methods",
+                       "search", "search@b", "--", "space.widths=[4]"]) == 0  # fmt: skip
+    report = capsys.readouterr().out
+    # one point each at 10 of 173 params and 100 of 304 FLOPs: 0.1 x 163/173 x 204/304
+    assert "| 30 | +0.0632 |" in report.splitlines()
+    for name in ("a-s30-search", "b-s30-search"):
+        assert len(optuna.load_study(study_name=name, storage=storage).trials) == 1
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--read", "--seeds", "31", "--tag", "a", "--out", out, "--methods", "search"])
+    assert str(stopped.value) == f"front_quality: --read search: no study 'a-s31-search' in {out}"
+    assert not bench.storage_file(tmp_path, 31).exists(), "only read: no file made"

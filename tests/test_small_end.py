@@ -8,15 +8,9 @@ import importlib
 import optuna
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+from tests.test_front_quality_benchmark import MLP  # at its largest: 173 params
 
-MLP = {  # 6 inputs -> 8 -> 8 -> 5 classes at its largest: 173 params (test_mutants_front_quality)
-    "_target_": "search_spaces.mlp.MLPSpace",
-    "depth": [1, 2],
-    "widths": [4, 8],
-    "activations": ["relu"],
-    "sparsity": {"low": 0.5, "high": 0.9, "step": 0.1, "allocation": "per_layer"},
-}
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 
 def trial(accuracy: float, params: int, dense_params: int, dense_accuracy: float, test: float):
