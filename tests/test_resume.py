@@ -61,7 +61,7 @@ def database(smoke_study, tmp_path) -> Path:
             "nas.prune.schedule.Iterative, schedule.rounds (unset) -> 3",
         ),
         (("seed=3",), "seed 0 -> 3"),
-        (("space.channels=[4,8]",), "space.channels [8, 16, 32] -> [4, 8]"),
+        (("space.channels=[8,16]",), "space.channels [4, 8, 16, 32] -> [8, 16]"),
         (("space.sparsity.high=0.9",), "space.sparsity.high 0.99 -> 0.9"),
     ],
 )

@@ -21,10 +21,10 @@ from tests.conftest import skip_unless_recorded_here, this_machine
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GOLDEN = Path(__file__).resolve().parent / "data" / "same_fronts.json"
-# the cnn space as recorded, before it shifted its allocation rule by default
+# the cnn space as recorded, before it offered 4 channels by default
 SMALL = (
     "+space=cnn", "+debug=smoke", "study.n_trials=5", "study.dense_cache=4",
-    "space.sparsity.shift=null",
+    "space.sparsity.shift=null", "space.channels=[8,16,32]",
 )  # fmt: skip
 # One small search per way a trial gets, prunes and fine-tunes its weights.
 MODES = {
