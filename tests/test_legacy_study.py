@@ -59,7 +59,15 @@ def test_a_legacy_study_reports_retrains_exports_and_resumes(legacy, tmp_path):
     assert exported.returncode == 0, exported.stderr
     assert (tmp_path / "ship" / "t0.pt2").stat().st_size > 0
 
-    search = ("search", "+space=cnn", "+debug=smoke", "schedule=gradual", *overrides)
+    # the cnn space as it was made with, before it offered 4 channels
+    search = (
+        "search",
+        "+space=cnn",
+        "+debug=smoke",
+        "schedule=gradual",
+        "space.channels=[8,16,32]",
+        *overrides,
+    )
     refused = forked_nas(*search, "study.n_trials=3", cwd=tmp_path)
     # its ramp (every 10 of its 4 fine-tuning steps) cut all of the ratios at its step 3
     assert_one_line_error(refused, "schedule.every=10 puts the ramp's first pruning at step 3")

@@ -106,6 +106,7 @@ def test_a_weight_sharing_search_polishes_its_front_in_the_last_share(compose_co
         "study.name=test", f"study.storage=sqlite:///{tmp_path}/s.db", "study.n_trials=100",
         "study.max_epochs=20", "train.polish.share=0.5", "train.polish.epochs=2",
         "study.dense_cache=0",  # every polish is sliced again: siblings would be due after it
+        "space.channels=[8,16,32]",  # with 4, one tiny network is the whole front: one polish
     )  # fmt: skip
     study = run_search(cfg, launch_dir=tmp_path, run_dir=tmp_path / "run")
     trials = study.get_trials(states=(TrialState.COMPLETE,))

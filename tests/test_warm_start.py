@@ -29,7 +29,7 @@ def test_a_new_study_with_warm_start_runs_the_smallest_architecture_first(compos
         return run_search(cfg, tmp_path, tmp_path / name)
 
     warm = search("warm", "study.warm_start=true")
-    smallest = smallest_architecture(CNNSpace())
+    smallest = smallest_architecture(CNNSpace(channels=[4, 8, 16, 32]))  # conf/space/cnn.yaml's
     (first,) = warm.trials
     assert {k: v for k, v in first.params.items() if k in smallest} == smallest
     assert first.state == optuna.trial.TrialState.COMPLETE

@@ -80,6 +80,7 @@ ADDED_SETTINGS = {
     "train.polish.share": ("train", 0.0),
     "train.polish.epochs": ("train", 5),
     "train.polish.order": ("train", "accurate"),
+    "space.sparsity.shift": ("space.sparsity", None),
 }
 _UNSET = object()
 
