@@ -50,51 +50,29 @@ def seeds(tmp_path):
     return small_end, tmp_path
 
 
+def table_rows(seeds, capsys, share: str) -> list[str]:
+    """The seed rows and the mean row small_end prints for seeds 1 and 2 at `share`."""
+    small_end, out = seeds
+    argv = ["--out", str(out), "--tag", "t", "--method", "search", "--seeds", "1", "2"]
+    small_end.main([*argv, "--share", share])
+    return capsys.readouterr().out.splitlines()[3:6]
+
+
 def test_each_seed_shows_its_most_accurate_trial_within_the_share_and_what_pruning_took(
     seeds, capsys
 ):
-    small_end, out = seeds
     # half of 173 params is 86.5: seed 1's 100-param trial is too large, its 80-param one
     # (0.90) beats its 40-param one (0.70); 80 of a dense 160 is half pruned
-    small_end.main(
-        [
-            "--out",
-            str(out),
-            "--tag",
-            "t",
-            "--method",
-            "search",
-            "--seeds",
-            "1",
-            "2",
-            "--share",
-            "0.5",
-        ]
-    )
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[3] == "| 1 | 0 | mlp 160 | 160 | 50% | 80 | 0.950 | 0.900 | 0.880 |"
-    assert lines[4] == "| 2 | 0 | mlp 172 | 172 | 50% | 86 | 0.800 | 0.600 | 0.620 |"
-    assert lines[5] == "| mean |  |  | 166 | 50% | 83 | 0.875 | 0.750 | 0.750 |"
+    assert table_rows(seeds, capsys, "0.5") == [
+        "| 1 | 0 | mlp 160 | 160 | 50% | 80 | 0.950 | 0.900 | 0.880 |",
+        "| 2 | 0 | mlp 172 | 172 | 50% | 86 | 0.800 | 0.600 | 0.620 |",
+        "| mean |  |  | 166 | 50% | 83 | 0.875 | 0.750 | 0.750 |",
+    ]
 
 
 def test_a_seed_with_no_trial_that_small_says_so_and_is_left_out_of_the_mean(seeds, capsys):
-    small_end, out = seeds
-    small_end.main(
-        [
-            "--out",
-            str(out),
-            "--tag",
-            "t",
-            "--method",
-            "search",
-            "--seeds",
-            "1",
-            "2",
-            "--share",
-            "0.3",
-        ]
-    )
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[3] == "| 1 | 2 | mlp 173 | 173 | 77% | 40 | 0.990 | 0.700 | 0.710 |"
-    assert lines[4] == "| 2 | - | none that small | | | | | | |"
-    assert lines[5] == "| mean |  |  | 173 | 77% | 40 | 0.990 | 0.700 | 0.710 |"
+    assert table_rows(seeds, capsys, "0.3") == [
+        "| 1 | 2 | mlp 173 | 173 | 77% | 40 | 0.990 | 0.700 | 0.710 |",
+        "| 2 | - | none that small | | | | | | |",
+        "| mean |  |  | 173 | 77% | 40 | 0.990 | 0.700 | 0.710 |",
+    ]
