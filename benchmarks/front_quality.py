@@ -625,18 +625,20 @@ def main(argv: list[str] | None = None) -> int:
 
     studies: dict[str, list[optuna.Study]] = {method: [] for method in args.methods}
     references = []
+    out = args.out.resolve()
     for seed in args.seeds:
         for method in args.methods:
             print(f"== seed {seed}: {method}", file=sys.stderr, flush=True)
-            out = args.out.resolve()
-            study = read(method, seed, args, out, "--read") if args.read else None
-            studies[method].append(study or run(method, seed, args, out))
+            if args.read:
+                studies[method].append(read(method, seed, args, out, "--read"))
+            else:
+                studies[method].append(run(method, seed, args, out))
         references.append(reference_size(studies[args.methods[0]][-1]))
     results = {
         method: [measure(study, ref) for study, ref in zip(rows, references, strict=True)]
         for method, rows in studies.items()
     }
-    best = best_known(results, known_points(args.known, args, args.out.resolve(), references))
+    best = best_known(results, known_points(args.known, args, out, references))
     results = with_regret(results, best)
     seeds = " ".join(map(str, args.seeds))
     overrides = f", overrides: {' '.join(args.overrides)}" if args.overrides else ""
