@@ -6,9 +6,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.errors import UsageError
+from nas.errors import SearchInterrupted, UsageError
 from nas.search.reference import reference_candidate
 from nas.studies.baseline import dense_front, models_in_budget, run_baseline, share, sparsity_levels
+from nas.trial.pipeline import TrialPipeline
 from search_spaces.cnn import CNNSpace
 from tests.conftest import assert_one_line_error, forked_nas
 
@@ -53,10 +54,10 @@ def test_bad_reference_parameters_are_refused(given, message):
 def baseline(compose_config, tmp_path):
     """run_baseline on the smoke config (1 + 1 epochs), in a temporary SQLite file."""
 
-    def _baseline(*overrides: str) -> optuna.Study:
+    def _baseline(*overrides: str, name: str = "test") -> optuna.Study:
         storage = f"sqlite:///{tmp_path / 'study.db'}"
         cfg = compose_config(
-            "+space=cnn", "+debug=smoke", "study.name=test", f"study.storage={storage}",
+            "+space=cnn", "+debug=smoke", f"study.name={name}", f"study.storage={storage}",
             "study.n_trials=100", *overrides,
         )  # fmt: skip
         return run_baseline(cfg, launch_dir=tmp_path, run_dir=tmp_path / "run")
@@ -93,6 +94,43 @@ def test_two_stage_searches_dense_then_prunes_the_dense_front_in_the_same_budget
     assert all(t.user_attrs["dense_cached"] for t in pruned)
     front = {t.user_attrs["arch"] for t in dense_front(dense, study)}
     assert {t.user_attrs["arch"] for t in pruned} == front  # every front member, nothing else
+
+
+def interrupted_at_run(number: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the `number`-th trial the pipeline runs (from 1) end as Ctrl-C does."""
+    run, calls = TrialPipeline.run, []
+
+    def run_or_interrupt(self, *args, **kwargs):
+        calls.append(None)
+        if len(calls) == number:
+            raise KeyboardInterrupt
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrialPipeline, "run", run_or_interrupt)
+
+
+def outcomes(study: optuna.Study) -> dict[tuple[str, float], tuple[float, ...]]:
+    """What each finished trial of `study` measured, by architecture and sparsity."""
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    return {(t.user_attrs["arch"], t.params["sparsity.overall"]): tuple(t.values) for t in trials}
+
+
+@pytest.mark.slow
+def test_two_stage_interrupted_while_pruning_resumes_to_what_an_uninterrupted_run_gives(
+    baseline, monkeypatch
+):
+    whole = baseline("method=two_stage", "study.max_epochs=14", name="whole")
+    with monkeypatch.context() as patched:
+        interrupted_at_run(6, patched)  # 3 dense trials, then the third pruned one
+        with pytest.raises(SearchInterrupted):
+            baseline("method=two_stage", "study.max_epochs=14", name="cut")
+    resumed = baseline("method=two_stage", "study.max_epochs=14", name="cut")
+    assert not resumed.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
+    assert outcomes(resumed) == outcomes(whole)
+    spent = [
+        t.user_attrs["train_epochs"] for t in resumed.get_trials(states=(TrialState.COMPLETE,))
+    ]
+    assert spent == [2, 2, 2] + [1] * 8  # the dense weights were not trained again
 
 
 @pytest.mark.slow

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 
+import optuna
 import pytest
 import torch
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
 from optuna.trial import FixedTrial
 
 from nas.prune.methods import MagnitudePruning
+from nas.search.dense_states import ArtifactDenseStates
 from nas.trial.dense_cache import DenseCache, DenseState, arch_seed
 from nas.trial.pipeline import TrialPipeline
 from search_spaces.cnn import CNNSpace
+from tests.conftest import DAMAGES, damage
 from tests.test_objective import PARAMS, SETTINGS
 
 CPU = torch.device("cpu")
@@ -38,6 +42,41 @@ def test_a_cache_of_size_zero_keeps_nothing_and_a_bad_size_is_refused():
     assert len(cache) == 0
     with pytest.raises(ValueError, match="dense cache size"):
         DenseCache(-1)
+
+
+def artifact_states(folder) -> ArtifactDenseStates:
+    """Dense states kept as artifacts of one study in `folder`, as a new process opens them."""
+    storage = f"sqlite:///{folder / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=storage, load_if_exists=True)
+    return ArtifactDenseStates(FileSystemArtifactStore(folder), study, CPU)
+
+
+def test_a_stored_state_outlives_the_cache_and_memory_stays_its_size(tmp_path):
+    weights = {"conv.weight": torch.arange(6.0).reshape(2, 3)}
+    kept = DenseState(weights, torch.tensor([1, 2], dtype=torch.uint8), 0.75, torch.ones(2, 3))
+    first = DenseCache(1, artifact_states(tmp_path))
+    first.put({"width": 1}, 0, kept)
+    first.put({"width": 2}, 0, state(2))  # drops width 1 from memory, not from the store
+    assert len(first) == 1 and first.get({"width": 1}, 0).accuracy == 0.75
+    later = DenseCache(1, artifact_states(tmp_path))  # a resumed study's process
+    assert later.holds({"width": 1}, 0) and not later.holds({"width": 1}, 1)
+    loaded = later.get({"width": 1}, 0)
+    assert torch.equal(loaded.weights["conv.weight"], weights["conv.weight"])
+    assert torch.equal(loaded.generator, kept.generator) and loaded.accuracy == 0.75
+    assert torch.equal(loaded.val_logits, kept.val_logits)
+    assert DenseCache(0, artifact_states(tmp_path)).get({"width": 1}, 0) is None
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_an_unreadable_stored_state_is_reported_deleted_and_trained_again(tmp_path, caplog, how):
+    states = artifact_states(tmp_path)
+    DenseCache(1, states).put({"width": 1}, 0, state(1))
+    (meta,) = get_all_artifact_meta(states.study)
+    damage(tmp_path / meta.artifact_id, how)
+    assert DenseCache(1, artifact_states(tmp_path)).get({"width": 1}, 0) is None
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "nas.search.dense_states"]
+    assert line.startswith(f"cannot read {meta.filename} (") and line.endswith("training it again")
+    assert not (tmp_path / meta.artifact_id).exists()
 
 
 def test_the_weight_seed_depends_on_the_architecture_and_the_search_seed_only():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.checks import checked, within
@@ -21,6 +22,7 @@ from nas.prune.allocation import METHODS
 from nas.record.attrs import TRAIN_EPOCHS
 from nas.record.measures import metric, objective_names
 from nas.search.configured import configured
+from nas.search.dense_states import ArtifactDenseStates
 from nas.search.reference import reference_candidate
 from nas.search.revisits import Revisits, architecture_params
 from nas.search.study import Outcome, Search
@@ -84,9 +86,20 @@ def baseline_config(cfg: DictConfig, allocation: str, high: float) -> DictConfig
     return changed
 
 
+def resumable(search: Search, study: optuna.Study, size: int) -> Search:
+    """`search` keeping the dense weights of `size` architectures in memory and all of them
+    as artifacts of `study`: a baseline queues its plan at the cost of fine-tuning alone,
+    and a resumed one keeps to it."""
+    search.store_dir.mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(search.store_dir)
+    cache = DenseCache(size, ArtifactDenseStates(store, study, search.pipeline.device))
+    return replace(search, pipeline=replace(search.pipeline, dense_cache=cache))
+
+
 def sweep(search: Search, study: optuna.Study, method_cfg: DictConfig) -> Outcome:
     """Prune the reference architecture by the study's allocation rule at each overall
     sparsity the budget pays for; the first trains it densely, the rest reuse its weights."""
+    search = resumable(search, study, search.pipeline.dense_cache.size)
     opts, settings = search.opts, search.pipeline.settings
     _, reference = reference_candidate(search.pipeline.space, method_cfg.arch)
     first = settings.epochs + settings.finetune_epochs
@@ -112,11 +125,10 @@ def two_stage(search: Search, study: optuna.Study, method_cfg: DictConfig) -> Ou
             math.ceil(opts.n_trials * method_cfg.dense_share),
         ),
     )
-    # every dense architecture's weights stay cached until its front is pruned
-    cache = DenseCache(max(opts.dense_cache, dense_trials))
-    # and its dense search revisits nothing: its front is pruned afterwards
+    # every dense architecture's weights stay cached until its front is pruned, and its
+    # dense search revisits nothing: its front is pruned afterwards
     search = replace(
-        search, pipeline=replace(search.pipeline, dense_cache=cache), revisits=Revisits(0)
+        resumable(search, study, max(opts.dense_cache, dense_trials)), revisits=Revisits(0)
     )
     dense_space_cfg = OmegaConf.merge(search.cfg.space, {"sparsity": {"high": 0.0}})
     dense_space = configured(dense_space_cfg, "space")
@@ -124,11 +136,12 @@ def two_stage(search: Search, study: optuna.Study, method_cfg: DictConfig) -> Ou
     if outcome.interrupted_by is not None or outcome.stopped:
         return outcome
 
+    # planned from the dense search alone, so that a resumed study queues the same plan
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     dense = [trial for trial in finished if trial.params["sparsity.overall"] == 0.0]
     front = dense_front(dense, study)
-    spent = sum(TRAIN_EPOCHS.of(trial) for trial in finished)
-    remaining = max(0, min(opts.n_trials - len(finished), int((budget - spent) // finetune)))
+    spent = sum(TRAIN_EPOCHS.of(trial) for trial in dense)
+    remaining = max(0, min(opts.n_trials - len(dense), int((budget - spent) // finetune)))
     log.info(
         "two_stage: %d dense architectures tried, %d on their front; %d pruned candidates "
         "fit the remaining %d epochs",
@@ -137,7 +150,7 @@ def two_stage(search: Search, study: optuna.Study, method_cfg: DictConfig) -> Ou
     low, high = method_cfg.sparsity.low, method_cfg.sparsity.high
     for trial, count in zip(front, share(remaining, len(front)), strict=True):
         queue(study, architecture_params(trial.params), sparsity_levels(count, low, high))
-    return search.optimize(study, len(finished) + remaining, budget, queued_only=True)
+    return search.optimize(study, len(dense) + remaining, budget, queued_only=True)
 
 
 def run_baseline(cfg: DictConfig, launch_dir: Path, run_dir: Path) -> optuna.Study:
