@@ -19,7 +19,7 @@ class FixedCosts:
     def __init__(self, epochs: float = 1.0) -> None:
         self.epochs = epochs
 
-    def planned_epochs(self, params: dict, finetune_epochs: int) -> float:
+    def planned_epochs(self, params: dict, finetune_epochs: int | None = None) -> float:
         return self.epochs
 
     def holds_dense(self, params: dict) -> bool:
@@ -94,6 +94,15 @@ def test_under_an_epoch_limit_siblings_stop_short_of_the_polishes_share():
     study.add_trial(finished(16, 0.7, 0.99, 150, dense_cached=False, train_epochs=4))
     run_follow_ups(study, TrialBudget(n_trials=100))
     assert len(waiting(study)) == 3, "no reserve without an epoch limit"
+
+
+def test_under_an_epoch_limit_siblings_are_no_more_than_the_epochs_left_pay_for():
+    study = four_trials()
+    study.add_trial(finished(16, 0.7, 0.99, 150, dense_cached=False, train_epochs=4))
+    siblings = (Siblings(3, 0.5, "sparser", 0.02),)  # no last share kept
+    budget = TrialBudget(n_trials=100, max_epochs=7)  # 3 epochs left
+    QueueFollowUps(siblings, budget, FixedCosts(1.5))(study, study.trials[-1])
+    assert len(waiting(study)) == 2, "a third sibling of 1.5 epochs would be left WAITING"
 
 
 class Recorded(FollowUp):

@@ -20,10 +20,13 @@ class PipelineCandidates:
     pipeline: TrialPipeline
     seed: int
 
-    def planned_epochs(self, params: dict[str, Any], finetune_epochs: int) -> float:
-        """The training epochs a trial of `params` costs, fine-tuning `finetune_epochs`."""
+    def planned_epochs(self, params: dict[str, Any], finetune_epochs: int | None = None) -> float:
+        """The training epochs a trial of `params` costs, fine-tuning `finetune_epochs`
+        (the pipeline's own when None)."""
         candidate = candidate_of(self.pipeline.space, params)
-        pipeline = self.pipeline.finetuning(finetune_epochs)
+        pipeline = self.pipeline
+        if finetune_epochs is not None:
+            pipeline = pipeline.finetuning(finetune_epochs)
         return pipeline.planned_epochs(candidate, arch_seed(self.seed, candidate.arch))
 
     def holds_dense(self, params: dict[str, Any]) -> bool:

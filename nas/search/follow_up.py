@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.epoch_sums import fits
+from nas.search.epoch_sums import fits, times_within
 from nas.search.repeats import enqueue_new
 
 
@@ -44,8 +44,9 @@ def enqueue(
 class Candidates(Protocol):
     """What a search's trial pipeline says of the candidate that trial parameters choose."""
 
-    def planned_epochs(self, params: dict[str, Any], finetune_epochs: int) -> float:
-        """The training epochs a trial of `params` costs, fine-tuning `finetune_epochs`."""
+    def planned_epochs(self, params: dict[str, Any], finetune_epochs: int | None = None) -> float:
+        """The training epochs a trial of `params` costs, fine-tuning `finetune_epochs`
+        (the pipeline's own when None)."""
 
     def holds_dense(self, params: dict[str, Any]) -> bool:
         """Whether the dense weights of the architecture `params` choose are cached."""
@@ -72,6 +73,14 @@ class SearchState:
         return not self.by_epochs or (
             fits(self.candidates.planned_epochs(params, finetune_epochs), self.left)
         )
+
+    def paid_for(self, params: dict[str, Any]) -> int | None:
+        """How many trials of `params`, fine-tuning as the pipeline does, what is left of
+        the budget pays for (None: any number, without an epoch limit)."""
+        if not self.by_epochs:
+            return None
+        cost = self.candidates.planned_epochs(params)
+        return times_within(self.left, cost) if cost > 0 else None
 
 
 class FollowUp(abc.ABC):

@@ -77,13 +77,14 @@ class Siblings(FollowUp):
 
     def queue_after(self, study: optuna.Study, trial: FrozenTrial, state: SearchState) -> None:
         """Queue the siblings due after `trial` (none after a polish), as many as the
-        trials left to start leave (see `sibling_room`) and as fit before the budget's
-        reserved last share."""
+        trials left to start leave (see `sibling_room`), as fit before the budget's
+        reserved last share and as the epochs left pay for."""
         if POLISH_OF.on(trial):
             return
         room = sibling_room(study, state.to_start)
-        if state.before_reserve is not None:
-            room = min(room, state.before_reserve)
+        for limit in (state.before_reserve, state.paid_for(trial.params)):
+            if limit is not None:
+                room = min(room, limit)
         self.queue(study, trial, room)
 
     def queue(self, study: optuna.Study, trial: FrozenTrial, room: int) -> None:
