@@ -337,6 +337,11 @@ class Search:
         study.sampler = configured(self.cfg.sampler, "sampler", seed=self.seed + len(study.trials))
         return study
 
+    def artifact_store(self) -> FileSystemArtifactStore:
+        """The study's artifact store (its folder made if need be)."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        return FileSystemArtifactStore(self.store_dir)
+
     def optimize(
         self,
         study: optuna.Study,
@@ -368,8 +373,7 @@ class Search:
             "study %r: %d of %d trials finished; device %s",
             study.study_name, finished, n_trials, self.pipeline.device,
         )  # fmt: skip
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        store = FileSystemArtifactStore(self.store_dir)
+        store = self.artifact_store()
         constraints = Constraints.of(opts, self.pipeline.splits.val_y)
         hooks = TrialHooks(store, budget, opts, self.pipeline.settings, constraints, self.note)
         pipeline = replace(self.pipeline, space=space) if space else self.pipeline

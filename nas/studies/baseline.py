@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf
-from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.checks import checked, within
@@ -90,9 +89,8 @@ def resumable(search: Search, study: optuna.Study, size: int) -> Search:
     """`search` keeping the dense weights of `size` architectures in memory and all of them
     as artifacts of `study`: a baseline queues its plan at the cost of fine-tuning alone,
     and a resumed one keeps to it."""
-    search.store_dir.mkdir(parents=True, exist_ok=True)
-    store = FileSystemArtifactStore(search.store_dir)
-    cache = DenseCache(size, ArtifactDenseStates(store, study, search.pipeline.device))
+    states = ArtifactDenseStates(search.artifact_store(), study, search.pipeline.device)
+    cache = DenseCache(size, states)
     return replace(search, pipeline=replace(search.pipeline, dense_cache=cache))
 
 

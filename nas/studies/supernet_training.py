@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from omegaconf import DictConfig
-from optuna.artifacts import FileSystemArtifactStore
 
 from nas.errors import UsageError
 from nas.record.attrs import SUPERNET
@@ -29,9 +28,7 @@ def run_supernet_training(cfg: DictConfig, launch_dir: Path) -> str | None:
     try:
         search = Search.from_config(cfg, launch_dir)
         study = ranks.leader_first(lambda: search.open(search.opts.name))
-        search.store_dir.mkdir(parents=True, exist_ok=True)
-        store = FileSystemArtifactStore(search.store_dir)
-        search.with_supernet(search.pipeline, study, store, ranks)
+        search.with_supernet(search.pipeline, study, search.artifact_store(), ranks)
     finally:
         leave(ranks)
     if not ranks.leader:
