@@ -68,11 +68,12 @@ class DenseCache:
         """The cache key of `arch` trained from `seed`."""
         return json.dumps(arch, sort_keys=True), seed
 
-    @staticmethod
-    def name(arch: Mapping[str, Any], seed: int) -> str:
-        """The store's name for the state of `arch` trained from `seed`."""
-        digest = hashlib.sha256(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:16]
-        return f"{digest}-seed{seed}"
+    @classmethod
+    def name(cls, arch: Mapping[str, Any], seed: int) -> str:
+        """The store's name for the state of `arch` trained from `seed` (its cache key,
+        hashed to fit a file name)."""
+        text, seed = cls.key(arch, seed)
+        return f"{hashlib.sha256(text.encode()).hexdigest()[:16]}-seed{seed}"
 
     def get(self, arch: Mapping[str, Any], seed: int) -> DenseState | None:
         """The cached dense state of `arch` and `seed` (from the store if memory lacks
